@@ -1,0 +1,70 @@
+//! [`StreamEvent`]: what travels on a channel, data and control in one ordered stream.
+//!
+//! Invariant others rely on: control events are in-band. A watermark, a barrier or the end
+//! of stream is delivered after every batch sent before it on the same channel and before
+//! every batch sent after it. Partitioners broadcast control events to every channel.
+
+use crate::time::Watermark;
+
+/// Number of a checkpoint; increases by one for every checkpoint a job triggers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CheckpointId(pub u64);
+
+/// The marker a source injects to cut the stream into "before" and "after" a checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckpointBarrier {
+    /// Which checkpoint this barrier belongs to.
+    pub id: CheckpointId,
+    /// Processing time (ms since the Unix epoch) at which the coordinator triggered it.
+    pub timestamp_ms: i64,
+}
+
+/// One event on a channel between two tasks.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamEvent<B> {
+    /// A batch of records.
+    Data(B),
+    /// Event time on this channel has reached the watermark: no record with an earlier
+    /// timestamp follows (records that do are late).
+    Watermark(Watermark),
+    /// A checkpoint barrier.
+    Barrier(CheckpointBarrier),
+    /// The sender will send nothing more on this channel.
+    EndOfStream,
+}
+
+impl<B> StreamEvent<B> {
+    /// Whether this is a control event (anything but [`StreamEvent::Data`]).
+    pub fn is_control(&self) -> bool {
+        !matches!(self, StreamEvent::Data(_))
+    }
+
+    /// The same control event with another batch type. Returns `None` for data.
+    pub fn map_control<C>(&self) -> Option<StreamEvent<C>> {
+        match self {
+            StreamEvent::Data(_) => None,
+            StreamEvent::Watermark(w) => Some(StreamEvent::Watermark(*w)),
+            StreamEvent::Barrier(b) => Some(StreamEvent::Barrier(*b)),
+            StreamEvent::EndOfStream => Some(StreamEvent::EndOfStream),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::EventTime;
+
+    #[test]
+    fn control_events_convert_between_batch_types() {
+        let wm: StreamEvent<Vec<u8>> = StreamEvent::Watermark(Watermark(EventTime(5)));
+        assert!(wm.is_control());
+        assert_eq!(
+            wm.map_control::<String>(),
+            Some(StreamEvent::Watermark(Watermark(EventTime(5))))
+        );
+        let data: StreamEvent<Vec<u8>> = StreamEvent::Data(vec![1]);
+        assert!(!data.is_control());
+        assert_eq!(data.map_control::<String>(), None);
+    }
+}
