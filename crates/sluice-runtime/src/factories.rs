@@ -1,0 +1,194 @@
+//! Typed implementations of [`NodeFactory`] and [`EdgeFactory`] for the typed API's
+//! [`Records`] batches: source nodes, single-input operator nodes and partitioned edges.
+
+use std::any::type_name;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use sluice_core::{Batch, Records};
+
+use crate::channel::{local_channel, ChannelReceiver, ChannelWriter, InputGate};
+use crate::control::JobControl;
+use crate::error::{Error, Result};
+use crate::graph::{EdgeFactory, ErasedReceiver, ErasedSink, ErasedWriter, NodeFactory, RouterSettings};
+use crate::operator::chain::{ChainLink, EventSink, FanOut, Terminal};
+use crate::operator::{Operator, OperatorContext};
+use crate::partition::{PartitionStrategy, Partitioning, RouterOutput};
+use crate::source::Source;
+use crate::task::{OneInputTask, SourceTask, Task};
+
+fn downcast<T: 'static>(erased: Box<dyn std::any::Any + Send>, what: &str) -> Result<T> {
+    erased
+        .downcast::<T>()
+        .map(|b| *b)
+        .map_err(|_| Error::Internal(format!("{what} is not a {}", type_name::<T>())))
+}
+
+/// Recovers a typed event sink.
+pub fn downcast_sink<B: 'static>(erased: ErasedSink) -> Result<Box<dyn EventSink<B>>> {
+    downcast::<Box<dyn EventSink<B>>>(erased, "task output")
+}
+
+/// Erases a typed event sink.
+pub fn erase_sink<B: 'static>(sink: Box<dyn EventSink<B>>) -> ErasedSink {
+    Box::new(sink)
+}
+
+/// A task output over `routers` for batches of type `B`.
+pub fn build_output<B: Batch + Clone>(routers: Vec<ErasedSink>) -> Result<ErasedSink> {
+    let mut sinks = routers
+        .into_iter()
+        .map(downcast_sink::<B>)
+        .collect::<Result<Vec<_>>>()?;
+    let output: Box<dyn EventSink<B>> = match sinks.len() {
+        0 => Box::new(Terminal),
+        1 => sinks.pop().ok_or_else(|| Error::Internal("router vanished".into()))?,
+        _ => Box::new(FanOut::new(sinks)),
+    };
+    Ok(erase_sink(output))
+}
+
+/// An edge carrying `Records<T>`, partitioned by a [`PartitionStrategy`].
+pub struct RecordsEdge<T> {
+    strategy: PartitionStrategy<T>,
+}
+
+impl<T> RecordsEdge<T> {
+    /// An edge partitioned by `strategy`.
+    pub fn new(strategy: PartitionStrategy<T>) -> Self {
+        RecordsEdge { strategy }
+    }
+}
+
+impl<T: Clone + Send + 'static> EdgeFactory for RecordsEdge<T> {
+    fn partitioning(&self) -> Partitioning {
+        self.strategy.partitioning()
+    }
+
+    fn create_channel(&self, capacity: usize, control: &Arc<JobControl>) -> (ErasedWriter, ErasedReceiver) {
+        let (w, r) = local_channel::<Records<T>>(capacity, control);
+        let writer: Box<dyn ChannelWriter<Records<T>>> = Box::new(w);
+        (Box::new(writer), Box::new(r))
+    }
+
+    fn build_router(&self, writers: Vec<ErasedWriter>, settings: RouterSettings) -> Result<ErasedSink> {
+        let writers = writers
+            .into_iter()
+            .map(|w| downcast::<Box<dyn ChannelWriter<Records<T>>>>(w, "channel writer"))
+            .collect::<Result<Vec<_>>>()?;
+        let router = RouterOutput::new(
+            writers,
+            self.strategy.clone(),
+            settings.batch_size,
+            settings.max_parallelism,
+            settings.first_channel,
+        );
+        Ok(erase_sink::<Records<T>>(Box::new(router)))
+    }
+}
+
+/// A source node producing `Records<T>`.
+pub struct SourceNode<T> {
+    source: Arc<dyn Source<T>>,
+}
+
+impl<T> SourceNode<T> {
+    /// A node reading `source`.
+    pub fn new(source: Arc<dyn Source<T>>) -> Self {
+        SourceNode { source }
+    }
+}
+
+impl<T: Clone + Send + 'static> NodeFactory for SourceNode<T> {
+    fn build_output(&self, routers: Vec<ErasedSink>) -> Result<ErasedSink> {
+        build_output::<Records<T>>(routers)
+    }
+
+    fn build_link(&self, ctx: &OperatorContext, _downstream: ErasedSink) -> Result<ErasedSink> {
+        Err(Error::Internal(format!(
+            "source `{}` cannot be chained behind another operator",
+            ctx.location.operator
+        )))
+    }
+
+    fn build_task(
+        &self,
+        ctx: OperatorContext,
+        downstream: ErasedSink,
+        _inputs: Vec<ErasedReceiver>,
+        control: Arc<JobControl>,
+    ) -> Result<Box<dyn Task>> {
+        let downstream = downcast_sink::<Records<T>>(downstream)?;
+        Ok(Box::new(SourceTask::new(
+            Arc::clone(&self.source),
+            ctx,
+            downstream,
+            control,
+        )))
+    }
+}
+
+/// A node running a single-input [`Operator`] made by `make` for each subtask.
+pub struct OperatorNode<Op, F> {
+    make: F,
+    _op: PhantomData<fn() -> Op>,
+}
+
+impl<Op, F> OperatorNode<Op, F> {
+    /// A node whose subtasks run `make(ctx)`.
+    pub fn new(make: F) -> Self {
+        OperatorNode {
+            make,
+            _op: PhantomData,
+        }
+    }
+}
+
+impl<Op, F> OperatorNode<Op, F>
+where
+    Op: Operator,
+    F: Fn(&OperatorContext) -> Result<Op> + Send + Sync,
+{
+    fn link(&self, ctx: &OperatorContext, downstream: ErasedSink) -> Result<ChainLink<Op>> {
+        let downstream = downcast_sink::<Op::Out>(downstream)?;
+        let operator = (self.make)(ctx).map_err(|e| e.at(|| ctx.location.clone()))?;
+        Ok(ChainLink::new(operator, ctx.clone(), downstream))
+    }
+}
+
+impl<Op, F> NodeFactory for OperatorNode<Op, F>
+where
+    Op: Operator,
+    Op::Out: Clone,
+    F: Fn(&OperatorContext) -> Result<Op> + Send + Sync,
+{
+    fn build_output(&self, routers: Vec<ErasedSink>) -> Result<ErasedSink> {
+        build_output::<Op::Out>(routers)
+    }
+
+    fn build_link(&self, ctx: &OperatorContext, downstream: ErasedSink) -> Result<ErasedSink> {
+        let link: Box<dyn EventSink<Op::In>> = Box::new(self.link(ctx, downstream)?);
+        Ok(erase_sink(link))
+    }
+
+    fn build_task(
+        &self,
+        ctx: OperatorContext,
+        downstream: ErasedSink,
+        inputs: Vec<ErasedReceiver>,
+        control: Arc<JobControl>,
+    ) -> Result<Box<dyn Task>> {
+        let head = self.link(&ctx, downstream)?;
+        let receivers = inputs
+            .into_iter()
+            .map(|r| downcast::<ChannelReceiver<Op::In>>(r, "channel receiver"))
+            .collect::<Result<Vec<_>>>()?;
+        let gate = InputGate::new(receivers, Arc::clone(&control));
+        Ok(Box::new(OneInputTask::new(
+            ctx.location.clone(),
+            gate,
+            Box::new(head),
+            control,
+        )))
+    }
+}

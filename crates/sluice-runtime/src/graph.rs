@@ -1,0 +1,176 @@
+//! The logical job graph: operators (nodes) and the edges between them, with partitioning.
+//!
+//! The graph is type-erased so that the planner and executor work for any record type and
+//! batch container: each node and edge carries a factory that knows its types
+//! ([`NodeFactory`], [`EdgeFactory`]) and builds typed channels, chain links and tasks when
+//! the job is deployed. Values cross the erased boundary as `Box<dyn Any>` and are
+//! downcast once at deployment, never per record.
+
+use std::any::Any;
+use std::sync::Arc;
+
+use sluice_core::OperatorId;
+
+use crate::control::JobControl;
+use crate::error::Result;
+use crate::operator::OperatorContext;
+use crate::partition::Partitioning;
+use crate::source::Boundedness;
+use crate::task::Task;
+
+/// A `Box<dyn EventSink<B>>` with its batch type erased.
+pub type ErasedSink = Box<dyn Any + Send>;
+/// A `Box<dyn ChannelWriter<B>>` with its batch type erased.
+pub type ErasedWriter = Box<dyn Any + Send>;
+/// A [`crate::channel::ChannelReceiver<B>`] with its batch type erased.
+pub type ErasedReceiver = Box<dyn Any + Send>;
+
+/// What role a node plays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeKind {
+    /// Produces records; has no input edge.
+    Source {
+        /// Whether it ends by itself.
+        boundedness: Boundedness,
+        /// The highest parallelism it supports.
+        max_parallelism: Option<u32>,
+    },
+    /// Transforms records of one or more input edges.
+    Operator,
+    /// Consumes records; has no output edge.
+    Sink,
+}
+
+/// Typed knowledge of a node, used at deployment.
+pub trait NodeFactory: Send + Sync {
+    /// The task output for this node's output type: a fan-out over `routers` (one per
+    /// output edge), the single router, or a terminal when there is none.
+    ///
+    /// # Errors
+    /// [`crate::Error::Internal`] if a router has another type (a planner bug).
+    fn build_output(&self, routers: Vec<ErasedSink>) -> Result<ErasedSink>;
+
+    /// This node's operator as a chain link in front of `downstream` (the node is chained
+    /// behind another one).
+    ///
+    /// # Errors
+    /// [`crate::Error::User`] if the operator cannot be created; internal errors on a
+    /// type mismatch.
+    fn build_link(&self, ctx: &OperatorContext, downstream: ErasedSink) -> Result<ErasedSink>;
+
+    /// The task of a chain headed by this node: a source task, or an input task reading
+    /// `inputs` into this node's operator linked in front of `downstream`.
+    ///
+    /// # Errors
+    /// As for [`NodeFactory::build_link`].
+    fn build_task(
+        &self,
+        ctx: OperatorContext,
+        downstream: ErasedSink,
+        inputs: Vec<ErasedReceiver>,
+        control: Arc<JobControl>,
+    ) -> Result<Box<dyn Task>>;
+}
+
+/// Typed knowledge of an edge, used at deployment.
+pub trait EdgeFactory: Send + Sync {
+    /// The distribution pattern.
+    fn partitioning(&self) -> Partitioning;
+
+    /// A channel of this edge's batch type holding at most `capacity` batches.
+    fn create_channel(&self, capacity: usize, control: &Arc<JobControl>) -> (ErasedWriter, ErasedReceiver);
+
+    /// The router through which one upstream subtask writes to `writers`.
+    ///
+    /// # Errors
+    /// [`crate::Error::Internal`] if a writer has another type.
+    fn build_router(&self, writers: Vec<ErasedWriter>, settings: RouterSettings) -> Result<ErasedSink>;
+}
+
+/// Settings of one router.
+#[derive(Debug, Clone, Copy)]
+pub struct RouterSettings {
+    /// Target records per batch.
+    pub batch_size: usize,
+    /// Number of key groups.
+    pub max_parallelism: u32,
+    /// Where round robin starts (the upstream subtask index, to spread load).
+    pub first_channel: usize,
+}
+
+/// A node of the logical graph.
+#[derive(Clone)]
+pub struct NodeSpec {
+    /// Unique id in the graph.
+    pub id: OperatorId,
+    /// Name shown in plans, logs and errors.
+    pub name: String,
+    /// Number of parallel subtasks.
+    pub parallelism: u32,
+    /// Role of the node.
+    pub kind: NodeKind,
+    /// Whether the node may be chained to its predecessor.
+    pub chainable: bool,
+    /// Builds the node's typed parts.
+    pub factory: Arc<dyn NodeFactory>,
+}
+
+impl std::fmt::Debug for NodeSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeSpec")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("parallelism", &self.parallelism)
+            .field("kind", &self.kind)
+            .finish()
+    }
+}
+
+/// An edge of the logical graph.
+#[derive(Clone)]
+pub struct EdgeSpec {
+    /// Upstream node.
+    pub from: OperatorId,
+    /// Downstream node.
+    pub to: OperatorId,
+    /// Builds the edge's typed parts.
+    pub factory: Arc<dyn EdgeFactory>,
+}
+
+impl std::fmt::Debug for EdgeSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EdgeSpec")
+            .field("from", &self.from)
+            .field("to", &self.to)
+            .field("partitioning", &self.factory.partitioning())
+            .finish()
+    }
+}
+
+/// A whole job: nodes and edges.
+#[derive(Debug, Clone, Default)]
+pub struct JobGraph {
+    /// Name of the job.
+    pub name: String,
+    /// Nodes, in the order they were added (upstream before downstream).
+    pub nodes: Vec<NodeSpec>,
+    /// Edges.
+    pub edges: Vec<EdgeSpec>,
+}
+
+impl JobGraph {
+    /// The node with `id`.
+    pub fn node(&self, id: OperatorId) -> Option<&NodeSpec> {
+        self.nodes.iter().find(|n| n.id == id)
+    }
+
+    /// Edges leaving `id`, in insertion order.
+    pub fn outputs(&self, id: OperatorId) -> impl Iterator<Item = &EdgeSpec> + '_ {
+        self.edges.iter().filter(move |e| e.from == id)
+    }
+
+    /// Edges entering `id`, in insertion order.
+    pub fn inputs(&self, id: OperatorId) -> impl Iterator<Item = &EdgeSpec> + '_ {
+        self.edges.iter().filter(move |e| e.to == id)
+    }
+}

@@ -1,0 +1,113 @@
+//! The [`Operator`] trait: the unit of user and built-in logic the runtime calls.
+//!
+//! An operator consumes batches and control events of one input and emits batches through
+//! a [`Collector`]. Operators of a chain run in the same thread, one after the other, on
+//! the same batch ([`chain`]). The runtime, not the operator, handles channels, partitioning,
+//! barriers and watermark alignment across inputs.
+
+pub mod chain;
+
+use std::sync::Arc;
+
+use sluice_core::{Batch, Clock, KeyGroupRange, StreamEvent, Watermark};
+
+use crate::config::RuntimeMode;
+use crate::error::{Result, TaskLocation};
+use chain::EventSink;
+
+/// What an operator instance knows about where it runs.
+#[derive(Debug, Clone)]
+pub struct OperatorContext {
+    /// Operator name, subtask index and parallelism.
+    pub location: TaskLocation,
+    /// Number of key groups of the job.
+    pub max_parallelism: u32,
+    /// The key groups this subtask owns (meaningful for keyed operators).
+    pub key_group_range: KeyGroupRange,
+    /// Streaming or batch results.
+    pub runtime_mode: RuntimeMode,
+    /// Target records per emitted batch.
+    pub batch_size: usize,
+    /// The processing-time clock.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// Where an operator sends its output: batches and watermarks, in order.
+pub struct Collector<'a, B> {
+    sink: &'a mut dyn EventSink<B>,
+}
+
+impl<'a, B> Collector<'a, B> {
+    /// A collector writing into `sink`.
+    pub fn new(sink: &'a mut dyn EventSink<B>) -> Self {
+        Collector { sink }
+    }
+}
+
+impl<B: Batch> Collector<'_, B> {
+    /// Emits a batch; empty batches are skipped.
+    ///
+    /// # Errors
+    /// Whatever the downstream operators or channels report; return it unchanged.
+    pub fn collect(&mut self, batch: B) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.sink.on_event(StreamEvent::Data(batch))
+    }
+
+    /// Emits a watermark.
+    ///
+    /// # Errors
+    /// Whatever the downstream operators or channels report; return it unchanged.
+    pub fn emit_watermark(&mut self, watermark: Watermark) -> Result<()> {
+        self.sink.on_event(StreamEvent::Watermark(watermark))
+    }
+}
+
+/// Logic with one input, called by the runtime in stream order.
+///
+/// Errors an operator raises itself should be [`crate::Error::User`]; the runtime attributes
+/// them to the operator and subtask. Errors returned by the [`Collector`] must be passed on
+/// unchanged. A panic is caught and reported like an error.
+pub trait Operator: Send + 'static {
+    /// The batch type consumed.
+    type In: Batch;
+    /// The batch type emitted.
+    type Out: Batch;
+
+    /// Called once before the first event. Default: nothing.
+    ///
+    /// # Errors
+    /// An error fails the job before any record is processed.
+    fn open(&mut self, ctx: &OperatorContext) -> Result<()> {
+        let _ = ctx;
+        Ok(())
+    }
+
+    /// Processes one batch.
+    ///
+    /// # Errors
+    /// An error fails the job.
+    fn on_data(&mut self, batch: Self::In, out: &mut Collector<'_, Self::Out>) -> Result<()>;
+
+    /// Event time reached `watermark` on every input. Default: forward it. An override
+    /// must forward it too (after emitting what the watermark completes), or downstream
+    /// event time stalls.
+    ///
+    /// # Errors
+    /// An error fails the job.
+    fn on_watermark(&mut self, watermark: Watermark, out: &mut Collector<'_, Self::Out>) -> Result<()> {
+        out.emit_watermark(watermark)
+    }
+
+    /// Every input ended. Emit final results here. Default: nothing. The runtime sends
+    /// end-of-stream downstream afterwards.
+    ///
+    /// # Errors
+    /// An error fails the job.
+    fn on_end_of_input(&mut self, out: &mut Collector<'_, Self::Out>) -> Result<()> {
+        let _ = out;
+        Ok(())
+    }
+}

@@ -1,0 +1,162 @@
+//! [`KeyedProcessOperator`]: runs a user [`KeyedProcessFunction`] with per-key state.
+//!
+//! The function registers its states once in [`KeyedProcessFunction::open`] and, for each
+//! record, reads and writes the state of the record's key through [`KeyedContext`].
+//! Invariant: the context's key is the key of the record being processed, and the state
+//! it reaches belongs to that key only.
+
+use std::hash::Hash;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use sluice_core::{stable_hash, EventTime, Records};
+use sluice_state::{KeyedStateStore, ValueState, ValueStateHandle};
+
+use super::UserResult;
+use crate::error::{Error, Result};
+use crate::operator::{Collector, Operator, OperatorContext};
+
+/// What a process function can do when it opens: register its states.
+pub struct OpenContext<'a, K> {
+    store: &'a mut KeyedStateStore<K>,
+    operator: &'a OperatorContext,
+}
+
+impl<K: Eq + Clone + Send + 'static> OpenContext<'_, K> {
+    /// Registers the value state `name` holding one `V` per key.
+    ///
+    /// # Errors
+    /// If `name` was registered with another type.
+    pub fn value_state<V: Send + 'static>(&mut self, name: &str) -> UserResult<ValueStateHandle<V>> {
+        Ok(self.store.register_value::<V>(name)?)
+    }
+
+    /// Where this instance runs (subtask index, parallelism, ...).
+    pub fn operator(&self) -> &OperatorContext {
+        self.operator
+    }
+}
+
+/// What a process function sees while it processes one record.
+pub struct KeyedContext<'a, K> {
+    key: &'a K,
+    hash: u64,
+    timestamp: Option<EventTime>,
+    store: &'a mut KeyedStateStore<K>,
+}
+
+impl<K: Eq + Clone + Send + 'static> KeyedContext<'_, K> {
+    /// The key of the current record.
+    pub fn key(&self) -> &K {
+        self.key
+    }
+
+    /// The current record's event time, if timestamps were assigned.
+    pub fn timestamp(&self) -> Option<EventTime> {
+        self.timestamp
+    }
+
+    /// The current key's value of a state registered in `open`.
+    pub fn value_state<V: Send + 'static>(&mut self, handle: &ValueStateHandle<V>) -> ValueState<'_, K, V> {
+        self.store.value_state(handle, self.key, self.hash)
+    }
+}
+
+/// Where a process function sends its results; each inherits the input's timestamp.
+pub struct ProcessOutput<'a, O> {
+    records: &'a mut Records<O>,
+    timestamp: Option<EventTime>,
+}
+
+impl<O> ProcessOutput<'_, O> {
+    /// Emits one value.
+    pub fn collect(&mut self, value: O) {
+        self.records.push(value, self.timestamp);
+    }
+}
+
+/// User logic run per record of a keyed stream, with per-key state.
+///
+/// One instance runs per parallel subtask (cloned from the one given to the API), so
+/// fields are per-subtask; keep per-key data in state, not in fields.
+pub trait KeyedProcessFunction<K, I, O>: Send + 'static {
+    /// Registers states. Called once per subtask before the first record. Default: none.
+    ///
+    /// # Errors
+    /// An error fails the job before any record is processed.
+    fn open(&mut self, ctx: &mut OpenContext<'_, K>) -> UserResult {
+        let _ = ctx;
+        Ok(())
+    }
+
+    /// Processes one record of the key `ctx.key()`.
+    ///
+    /// # Errors
+    /// An error fails the job, naming the operator and subtask.
+    fn process_element(&mut self, value: I, ctx: &mut KeyedContext<'_, K>, out: &mut ProcessOutput<'_, O>) -> UserResult;
+}
+
+/// Runs a [`KeyedProcessFunction`] over a keyed stream.
+pub struct KeyedProcessOperator<K, I, O, KF, P> {
+    key_of: Arc<KF>,
+    function: P,
+    store: KeyedStateStore<K>,
+    _types: PhantomData<fn(I) -> O>,
+}
+
+impl<K, I, O, KF, P> KeyedProcessOperator<K, I, O, KF, P>
+where
+    K: Hash + Eq + Clone + Send + 'static,
+{
+    /// Runs `function` on records keyed by `key_of`, for the key groups of `ctx`.
+    pub fn new(ctx: &OperatorContext, key_of: Arc<KF>, function: P) -> Self {
+        KeyedProcessOperator {
+            key_of,
+            function,
+            store: KeyedStateStore::new(ctx.key_group_range, ctx.max_parallelism),
+            _types: PhantomData,
+        }
+    }
+}
+
+impl<K, I, O, KF, P> Operator for KeyedProcessOperator<K, I, O, KF, P>
+where
+    K: Hash + Eq + Clone + Send + 'static,
+    I: Send + 'static,
+    O: Send + 'static,
+    KF: Fn(&I) -> K + Send + Sync + 'static,
+    P: KeyedProcessFunction<K, I, O>,
+{
+    type In = Records<I>;
+    type Out = Records<O>;
+
+    fn open(&mut self, ctx: &OperatorContext) -> Result<()> {
+        let mut open = OpenContext {
+            store: &mut self.store,
+            operator: ctx,
+        };
+        self.function.open(&mut open).map_err(Error::User)
+    }
+
+    fn on_data(&mut self, batch: Records<I>, out: &mut Collector<'_, Records<O>>) -> Result<()> {
+        let mut output = Records::with_capacity(batch.len());
+        for (value, timestamp) in batch.into_iter_timed() {
+            let key = (self.key_of)(&value);
+            let hash = stable_hash(&key);
+            let mut ctx = KeyedContext {
+                key: &key,
+                hash,
+                timestamp,
+                store: &mut self.store,
+            };
+            let mut emit = ProcessOutput {
+                records: &mut output,
+                timestamp,
+            };
+            self.function
+                .process_element(value, &mut ctx, &mut emit)
+                .map_err(Error::User)?;
+        }
+        out.collect(output)
+    }
+}

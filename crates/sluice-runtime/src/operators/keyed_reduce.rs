@@ -1,0 +1,92 @@
+//! [`KeyedReduceOperator`]: a running reduction per key (`reduce`, `sum`, `min`, `max`).
+//!
+//! In streaming mode every input emits the key's updated value (with the input's
+//! timestamp); in batch mode each key's final value is emitted once the input ends.
+
+use std::hash::Hash;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use sluice_core::{stable_hash, Records};
+use sluice_state::KeyedTable;
+
+use crate::config::RuntimeMode;
+use crate::error::Result;
+use crate::operator::{Collector, Operator, OperatorContext};
+
+/// Reduces the values of each key with a function `(accumulated, new) -> accumulated`.
+pub struct KeyedReduceOperator<K, T, KF, RF> {
+    key_of: Arc<KF>,
+    reduce: Arc<RF>,
+    // `None` only transiently, while the reduce function owns the value.
+    table: KeyedTable<K, Option<T>>,
+    mode: RuntimeMode,
+    batch_size: usize,
+    _types: PhantomData<fn(T)>,
+}
+
+impl<K, T, KF, RF> KeyedReduceOperator<K, T, KF, RF>
+where
+    K: Hash + Eq,
+{
+    /// A reduction keyed by `key_of` for the key groups of `ctx`.
+    pub fn new(ctx: &OperatorContext, key_of: Arc<KF>, reduce: Arc<RF>) -> Self {
+        KeyedReduceOperator {
+            key_of,
+            reduce,
+            table: KeyedTable::new(ctx.key_group_range, ctx.max_parallelism),
+            mode: ctx.runtime_mode,
+            batch_size: ctx.batch_size,
+            _types: PhantomData,
+        }
+    }
+}
+
+impl<K, T, KF, RF> Operator for KeyedReduceOperator<K, T, KF, RF>
+where
+    K: Hash + Eq + Send + 'static,
+    T: Clone + Send + 'static,
+    KF: Fn(&T) -> K + Send + Sync + 'static,
+    RF: Fn(T, T) -> T + Send + Sync + 'static,
+{
+    type In = Records<T>;
+    type Out = Records<T>;
+
+    fn on_data(&mut self, batch: Records<T>, out: &mut Collector<'_, Records<T>>) -> Result<()> {
+        let emit = self.mode == RuntimeMode::Streaming;
+        let mut output = if emit {
+            Records::with_capacity(batch.len())
+        } else {
+            Records::new()
+        };
+        for (value, ts) in batch.into_iter_timed() {
+            let key = (self.key_of)(&value);
+            let hash = stable_hash(&key);
+            let slot = self.table.get_or_insert_owned(key, hash, || None);
+            let next = match slot.take() {
+                Some(acc) => (self.reduce)(acc, value),
+                None => value,
+            };
+            if emit {
+                output.push(next.clone(), ts);
+            }
+            *slot = Some(next);
+        }
+        out.collect(output)
+    }
+
+    fn on_end_of_input(&mut self, out: &mut Collector<'_, Records<T>>) -> Result<()> {
+        if self.mode != RuntimeMode::Batch {
+            return Ok(());
+        }
+        let mut output = Records::with_capacity(self.batch_size);
+        let drained: Vec<T> = self.table.drain().filter_map(|(_, v)| v).collect();
+        for value in drained {
+            output.push(value, None);
+            if output.len() >= self.batch_size {
+                out.collect(output.take(self.batch_size))?;
+            }
+        }
+        out.collect(output)
+    }
+}

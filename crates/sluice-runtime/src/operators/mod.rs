@@ -1,0 +1,23 @@
+//! Built-in operators of the typed API, one file each.
+//!
+//! Stateless ones ([`MapOperator`], [`FilterOperator`], [`FlatMapOperator`],
+//! [`IdentityOperator`]) transform a batch in one pass and keep timestamps; keyed ones
+//! ([`KeyedReduceOperator`], [`KeyedProcessOperator`]) keep per-key state in tables
+//! partitioned by key group, and expect their input hash-partitioned by the same key.
+
+mod flat_map;
+mod identity;
+mod keyed_process;
+mod keyed_reduce;
+mod map;
+
+pub use flat_map::{FilterOperator, FlatMapOperator};
+pub use identity::IdentityOperator;
+pub use keyed_process::{
+    KeyedContext, KeyedProcessFunction, KeyedProcessOperator, OpenContext, ProcessOutput,
+};
+pub use keyed_reduce::KeyedReduceOperator;
+pub use map::MapOperator;
+
+/// The result type of user functions: any error, boxed.
+pub type UserResult<T = ()> = std::result::Result<T, crate::BoxError>;

@@ -1,0 +1,83 @@
+//! The sink contract: how records leave a job.
+//!
+//! A [`SinkWriter`] is created per subtask and receives batches in stream order; the
+//! runtime wraps it into an operator ([`SinkOperator`]) at the end of a chain.
+
+use std::marker::PhantomData;
+
+use sluice_core::Records;
+
+use crate::error::Result;
+use crate::operator::{Collector, Operator, OperatorContext};
+
+/// Writes one subtask's records to an external system.
+pub trait SinkWriter<T>: Send + 'static {
+    /// Called once before the first batch. Default: nothing.
+    ///
+    /// # Errors
+    /// [`crate::Error::User`] when the destination cannot be opened.
+    fn open(&mut self, ctx: &OperatorContext) -> Result<()> {
+        let _ = ctx;
+        Ok(())
+    }
+
+    /// Writes a batch.
+    ///
+    /// # Errors
+    /// [`crate::Error::User`] when writing fails.
+    fn write(&mut self, batch: Records<T>) -> Result<()>;
+
+    /// The input ended: write out everything buffered. Default: nothing.
+    ///
+    /// # Errors
+    /// [`crate::Error::User`] when the final write fails.
+    fn finish(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Creates one [`SinkWriter`] per subtask.
+pub trait Sink<T>: Send + Sync + 'static {
+    /// The writer of subtask `ctx.location.subtask`.
+    ///
+    /// # Errors
+    /// [`crate::Error::User`] when the sink cannot be set up.
+    fn create_writer(&self, ctx: &OperatorContext) -> Result<Box<dyn SinkWriter<T>>>;
+}
+
+/// A [`SinkWriter`] as the last operator of a chain.
+pub struct SinkOperator<T> {
+    writer: Box<dyn SinkWriter<T>>,
+    _records: PhantomData<fn(T)>,
+}
+
+impl<T> SinkOperator<T> {
+    /// Wraps `writer`.
+    pub fn new(writer: Box<dyn SinkWriter<T>>) -> Self {
+        SinkOperator {
+            writer,
+            _records: PhantomData,
+        }
+    }
+}
+
+impl<T: Send + 'static> Operator for SinkOperator<T> {
+    type In = Records<T>;
+    type Out = Records<()>;
+
+    fn open(&mut self, ctx: &OperatorContext) -> Result<()> {
+        self.writer.open(ctx)
+    }
+
+    fn on_data(&mut self, batch: Records<T>, _out: &mut Collector<'_, Records<()>>) -> Result<()> {
+        self.writer.write(batch)
+    }
+
+    fn on_watermark(&mut self, _w: sluice_core::Watermark, _out: &mut Collector<'_, Records<()>>) -> Result<()> {
+        Ok(())
+    }
+
+    fn on_end_of_input(&mut self, _out: &mut Collector<'_, Records<()>>) -> Result<()> {
+        self.writer.finish()
+    }
+}

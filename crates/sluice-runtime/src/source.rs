@@ -1,0 +1,59 @@
+//! The source contract: how records enter a job.
+//!
+//! A [`Source`] describes an input and creates one [`SourceReader`] per parallel subtask;
+//! each reader reads its share (its *splits*: file ranges, sequence ranges, partitions).
+//! Readers are polled by the source task, which injects control events between polls
+//! (end of stream now; checkpoint barriers later), so a reader never blocks for long.
+
+use sluice_core::Records;
+
+use crate::error::Result;
+use crate::operator::OperatorContext;
+
+/// Whether a source ends by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Boundedness {
+    /// The source ends when its input is exhausted (a file, a collection).
+    Bounded,
+    /// The source runs until the job is stopped or cancelled (a socket, a log).
+    Unbounded,
+}
+
+/// What a poll of a [`SourceReader`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourcePoll {
+    /// Records were added (or may be), more may follow at once: poll again.
+    Ready,
+    /// Nothing is available right now: the task flushes its output and polls again soon.
+    Pending,
+    /// This reader's input is exhausted; records added by this poll still count.
+    Finished,
+}
+
+/// An input of a job; shared by all subtasks, so it creates readers.
+pub trait Source<T>: Send + Sync + 'static {
+    /// Whether the input ends by itself.
+    fn boundedness(&self) -> Boundedness;
+
+    /// The highest parallelism this source supports (`Some(1)` for a socket); default none.
+    fn max_parallelism(&self) -> Option<u32> {
+        None
+    }
+
+    /// Creates the reader of subtask `ctx.location.subtask` out of `ctx.location.parallelism`.
+    ///
+    /// # Errors
+    /// [`crate::Error::User`] when the input cannot be opened; the message should say what
+    /// to fix (a missing file, an unreachable address).
+    fn create_reader(&self, ctx: &OperatorContext) -> Result<Box<dyn SourceReader<T>>>;
+}
+
+/// Reads one subtask's share of a source.
+pub trait SourceReader<T>: Send {
+    /// Appends up to `max_records` records to `out`. Should not block for more than about
+    /// 100 ms, so that stop, cancel and (later) checkpoint barriers are not delayed.
+    ///
+    /// # Errors
+    /// [`crate::Error::User`] for unreadable input; the job fails with the source named.
+    fn poll(&mut self, out: &mut Records<T>, max_records: usize) -> Result<SourcePoll>;
+}

@@ -1,0 +1,78 @@
+//! [`OneInputTask`]: a chain whose head reads channels from upstream tasks.
+
+use std::sync::Arc;
+
+use sluice_core::{Batch, StreamEvent};
+
+use super::Task;
+use crate::channel::{GateEvent, InputGate};
+use crate::control::JobControl;
+use crate::error::{Result, TaskLocation};
+use crate::operator::chain::EventSink;
+use crate::watermark::WatermarkTracker;
+
+/// A task that reads an input gate into an operator chain.
+pub struct OneInputTask<B> {
+    location: TaskLocation,
+    gate: InputGate<B>,
+    head: Box<dyn EventSink<B>>,
+    watermarks: WatermarkTracker,
+    control: Arc<JobControl>,
+}
+
+impl<B: Batch> OneInputTask<B> {
+    /// A task reading `gate` into `head`.
+    pub fn new(
+        location: TaskLocation,
+        gate: InputGate<B>,
+        head: Box<dyn EventSink<B>>,
+        control: Arc<JobControl>,
+    ) -> Self {
+        let watermarks = WatermarkTracker::new(gate.len());
+        OneInputTask {
+            location,
+            gate,
+            head,
+            watermarks,
+            control,
+        }
+    }
+}
+
+impl<B: Batch> Task for OneInputTask<B> {
+    fn location(&self) -> &TaskLocation {
+        &self.location
+    }
+
+    fn run(mut self: Box<Self>) -> Result<()> {
+        let OneInputTask {
+            gate,
+            head,
+            watermarks,
+            control,
+            ..
+        } = &mut *self;
+        while let Some(GateEvent { channel, event }) = gate.next(|| head.flush())? {
+            match event {
+                StreamEvent::Data(batch) => head.on_event(StreamEvent::Data(batch))?,
+                StreamEvent::Watermark(w) => {
+                    if let Some(combined) = watermarks.update(channel, w) {
+                        head.on_event(StreamEvent::Watermark(combined))?;
+                    }
+                }
+                // TODO(#4): align barriers over channels before forwarding.
+                StreamEvent::Barrier(b) => head.on_event(StreamEvent::Barrier(b))?,
+                StreamEvent::EndOfStream => {
+                    if let Some(combined) = watermarks.finish(channel) {
+                        head.on_event(StreamEvent::Watermark(combined))?;
+                    }
+                }
+            }
+        }
+        if control.is_cancelled() {
+            return Err(crate::Error::Cancelled);
+        }
+        head.on_event(StreamEvent::EndOfStream)?;
+        head.flush()
+    }
+}
