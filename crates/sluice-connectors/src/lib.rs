@@ -1,1 +1,36 @@
-//! placeholder
+//! Sluice connectors: where records come from and where they go.
+//!
+//! - **[`collection`]**: [`CollectionSource`] (an in-memory vector, split over subtasks)
+//!   and [`CollectSink`] (gathers results in memory, for tests).
+//! - **[`generator`]**: [`GeneratorSource`], records computed from their index (sequences,
+//!   benchmark data), bounded or not, optionally rate limited.
+//! - **[`file`]**: [`TextFileSource`] (lines of files, split by byte ranges over
+//!   subtasks) and [`TextFileSink`].
+//! - **[`socket`]**: [`SocketTextSource`], lines from a TCP server.
+//! - **[`stdout`]**: [`PrintSink`].
+//! - **[`discard`]**: [`DiscardSink`], counts and drops.
+//!
+//! Each source implements [`sluice_runtime::source::Source`], each sink
+//! [`sluice_runtime::sink::Sink`]. Errors say which file or address failed and how to fix it.
+//!
+//! ```
+//! use sluice_connectors::GeneratorSource;
+//! let squares = GeneratorSource::bounded(10, |i| i * i);
+//! # let _ = squares;
+//! ```
+
+pub mod collection;
+pub mod discard;
+pub mod error;
+pub mod file;
+pub mod generator;
+pub mod socket;
+pub mod stdout;
+
+pub use collection::{CollectSink, CollectionSource};
+pub use discard::DiscardSink;
+pub use error::Error;
+pub use file::{TextFileSink, TextFileSource};
+pub use generator::GeneratorSource;
+pub use socket::SocketTextSource;
+pub use stdout::PrintSink;

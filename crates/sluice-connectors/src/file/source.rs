@@ -1,0 +1,142 @@
+//! [`TextFileSource`]: lines of text files, read in parallel by byte-range splits.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::path::PathBuf;
+
+use sluice_core::Records;
+use sluice_runtime::source::{Boundedness, Source, SourcePoll, SourceReader};
+use sluice_runtime::{OperatorContext, Result};
+
+use super::split::{list_files, plan_splits, FileSplit};
+use crate::error::Error;
+
+const READ_BUFFER_BYTES: usize = 1024 * 1024;
+
+/// Reads the lines (without line terminators) of a file, or of every file of a directory.
+#[derive(Debug, Clone)]
+pub struct TextFileSource {
+    path: PathBuf,
+}
+
+impl TextFileSource {
+    /// A source over `path`, a file or a directory.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        TextFileSource { path: path.into() }
+    }
+}
+
+impl Source<String> for TextFileSource {
+    fn boundedness(&self) -> Boundedness {
+        Boundedness::Bounded
+    }
+
+    fn create_reader(&self, ctx: &OperatorContext) -> Result<Box<dyn SourceReader<String>>> {
+        let files = list_files(&self.path)?;
+        let (i, p) = (ctx.location.subtask as usize, ctx.location.parallelism);
+        let splits: VecDeque<FileSplit> = plan_splits(&files, p)
+            .into_iter()
+            .enumerate()
+            .filter(|(k, _)| k % p as usize == i)
+            .map(|(_, s)| s)
+            .collect();
+        Ok(Box::new(TextFileReader {
+            splits,
+            current: None,
+        }))
+    }
+}
+
+struct OpenSplit {
+    split: FileSplit,
+    reader: BufReader<File>,
+    /// Byte offset of the next line to read.
+    position: u64,
+    line_len_hint: usize,
+}
+
+struct TextFileReader {
+    splits: VecDeque<FileSplit>,
+    current: Option<OpenSplit>,
+}
+
+fn read_error(path: &std::path::Path, source: std::io::Error) -> Error {
+    Error::Read {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+impl OpenSplit {
+    fn open(split: FileSplit) -> Result<Self, Error> {
+        let file = File::open(&split.path).map_err(|e| read_error(&split.path, e))?;
+        let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, file);
+        let mut position = split.start;
+        if split.start > 0 {
+            // The line that straddles the split start belongs to the previous split:
+            // skip to the first line that starts at or after `start`.
+            reader
+                .seek(SeekFrom::Start(split.start - 1))
+                .map_err(|e| read_error(&split.path, e))?;
+            let mut skipped = Vec::new();
+            let n = reader
+                .read_until(b'\n', &mut skipped)
+                .map_err(|e| read_error(&split.path, e))?;
+            position = split.start - 1 + n as u64;
+        }
+        Ok(OpenSplit {
+            split,
+            reader,
+            position,
+            line_len_hint: 64,
+        })
+    }
+
+    /// Reads the next line of the split, or `None` when the split is done.
+    fn next_line(&mut self) -> Result<Option<String>, Error> {
+        if self.position >= self.split.end {
+            return Ok(None);
+        }
+        let mut line = Vec::with_capacity(self.line_len_hint);
+        let n = self
+            .reader
+            .read_until(b'\n', &mut line)
+            .map_err(|e| read_error(&self.split.path, e))?;
+        if n == 0 {
+            return Ok(None);
+        }
+        let offset = self.position;
+        self.position += n as u64;
+        if line.last() == Some(&b'\n') {
+            line.pop();
+            if line.last() == Some(&b'\r') {
+                line.pop();
+            }
+        }
+        self.line_len_hint = line.len() + 16;
+        String::from_utf8(line).map(Some).map_err(|_| Error::InvalidUtf8 {
+            path: self.split.path.clone(),
+            offset,
+        })
+    }
+}
+
+impl SourceReader<String> for TextFileReader {
+    fn poll(&mut self, out: &mut Records<String>, max_records: usize) -> Result<SourcePoll> {
+        while out.len() < max_records {
+            let current = match &mut self.current {
+                Some(c) => c,
+                None => match self.splits.pop_front() {
+                    Some(split) => self.current.insert(OpenSplit::open(split)?),
+                    None => return Ok(SourcePoll::Finished),
+                },
+            };
+            match current.next_line()? {
+                Some(line) => out.push(line, None),
+                None => self.current = None,
+            }
+        }
+        Ok(SourcePoll::Ready)
+    }
+}
