@@ -1,1 +1,54 @@
-//! placeholder
+//! The typed DataStream API of Sluice: what a Rust user imports to write a job.
+//!
+//! - **[`StreamExecutionEnvironment`]**: sources, configuration, `execute`.
+//! - **[`DataStream`]**: `map`, `flat_map`, `filter`, `key_by`, `union`, partitioning
+//!   and sinks.
+//! - **[`KeyedStream`]**: running `reduce`/`sum`/`min`/`max` and keyed `process` with state.
+//! - **[`JobHandle`]**: stop, cancel or wait for a job started with `execute_async`.
+//!
+//! A job runs embedded by default: one process, all cores, the same runtime that the
+//! cluster deploys. What it is *not*: SQL (that is `sluice-sql`).
+//!
+//! ```
+//! use sluice_api::prelude::*;
+//! let env = StreamExecutionEnvironment::new();
+//! env.set_parallelism(2);
+//! let counts = env
+//!     .from_collection(vec!["a b".to_string(), "b".to_string()])
+//!     .flat_map(|line: String| line.split_whitespace().map(|w| (w.to_string(), 1u64)).collect::<Vec<_>>())
+//!     .key_by(|(word, _)| word.clone())
+//!     .sum(|(_, n)| n)
+//!     .collect();
+//! env.set_runtime_mode(RuntimeMode::Streaming);
+//! env.execute("word count").unwrap();
+//! let mut final_counts: Vec<(String, u64)> = counts.take();
+//! final_counts.sort();
+//! assert_eq!(final_counts.last(), Some(&("b".to_string(), 2)));
+//! ```
+
+mod builder;
+pub mod datastream;
+pub mod environment;
+pub mod handle;
+pub mod keyed;
+
+pub use datastream::{DataStream, DataStreamSink};
+pub use environment::StreamExecutionEnvironment;
+pub use handle::JobHandle;
+pub use keyed::KeyedStream;
+
+pub use sluice_core::{Data, EventTime, Records};
+pub use sluice_runtime::operators::{
+    KeyedContext, KeyedProcessFunction, OpenContext, ProcessOutput, UserResult,
+};
+pub use sluice_runtime::{Error, JobConfig, JobResult, JobStatus, Result, RuntimeMode};
+pub use sluice_state::{ValueState, ValueStateHandle};
+
+/// Everything a job usually needs, in one import.
+pub mod prelude {
+    pub use crate::{
+        DataStream, Error, JobResult, JobStatus, KeyedContext, KeyedProcessFunction,
+        KeyedStream, OpenContext, ProcessOutput, RuntimeMode, StreamExecutionEnvironment,
+        UserResult, ValueStateHandle,
+    };
+}

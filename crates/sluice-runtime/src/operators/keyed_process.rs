@@ -97,14 +97,14 @@ pub trait KeyedProcessFunction<K, I, O>: Send + 'static {
 }
 
 /// Runs a [`KeyedProcessFunction`] over a keyed stream.
-pub struct KeyedProcessOperator<K, I, O, KF, P> {
+pub struct KeyedProcessOperator<K, I, O, KF: ?Sized, P> {
     key_of: Arc<KF>,
     function: P,
     store: KeyedStateStore<K>,
     _types: PhantomData<fn(I) -> O>,
 }
 
-impl<K, I, O, KF, P> KeyedProcessOperator<K, I, O, KF, P>
+impl<K, I, O, KF: ?Sized, P> KeyedProcessOperator<K, I, O, KF, P>
 where
     K: Hash + Eq + Clone + Send + 'static,
 {
@@ -119,7 +119,7 @@ where
     }
 }
 
-impl<K, I, O, KF, P> Operator for KeyedProcessOperator<K, I, O, KF, P>
+impl<K, I, O, KF: ?Sized, P> Operator for KeyedProcessOperator<K, I, O, KF, P>
 where
     K: Hash + Eq + Clone + Send + 'static,
     I: Send + 'static,

@@ -15,7 +15,7 @@ use crate::error::Result;
 use crate::operator::{Collector, Operator, OperatorContext};
 
 /// Reduces the values of each key with a function `(accumulated, new) -> accumulated`.
-pub struct KeyedReduceOperator<K, T, KF, RF> {
+pub struct KeyedReduceOperator<K, T, KF: ?Sized, RF: ?Sized> {
     key_of: Arc<KF>,
     reduce: Arc<RF>,
     // `None` only transiently, while the reduce function owns the value.
@@ -25,7 +25,7 @@ pub struct KeyedReduceOperator<K, T, KF, RF> {
     _types: PhantomData<fn(T)>,
 }
 
-impl<K, T, KF, RF> KeyedReduceOperator<K, T, KF, RF>
+impl<K, T, KF: ?Sized, RF: ?Sized> KeyedReduceOperator<K, T, KF, RF>
 where
     K: Hash + Eq,
 {
@@ -42,7 +42,7 @@ where
     }
 }
 
-impl<K, T, KF, RF> Operator for KeyedReduceOperator<K, T, KF, RF>
+impl<K, T, KF: ?Sized, RF: ?Sized> Operator for KeyedReduceOperator<K, T, KF, RF>
 where
     K: Hash + Eq + Send + 'static,
     T: Clone + Send + 'static,

@@ -1,0 +1,99 @@
+//! [`GraphBuilder`]: collects the nodes and edges the fluent API creates, then produces a
+//! [`JobGraph`] once parallelisms are final.
+//!
+//! Edges without an explicit partitioning become forward edges when both ends end up with
+//! the same parallelism and rebalance edges otherwise (Flink's rule), decided at
+//! [`GraphBuilder::build`] because `set_parallelism` may change a node after its edges exist.
+
+use std::sync::Arc;
+
+use sluice_core::{Data, OperatorId};
+use sluice_runtime::factories::RecordsEdge;
+use sluice_runtime::graph::{EdgeFactory, EdgeSpec, JobGraph, NodeFactory, NodeKind, NodeSpec};
+use sluice_runtime::partition::PartitionStrategy;
+
+type EdgeMaker = Arc<dyn Fn(bool) -> Arc<dyn EdgeFactory> + Send + Sync>;
+
+pub(crate) struct PendingEdge {
+    from: OperatorId,
+    to: OperatorId,
+    make: EdgeMaker,
+}
+
+/// The job under construction.
+#[derive(Default)]
+pub(crate) struct GraphBuilder {
+    pub(crate) nodes: Vec<NodeSpec>,
+    edges: Vec<PendingEdge>,
+}
+
+impl GraphBuilder {
+    pub(crate) fn add_node(
+        &mut self,
+        name: String,
+        parallelism: u32,
+        kind: NodeKind,
+        factory: Arc<dyn NodeFactory>,
+    ) -> OperatorId {
+        let id = OperatorId(self.nodes.len() as u32);
+        self.nodes.push(NodeSpec {
+            id,
+            name,
+            parallelism,
+            kind,
+            chainable: true,
+            factory,
+        });
+        id
+    }
+
+    pub(crate) fn node_mut(&mut self, id: OperatorId) -> Option<&mut NodeSpec> {
+        self.nodes.get_mut(id.0 as usize)
+    }
+
+    pub(crate) fn parallelism(&self, id: OperatorId) -> u32 {
+        self.nodes.get(id.0 as usize).map_or(1, |n| n.parallelism)
+    }
+
+    /// Connects `from` to `to`; `strategy` `None` means "forward if possible, else
+    /// rebalance".
+    pub(crate) fn add_edge<T: Data>(
+        &mut self,
+        from: OperatorId,
+        to: OperatorId,
+        strategy: Option<PartitionStrategy<T>>,
+    ) {
+        let make: EdgeMaker = match strategy {
+            Some(s) => {
+                let edge: Arc<dyn EdgeFactory> = Arc::new(RecordsEdge::new(s));
+                Arc::new(move |_| Arc::clone(&edge))
+            }
+            None => Arc::new(|same_parallelism| {
+                let s = if same_parallelism {
+                    PartitionStrategy::<T>::Forward
+                } else {
+                    PartitionStrategy::<T>::Rebalance
+                };
+                Arc::new(RecordsEdge::new(s))
+            }),
+        };
+        self.edges.push(PendingEdge { from, to, make });
+    }
+
+    pub(crate) fn build(&self, name: &str) -> JobGraph {
+        let edges = self
+            .edges
+            .iter()
+            .map(|e| EdgeSpec {
+                from: e.from,
+                to: e.to,
+                factory: (e.make)(self.parallelism(e.from) == self.parallelism(e.to)),
+            })
+            .collect();
+        JobGraph {
+            name: name.to_string(),
+            nodes: self.nodes.clone(),
+            edges,
+        }
+    }
+}

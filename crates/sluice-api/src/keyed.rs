@@ -1,0 +1,137 @@
+//! [`KeyedStream`]: a stream partitioned by key, and the per-key operations on it.
+
+use std::hash::Hash;
+use std::ops::AddAssign;
+use std::sync::Arc;
+
+use sluice_core::Data;
+use sluice_runtime::graph::NodeKind;
+use sluice_runtime::operators::{KeyedProcessFunction, KeyedProcessOperator, KeyedReduceOperator};
+
+use crate::datastream::DataStream;
+
+/// A stream whose records are grouped by a key of type `K`.
+pub struct KeyedStream<K, T> {
+    stream: DataStream<T>,
+    key_of: Arc<dyn Fn(&T) -> K + Send + Sync>,
+}
+
+impl<K, T> Clone for KeyedStream<K, T> {
+    fn clone(&self) -> Self {
+        KeyedStream {
+            stream: self.stream.clone(),
+            key_of: Arc::clone(&self.key_of),
+        }
+    }
+}
+
+impl<K, T> std::fmt::Debug for KeyedStream<K, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyedStream").field("stream", &self.stream).finish()
+    }
+}
+
+impl<K: Data + Hash + Eq, T: Data> KeyedStream<K, T> {
+    pub(crate) fn new(stream: DataStream<T>, key_of: Arc<dyn Fn(&T) -> K + Send + Sync>) -> Self {
+        KeyedStream { stream, key_of }
+    }
+
+    /// A running reduction per key: `f(accumulated, record)`. In streaming mode every
+    /// record emits its key's new value; in batch mode each key emits its final value.
+    pub fn reduce(&self, f: impl Fn(T, T) -> T + Send + Sync + 'static) -> DataStream<T> {
+        self.reduce_named("Keyed Reduce", f)
+    }
+
+    fn reduce_named(&self, name: &str, f: impl Fn(T, T) -> T + Send + Sync + 'static) -> DataStream<T> {
+        let f = Arc::new(f);
+        let key_of = Arc::clone(&self.key_of);
+        self.stream.add_operator(name, NodeKind::Operator, move |ctx| {
+            Ok(KeyedReduceOperator::new(ctx, Arc::clone(&key_of), Arc::clone(&f)))
+        })
+    }
+
+    /// A running sum of the field `field` selects; the other fields are those of the
+    /// key's first record (Flink's `sum`).
+    pub fn sum<V>(&self, field: impl Fn(&mut T) -> &mut V + Send + Sync + 'static) -> DataStream<T>
+    where
+        V: AddAssign + Clone + 'static,
+    {
+        self.reduce_named("Keyed Sum", move |mut acc, mut next| {
+            let add = field(&mut next).clone();
+            *field(&mut acc) += add;
+            acc
+        })
+    }
+
+    /// A running minimum of the field `field` selects; the other fields are those of the
+    /// key's first record (Flink's `min`; see [`KeyedStream::min_by`] for whole records).
+    pub fn min<V>(&self, field: impl Fn(&mut T) -> &mut V + Send + Sync + 'static) -> DataStream<T>
+    where
+        V: PartialOrd + Clone + 'static,
+    {
+        self.reduce_named("Keyed Min", move |mut acc, mut next| {
+            let candidate = field(&mut next).clone();
+            let current = field(&mut acc);
+            if candidate < *current {
+                *current = candidate;
+            }
+            acc
+        })
+    }
+
+    /// A running maximum of the field `field` selects (see [`KeyedStream::min`]).
+    pub fn max<V>(&self, field: impl Fn(&mut T) -> &mut V + Send + Sync + 'static) -> DataStream<T>
+    where
+        V: PartialOrd + Clone + 'static,
+    {
+        self.reduce_named("Keyed Max", move |mut acc, mut next| {
+            let candidate = field(&mut next).clone();
+            let current = field(&mut acc);
+            if candidate > *current {
+                *current = candidate;
+            }
+            acc
+        })
+    }
+
+    /// The record with the smallest field so far, per key (the earlier one on ties).
+    pub fn min_by<V>(&self, field: impl Fn(&T) -> V + Send + Sync + 'static) -> DataStream<T>
+    where
+        V: PartialOrd + 'static,
+    {
+        self.reduce_named("Keyed Min By", move |acc, next| {
+            if field(&next) < field(&acc) {
+                next
+            } else {
+                acc
+            }
+        })
+    }
+
+    /// The record with the largest field so far, per key (the earlier one on ties).
+    pub fn max_by<V>(&self, field: impl Fn(&T) -> V + Send + Sync + 'static) -> DataStream<T>
+    where
+        V: PartialOrd + 'static,
+    {
+        self.reduce_named("Keyed Max By", move |acc, next| {
+            if field(&next) > field(&acc) {
+                next
+            } else {
+                acc
+            }
+        })
+    }
+
+    /// Runs `function` on every record with access to its key's state. Each subtask gets
+    /// its own clone of `function`.
+    pub fn process<O, P>(&self, function: P) -> DataStream<O>
+    where
+        O: Data,
+        P: KeyedProcessFunction<K, T, O> + Clone + Sync,
+    {
+        let key_of = Arc::clone(&self.key_of);
+        self.stream.add_operator("Keyed Process", NodeKind::Operator, move |ctx| {
+            Ok(KeyedProcessOperator::new(ctx, Arc::clone(&key_of), function.clone()))
+        })
+    }
+}
