@@ -6,10 +6,12 @@ use std::marker::PhantomData;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use sluice_core::{stable_hash, Data, OperatorId, Records};
+use sluice_core::{Data, OperatorId, Records};
 use sluice_runtime::factories::OperatorNode;
 use sluice_runtime::graph::NodeKind;
-use sluice_runtime::operators::{FilterOperator, FlatMapOperator, IdentityOperator, MapOperator};
+use sluice_runtime::operators::{
+    FilterOperator, FlatMapOperator, IdentityOperator, KeySelector, MapOperator,
+};
 use sluice_runtime::partition::PartitionStrategy;
 use sluice_runtime::sink::{Sink, SinkOperator};
 use sluice_runtime::{Operator, OperatorContext, Result};
@@ -129,16 +131,29 @@ impl<T: Data> DataStream<T> {
         })
     }
 
-    /// Partitions the stream by the key `f` extracts: every record of a key goes to the
-    /// same subtask of the next operator, in order.
+    /// Partitions the stream by the key `f` computes: every record of a key goes to the
+    /// same subtask of the next operator, in order. See [`DataStream::key_by_ref`] to
+    /// borrow the key from the record instead of computing (or cloning) it.
     pub fn key_by<K>(&self, f: impl Fn(&T) -> K + Send + Sync + 'static) -> KeyedStream<K, T>
     where
         K: Data + Hash + Eq,
     {
-        let key_of: Arc<dyn Fn(&T) -> K + Send + Sync> = Arc::new(f);
-        let k = Arc::clone(&key_of);
+        self.keyed(KeySelector::Owned(Arc::new(f)))
+    }
+
+    /// Like [`DataStream::key_by`], with a key borrowed from the record
+    /// (`.key_by_ref(|(word, _)| word)`): no copy of the key per record.
+    pub fn key_by_ref<K>(&self, f: impl for<'a> Fn(&'a T) -> &'a K + Send + Sync + 'static) -> KeyedStream<K, T>
+    where
+        K: Data + Hash + Eq,
+    {
+        self.keyed(KeySelector::Borrowed(Arc::new(f)))
+    }
+
+    fn keyed<K: Data + Hash + Eq>(&self, key_of: KeySelector<T, K>) -> KeyedStream<K, T> {
+        let k = key_of.clone();
         let mut stream = self.clone();
-        stream.partition = Some(PartitionStrategy::Hash(Arc::new(move |v: &T| stable_hash(&k(v)))));
+        stream.partition = Some(PartitionStrategy::Hash(Arc::new(move |v: &T| k.hash(v))));
         KeyedStream::new(stream, key_of)
     }
 

@@ -6,21 +6,23 @@ use std::sync::Arc;
 
 use sluice_core::Data;
 use sluice_runtime::graph::NodeKind;
-use sluice_runtime::operators::{KeyedProcessFunction, KeyedProcessOperator, KeyedReduceOperator};
+use sluice_runtime::operators::{
+    KeySelector, KeyedProcessFunction, KeyedProcessOperator, KeyedReduceOperator,
+};
 
 use crate::datastream::DataStream;
 
 /// A stream whose records are grouped by a key of type `K`.
 pub struct KeyedStream<K, T> {
     stream: DataStream<T>,
-    key_of: Arc<dyn Fn(&T) -> K + Send + Sync>,
+    key_of: KeySelector<T, K>,
 }
 
 impl<K, T> Clone for KeyedStream<K, T> {
     fn clone(&self) -> Self {
         KeyedStream {
             stream: self.stream.clone(),
-            key_of: Arc::clone(&self.key_of),
+            key_of: self.key_of.clone(),
         }
     }
 }
@@ -32,7 +34,7 @@ impl<K, T> std::fmt::Debug for KeyedStream<K, T> {
 }
 
 impl<K: Data + Hash + Eq, T: Data> KeyedStream<K, T> {
-    pub(crate) fn new(stream: DataStream<T>, key_of: Arc<dyn Fn(&T) -> K + Send + Sync>) -> Self {
+    pub(crate) fn new(stream: DataStream<T>, key_of: KeySelector<T, K>) -> Self {
         KeyedStream { stream, key_of }
     }
 
@@ -44,9 +46,9 @@ impl<K: Data + Hash + Eq, T: Data> KeyedStream<K, T> {
 
     fn reduce_named(&self, name: &str, f: impl Fn(T, T) -> T + Send + Sync + 'static) -> DataStream<T> {
         let f = Arc::new(f);
-        let key_of = Arc::clone(&self.key_of);
+        let key_of = self.key_of.clone();
         self.stream.add_operator(name, NodeKind::Operator, move |ctx| {
-            Ok(KeyedReduceOperator::new(ctx, Arc::clone(&key_of), Arc::clone(&f)))
+            Ok(KeyedReduceOperator::new(ctx, key_of.clone(), Arc::clone(&f)))
         })
     }
 
@@ -129,9 +131,9 @@ impl<K: Data + Hash + Eq, T: Data> KeyedStream<K, T> {
         O: Data,
         P: KeyedProcessFunction<K, T, O> + Clone + Sync,
     {
-        let key_of = Arc::clone(&self.key_of);
+        let key_of = self.key_of.clone();
         self.stream.add_operator("Keyed Process", NodeKind::Operator, move |ctx| {
-            Ok(KeyedProcessOperator::new(ctx, Arc::clone(&key_of), function.clone()))
+            Ok(KeyedProcessOperator::new(ctx, key_of.clone(), function.clone()))
         })
     }
 }

@@ -37,6 +37,8 @@ pub use environment::StreamExecutionEnvironment;
 pub use handle::JobHandle;
 pub use keyed::KeyedStream;
 
+pub use sluice_connectors as connectors;
+pub use sluice_runtime as runtime;
 pub use sluice_core::{Data, EventTime, Records};
 pub use sluice_runtime::operators::{
     KeyedContext, KeyedProcessFunction, OpenContext, ProcessOutput, UserResult,

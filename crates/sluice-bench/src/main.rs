@@ -1,1 +1,247 @@
-fn main(){}
+//! `sluice-bench`: whole-job throughput benchmarks.
+//!
+//! ```text
+//! cargo run --release -p sluice-bench -- gen-text --lines 2000000 --output /tmp/zipf.txt
+//! cargo run --release -p sluice-bench -- wordcount --input /tmp/zipf.txt --parallelism 2
+//! cargo run --release -p sluice-bench -- keyed-sum --events 100000000 --keys 100000
+//! cargo run --release -p sluice-bench -- grep --input /tmp/zipf.txt --pattern abc
+//! ```
+//!
+//! Each run ends with one line
+//! `RESULT workload=<name> parallelism=<n> events=<n> seconds=<s> events_per_sec=<x>`.
+
+mod text;
+
+// mimalloc instead of the system allocator: records are allocated on one thread and freed
+// on another, which glibc's malloc handles poorly (see docs/benchmarks.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use sluice_api::prelude::*;
+use sluice_core::{Clock, SystemClock};
+
+#[derive(Parser, Debug)]
+#[command(about = "Sluice whole-job benchmarks")]
+struct Cli {
+    #[command(subcommand)]
+    workload: Workload,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Mode {
+    /// Final counts once, at the end of the input.
+    Batch,
+    /// An updated count for every word.
+    Streaming,
+}
+
+#[derive(Subcommand, Debug)]
+enum Workload {
+    /// Count words of a text file (events = lines).
+    Wordcount {
+        #[arg(long)]
+        input: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        parallelism: u32,
+        #[arg(long, value_enum, default_value_t = Mode::Batch)]
+        mode: Mode,
+    },
+    /// Running sum per key of an in-process sequence of (index % keys, index).
+    KeyedSum {
+        #[arg(long, default_value_t = 100_000_000)]
+        events: u64,
+        #[arg(long, default_value_t = 100_000)]
+        keys: u64,
+        #[arg(long, default_value_t = 1)]
+        parallelism: u32,
+    },
+    /// Lines of a text file that contain a pattern (events = lines).
+    Grep {
+        #[arg(long)]
+        input: PathBuf,
+        #[arg(long)]
+        pattern: String,
+        #[arg(long, default_value_t = 1)]
+        parallelism: u32,
+    },
+    /// Writes a text of Zipf-distributed words (the wordcount input).
+    GenText {
+        #[arg(long, default_value_t = 2_000_000)]
+        lines: u64,
+        #[arg(long)]
+        output: PathBuf,
+        /// Number of distinct words.
+        #[arg(long, default_value_t = 100_000)]
+        vocabulary: usize,
+    },
+}
+
+/// Prints a progress line to stderr every second until dropped.
+struct Progress {
+    done: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Progress {
+    fn start(label: String, counter: Option<Arc<AtomicU64>>) -> Self {
+        let done = Arc::new(AtomicBool::new(false));
+        let d = Arc::clone(&done);
+        let thread = std::thread::spawn(move || {
+            let clock = SystemClock;
+            let start = clock.monotonic_nanos();
+            let mut ticks = 0u64;
+            while !d.load(Ordering::Relaxed) {
+                clock.sleep(Duration::from_millis(100));
+                ticks += 1;
+                if ticks % 10 == 0 {
+                    let secs = (clock.monotonic_nanos() - start) as f64 / 1e9;
+                    match &counter {
+                        Some(c) => eprintln!("  {label}: {:.0} s, {} records out", secs, c.load(Ordering::Relaxed)),
+                        None => eprintln!("  {label}: {secs:.0} s"),
+                    }
+                }
+            }
+        });
+        Progress {
+            done,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.done.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn env_with(parallelism: u32) -> StreamExecutionEnvironment {
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(parallelism);
+    env
+}
+
+fn report(workload: &str, parallelism: u32, events: u64, result: &JobResult, extra: &str) {
+    let seconds = result.duration.as_secs_f64();
+    println!(
+        "RESULT workload={workload} parallelism={parallelism} events={events} seconds={seconds:.3} events_per_sec={:.0}{extra}",
+        events as f64 / seconds
+    );
+}
+
+fn count_lines_and_words(path: &Path) -> anyhow::Result<(u64, u64)> {
+    let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let (mut lines, mut words) = (0u64, 0u64);
+    for line in BufReader::new(file).lines() {
+        let line = line?;
+        lines += 1;
+        words += line.split_whitespace().count() as u64;
+    }
+    Ok((lines, words))
+}
+
+fn wordcount(input: &Path, parallelism: u32, mode: Mode) -> anyhow::Result<()> {
+    let (lines, words) = count_lines_and_words(input)?;
+    eprintln!("wordcount: {lines} lines, {words} words, parallelism {parallelism}, {mode:?} mode");
+    let env = env_with(parallelism);
+    env.set_runtime_mode(match mode {
+        Mode::Batch => RuntimeMode::Batch,
+        Mode::Streaming => RuntimeMode::Streaming,
+    });
+    let sink = env
+        .read_text_file(input)
+        .flat_map(|line: String| {
+            line.split_whitespace()
+                .map(|w| (w.to_string(), 1u64))
+                .collect::<Vec<_>>()
+        })
+        .key_by_ref(|(w, _): &(String, u64)| w)
+        .sum(|(_, n)| n)
+        .discard();
+    let _progress = Progress::start("wordcount".into(), Some(sink.counter()));
+    let result = env.execute("bench-wordcount")?;
+    report(
+        "wordcount",
+        parallelism,
+        lines,
+        &result,
+        &format!(
+            " words={words} words_per_sec={:.0} outputs={}",
+            words as f64 / result.duration.as_secs_f64(),
+            sink.count()
+        ),
+    );
+    Ok(())
+}
+
+fn keyed_sum(events: u64, keys: u64, parallelism: u32) -> anyhow::Result<()> {
+    eprintln!("keyed-sum: {events} events, {keys} keys, parallelism {parallelism}");
+    let env = env_with(parallelism);
+    let keys = keys.max(1);
+    let sink = env
+        .generate(events, move |i| (i % keys, i))
+        .key_by(|(k, _)| *k)
+        .sum(|(_, v)| v)
+        .discard();
+    let _progress = Progress::start("keyed-sum".into(), Some(sink.counter()));
+    let result = env.execute("bench-keyed-sum")?;
+    anyhow::ensure!(sink.count() == events, "expected {events} outputs, got {}", sink.count());
+    report("keyed-sum", parallelism, events, &result, &format!(" keys={keys}"));
+    Ok(())
+}
+
+fn grep(input: &Path, pattern: String, parallelism: u32) -> anyhow::Result<()> {
+    let (lines, _) = count_lines_and_words(input)?;
+    eprintln!("grep: {lines} lines, pattern {pattern:?}, parallelism {parallelism}");
+    let env = env_with(parallelism);
+    let sink = env
+        .read_text_file(input)
+        .filter(move |line: &String| line.contains(pattern.as_str()))
+        .discard();
+    let _progress = Progress::start("grep".into(), Some(sink.counter()));
+    let result = env.execute("bench-grep")?;
+    report("grep", parallelism, lines, &result, &format!(" matches={}", sink.count()));
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().workload {
+        Workload::Wordcount {
+            input,
+            parallelism,
+            mode,
+        } => wordcount(&input, parallelism, mode),
+        Workload::KeyedSum {
+            events,
+            keys,
+            parallelism,
+        } => keyed_sum(events, keys, parallelism),
+        Workload::Grep {
+            input,
+            pattern,
+            parallelism,
+        } => grep(&input, pattern, parallelism),
+        Workload::GenText {
+            lines,
+            output,
+            vocabulary,
+        } => text::generate(&output, lines, vocabulary),
+    }
+}

@@ -7,12 +7,11 @@
 
 use std::hash::Hash;
 use std::marker::PhantomData;
-use std::sync::Arc;
 
 use sluice_core::{stable_hash, EventTime, Records};
 use sluice_state::{KeyedStateStore, ValueState, ValueStateHandle};
 
-use super::UserResult;
+use super::{KeySelector, UserResult};
 use crate::error::{Error, Result};
 use crate::operator::{Collector, Operator, OperatorContext};
 
@@ -97,19 +96,19 @@ pub trait KeyedProcessFunction<K, I, O>: Send + 'static {
 }
 
 /// Runs a [`KeyedProcessFunction`] over a keyed stream.
-pub struct KeyedProcessOperator<K, I, O, KF: ?Sized, P> {
-    key_of: Arc<KF>,
+pub struct KeyedProcessOperator<K, I, O, P> {
+    key_of: KeySelector<I, K>,
     function: P,
     store: KeyedStateStore<K>,
     _types: PhantomData<fn(I) -> O>,
 }
 
-impl<K, I, O, KF: ?Sized, P> KeyedProcessOperator<K, I, O, KF, P>
+impl<K, I, O, P> KeyedProcessOperator<K, I, O, P>
 where
     K: Hash + Eq + Clone + Send + 'static,
 {
     /// Runs `function` on records keyed by `key_of`, for the key groups of `ctx`.
-    pub fn new(ctx: &OperatorContext, key_of: Arc<KF>, function: P) -> Self {
+    pub fn new(ctx: &OperatorContext, key_of: KeySelector<I, K>, function: P) -> Self {
         KeyedProcessOperator {
             key_of,
             function,
@@ -119,12 +118,11 @@ where
     }
 }
 
-impl<K, I, O, KF: ?Sized, P> Operator for KeyedProcessOperator<K, I, O, KF, P>
+impl<K, I, O, P> Operator for KeyedProcessOperator<K, I, O, P>
 where
     K: Hash + Eq + Clone + Send + 'static,
     I: Send + 'static,
     O: Send + 'static,
-    KF: Fn(&I) -> K + Send + Sync + 'static,
     P: KeyedProcessFunction<K, I, O>,
 {
     type In = Records<I>;
@@ -141,7 +139,11 @@ where
     fn on_data(&mut self, batch: Records<I>, out: &mut Collector<'_, Records<O>>) -> Result<()> {
         let mut output = Records::with_capacity(batch.len());
         for (value, timestamp) in batch.into_iter_timed() {
-            let key = (self.key_of)(&value);
+            // The context owns a copy of the key so the function may consume the record.
+            let key = match &self.key_of {
+                KeySelector::Owned(f) => f(&value),
+                KeySelector::Borrowed(f) => f(&value).clone(),
+            };
             let hash = stable_hash(&key);
             let mut ctx = KeyedContext {
                 key: &key,

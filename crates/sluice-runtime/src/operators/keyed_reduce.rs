@@ -7,16 +7,17 @@ use std::hash::Hash;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use sluice_core::{stable_hash, Records};
+use sluice_core::Records;
 use sluice_state::KeyedTable;
 
+use super::KeySelector;
 use crate::config::RuntimeMode;
 use crate::error::Result;
 use crate::operator::{Collector, Operator, OperatorContext};
 
 /// Reduces the values of each key with a function `(accumulated, new) -> accumulated`.
-pub struct KeyedReduceOperator<K, T, KF: ?Sized, RF: ?Sized> {
-    key_of: Arc<KF>,
+pub struct KeyedReduceOperator<K, T, RF: ?Sized> {
+    key_of: KeySelector<T, K>,
     reduce: Arc<RF>,
     // `None` only transiently, while the reduce function owns the value.
     table: KeyedTable<K, Option<T>>,
@@ -25,12 +26,12 @@ pub struct KeyedReduceOperator<K, T, KF: ?Sized, RF: ?Sized> {
     _types: PhantomData<fn(T)>,
 }
 
-impl<K, T, KF: ?Sized, RF: ?Sized> KeyedReduceOperator<K, T, KF, RF>
+impl<K, T, RF: ?Sized> KeyedReduceOperator<K, T, RF>
 where
     K: Hash + Eq,
 {
     /// A reduction keyed by `key_of` for the key groups of `ctx`.
-    pub fn new(ctx: &OperatorContext, key_of: Arc<KF>, reduce: Arc<RF>) -> Self {
+    pub fn new(ctx: &OperatorContext, key_of: KeySelector<T, K>, reduce: Arc<RF>) -> Self {
         KeyedReduceOperator {
             key_of,
             reduce,
@@ -42,11 +43,10 @@ where
     }
 }
 
-impl<K, T, KF: ?Sized, RF: ?Sized> Operator for KeyedReduceOperator<K, T, KF, RF>
+impl<K, T, RF: ?Sized> Operator for KeyedReduceOperator<K, T, RF>
 where
-    K: Hash + Eq + Send + 'static,
+    K: Hash + Eq + Clone + Send + 'static,
     T: Clone + Send + 'static,
-    KF: Fn(&T) -> K + Send + Sync + 'static,
     RF: Fn(T, T) -> T + Send + Sync + 'static,
 {
     type In = Records<T>;
@@ -60,9 +60,10 @@ where
             Records::new()
         };
         for (value, ts) in batch.into_iter_timed() {
-            let key = (self.key_of)(&value);
-            let hash = stable_hash(&key);
-            let slot = self.table.get_or_insert_owned(key, hash, || None);
+            let table = &mut self.table;
+            let slot = self
+                .key_of
+                .with_key(&value, |key, hash| table.get_or_insert_with(key, hash, || None));
             let next = match slot.take() {
                 Some(acc) => (self.reduce)(acc, value),
                 None => value,

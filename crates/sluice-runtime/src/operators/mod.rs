@@ -7,12 +7,14 @@
 
 mod flat_map;
 mod identity;
+mod key;
 mod keyed_process;
 mod keyed_reduce;
 mod map;
 
 pub use flat_map::{FilterOperator, FlatMapOperator};
 pub use identity::IdentityOperator;
+pub use key::KeySelector;
 pub use keyed_process::{
     KeyedContext, KeyedProcessFunction, KeyedProcessOperator, OpenContext, ProcessOutput,
 };
