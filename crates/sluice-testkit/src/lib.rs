@@ -1,1 +1,13 @@
-//! placeholder
+//! Test-only helpers shared by Sluice's tests.
+//!
+//! - **[`pipeline`]**: random pipelines of map/filter/flat_map/key_by/reduce stages that can
+//!   be built on the engine and evaluated by a sequential reference model.
+//! - **[`seed`]**: the seed of randomized tests, printed and replayable with
+//!   `SLUICE_TEST_SEED`.
+//! - **[`memory`]**: the resident memory of this process, for boundedness tests.
+//!
+//! What it is *not*: part of any shipped binary.
+
+pub mod memory;
+pub mod pipeline;
+pub mod seed;
