@@ -45,18 +45,7 @@ fn main() -> anyhow::Result<()> {
     // Batch mode: each word's count is emitted once, when the input is exhausted.
     env.set_runtime_mode(RuntimeMode::Batch);
 
-    let counts = env
-        .read_text_file(&input)
-        .flat_map(|line: String| {
-            line.split_whitespace()
-                .map(|word| (word.to_string(), 1u64))
-                .collect::<Vec<_>>()
-        })
-        .name("Tokenize")
-        .key_by_ref(|(word, _): &(String, u64)| word)
-        .sum(|(_, count)| count)
-        .name("Count")
-        .map(|(word, count)| format!("{word},{count}"));
+    let counts = sluice_examples::wordcount(&env, &input);
 
     match &args.output {
         Some(path) => counts.write_as_text(path).set_parallelism(1),

@@ -1,12 +1,31 @@
 //! Runnable Sluice jobs and the end-to-end tests of whole jobs.
 //!
 //! The jobs live in `examples/` (run one with `cargo run --release --example wordcount`);
-//! the tests in `tests/` run whole jobs through the public API. This library holds only
-//! the path of the text bundled for the examples.
+//! the tests in `tests/` run whole jobs through the public API. The job definitions the
+//! examples run are here, so the tests exercise exactly what the examples do.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use sluice_api::{DataStream, StreamExecutionEnvironment};
 
 /// The text the examples read when no `--input` is given: Hamlet's soliloquy.
 pub fn bundled_text() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/hamlet.txt")
+}
+
+/// The word count job: lines of `input` split on whitespace, counted per word; the stream
+/// of `word,count` lines. Run in batch mode it holds one final line per distinct word.
+pub fn wordcount(env: &StreamExecutionEnvironment, input: &Path) -> DataStream<String> {
+    env.read_text_file(input)
+        .flat_map(|line: String| {
+            line.split_whitespace()
+                .map(|word| (word.to_string(), 1u64))
+                .collect::<Vec<_>>()
+        })
+        .name("Tokenize")
+        .key_by_ref(|(word, _): &(String, u64)| word)
+        .sum(|(_, count)| count)
+        .name("Count")
+        .map(|(word, count)| format!("{word},{count}"))
+        .name("Format")
 }

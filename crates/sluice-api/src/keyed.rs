@@ -38,6 +38,30 @@ impl<K: Data + Hash + Eq, T: Data> KeyedStream<K, T> {
         KeyedStream { stream, key_of }
     }
 
+    /// The keyed stream as a plain stream whose next operator receives it partitioned by
+    /// key (every record of a key at the same subtask).
+    pub fn as_stream(&self) -> DataStream<T> {
+        self.stream.clone()
+    }
+
+    /// [`DataStream::map`] on records partitioned by key.
+    pub fn map<U: Data>(&self, f: impl Fn(T) -> U + Send + Sync + 'static) -> DataStream<U> {
+        self.stream.map(f)
+    }
+
+    /// [`DataStream::filter`] on records partitioned by key.
+    pub fn filter(&self, f: impl Fn(&T) -> bool + Send + Sync + 'static) -> DataStream<T> {
+        self.stream.filter(f)
+    }
+
+    /// [`DataStream::flat_map`] on records partitioned by key.
+    pub fn flat_map<U: Data, I>(&self, f: impl Fn(T) -> I + Send + Sync + 'static) -> DataStream<U>
+    where
+        I: IntoIterator<Item = U> + 'static,
+    {
+        self.stream.flat_map(f)
+    }
+
     /// A running reduction per key: `f(accumulated, record)`. In streaming mode every
     /// record emits its key's new value; in batch mode each key emits its final value.
     pub fn reduce(&self, f: impl Fn(T, T) -> T + Send + Sync + 'static) -> DataStream<T> {
