@@ -66,4 +66,3 @@ fn main() -> anyhow::Result<()> {
     }
     Ok(())
 }
-

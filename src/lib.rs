@@ -29,3 +29,13 @@ pub fn wordcount(env: &StreamExecutionEnvironment, input: &Path) -> DataStream<S
         .map(|(word, count)| format!("{word},{count}"))
         .name("Format")
 }
+
+/// The README's Rust examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
+/// The user guide's Rust examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/user-guide.md")]
+pub struct UserGuideDoctests;

@@ -3,6 +3,9 @@
 //! partial batches can hold, and the process's memory stays flat. Also: stop drains
 //! every record read, and cancel ends a blocked job at once.
 
+// Test helpers may panic on unexpected values: that is how a test fails.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,7 +41,8 @@ impl<T: Send + 'static> Sink<T> for SlowSink {
 impl<T: Send + 'static> SinkWriter<T> for SlowWriter {
     fn write(&mut self, batch: Records<T>) -> sluice_api::Result<()> {
         SystemClock.sleep(self.delay);
-        self.consumed.fetch_add(batch.len() as u64, Ordering::SeqCst);
+        self.consumed
+            .fetch_add(batch.len() as u64, Ordering::SeqCst);
         Ok(())
     }
 }
@@ -47,7 +51,10 @@ fn wait_until(what: &str, condition: impl Fn() -> bool) {
     let clock = SystemClock;
     let deadline = clock.monotonic_nanos() + 30_000_000_000;
     while !condition() {
-        assert!(clock.monotonic_nanos() < deadline, "timed out waiting for {what}");
+        assert!(
+            clock.monotonic_nanos() < deadline,
+            "timed out waiting for {what}"
+        );
         clock.sleep(Duration::from_millis(5));
     }
 }
@@ -63,20 +70,23 @@ fn slow_job(env: &StreamExecutionEnvironment, delay: Duration) -> Counters {
     let produced = Arc::new(AtomicU64::new(0));
     let consumed = Arc::new(AtomicU64::new(0));
     let p = Arc::clone(&produced);
-    env.add_source("Endless", GeneratorSource::unbounded(|i| (i, "x".repeat(1024))))
-        .map(move |r| {
-            p.fetch_add(1, Ordering::SeqCst);
-            r
-        })
-        .key_by(|(i, _)| i % 100)
-        .map(|r| r)
-        .add_sink(
-            "Slow",
-            SlowSink {
-                delay,
-                consumed: Arc::clone(&consumed),
-            },
-        );
+    env.add_source(
+        "Endless",
+        GeneratorSource::unbounded(|i| (i, "x".repeat(1024))),
+    )
+    .map(move |r| {
+        p.fetch_add(1, Ordering::SeqCst);
+        r
+    })
+    .key_by(|(i, _)| i % 100)
+    .map(|r| r)
+    .add_sink(
+        "Slow",
+        SlowSink {
+            delay,
+            consumed: Arc::clone(&consumed),
+        },
+    );
     Counters { produced, consumed }
 }
 
@@ -90,13 +100,16 @@ fn a_slow_sink_bounds_the_source_and_memory() {
         .set_handle_ctrl_c(false);
     let counters = slow_job(&env, Duration::from_millis(2));
     let job = env.execute_async("backpressure");
-    wait_until("the sink to consume", || counters.consumed.load(Ordering::SeqCst) > 2_000);
+    wait_until("the sink to consume", || {
+        counters.consumed.load(Ordering::SeqCst) > 2_000
+    });
     let rss_start = resident_bytes();
 
     // In flight at most: per channel `capacity` batches, per router and channel one
     // partial batch, plus one batch being processed by each task.
     let channels = (parallelism * parallelism) as u64;
-    let bound = channels * (capacity as u64 + 1) * batch as u64 + 4 * parallelism as u64 * batch as u64;
+    let bound =
+        channels * (capacity as u64 + 1) * batch as u64 + 4 * parallelism as u64 * batch as u64;
     let mut max_gap = 0;
     for _ in 0..100 {
         SystemClock.sleep(Duration::from_millis(10));
@@ -105,7 +118,10 @@ fn a_slow_sink_bounds_the_source_and_memory() {
         max_gap = max_gap.max(produced.saturating_sub(consumed));
     }
     let consumed = counters.consumed.load(Ordering::SeqCst);
-    assert!(max_gap <= bound, "{max_gap} records in flight, bound {bound}");
+    assert!(
+        max_gap <= bound,
+        "{max_gap} records in flight, bound {bound}"
+    );
     // Without back-pressure the generator would have produced millions of 1 KiB records
     // (gigabytes) in this second; with it, memory stays where it was.
     if let (Some(before), Some(after)) = (rss_start, resident_bytes()) {
@@ -121,10 +137,14 @@ fn a_slow_sink_bounds_the_source_and_memory() {
 #[test]
 fn stop_drains_every_record_the_source_read() {
     let env = StreamExecutionEnvironment::new();
-    env.set_parallelism(2).set_batch_size(50).set_handle_ctrl_c(false);
+    env.set_parallelism(2)
+        .set_batch_size(50)
+        .set_handle_ctrl_c(false);
     let counters = slow_job(&env, Duration::from_micros(200));
     let job = env.execute_async("stop");
-    wait_until("the sink to consume", || counters.consumed.load(Ordering::SeqCst) > 1_000);
+    wait_until("the sink to consume", || {
+        counters.consumed.load(Ordering::SeqCst) > 1_000
+    });
     job.stop();
     let result = job.join().unwrap();
     assert_eq!(result.status, JobStatus::Stopped);
@@ -138,10 +158,15 @@ fn stop_drains_every_record_the_source_read() {
 #[test]
 fn cancel_ends_a_job_blocked_by_back_pressure() {
     let env = StreamExecutionEnvironment::new();
-    env.set_parallelism(2).set_batch_size(10).set_channel_capacity(1).set_handle_ctrl_c(false);
+    env.set_parallelism(2)
+        .set_batch_size(10)
+        .set_channel_capacity(1)
+        .set_handle_ctrl_c(false);
     let counters = slow_job(&env, Duration::from_millis(200));
     let job = env.execute_async("cancel");
-    wait_until("the sink to consume", || counters.consumed.load(Ordering::SeqCst) > 0);
+    wait_until("the sink to consume", || {
+        counters.consumed.load(Ordering::SeqCst) > 0
+    });
     let clock = SystemClock;
     let start = clock.monotonic_nanos();
     job.cancel();

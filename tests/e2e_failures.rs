@@ -2,6 +2,9 @@
 //! and subtask, and `execute` returns instead of hanging, even when other tasks are
 //! blocked by back-pressure or read an unbounded source.
 
+// Test helpers may panic on unexpected values: that is how a test fails.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use sluice_api::connectors::GeneratorSource;
 use sluice_api::prelude::*;
 use sluice_api::runtime::ErrorKind;
@@ -28,8 +31,14 @@ fn a_panicking_map_fails_the_job_naming_operator_and_subtask() {
         .discard();
     let err = env.execute("panic").unwrap_err();
     let message = err.to_string();
-    assert!(message.starts_with("operator `Fragile Map` (subtask "), "{message}");
-    assert!(message.ends_with("/2) panicked: cannot handle record 77777"), "{message}");
+    assert!(
+        message.starts_with("operator `Fragile Map` (subtask "),
+        "{message}"
+    );
+    assert!(
+        message.ends_with("/2) panicked: cannot handle record 77777"),
+        "{message}"
+    );
     assert_eq!(err.kind(), ErrorKind::User);
 }
 
@@ -53,7 +62,12 @@ fn a_failure_downstream_of_an_unbounded_source_does_not_hang() {
 struct RejectNegative;
 
 impl KeyedProcessFunction<bool, i64, i64> for RejectNegative {
-    fn process_element(&mut self, value: i64, _ctx: &mut KeyedContext<'_, bool>, out: &mut ProcessOutput<'_, i64>) -> UserResult {
+    fn process_element(
+        &mut self,
+        value: i64,
+        _ctx: &mut KeyedContext<'_, bool>,
+        out: &mut ProcessOutput<'_, i64>,
+    ) -> UserResult {
         if value < 0 {
             return Err(format!("negative amount {value}").into());
         }
@@ -70,43 +84,64 @@ fn a_process_function_error_fails_the_job_with_its_message() {
         .process(RejectNegative)
         .discard();
     let err = env.execute("error").unwrap_err().to_string();
-    assert_eq!(err, "operator `Keyed Process` (subtask 1/1) failed: negative amount -4");
+    assert_eq!(
+        err,
+        "operator `Keyed Process` (subtask 1/1) failed: negative amount -4"
+    );
 }
 
 #[test]
 fn a_panicking_sink_is_named() {
     let env = env(1);
-    env.from_sequence(1, 10)
-        .add_sink("Exploding", sluice_api::connectors::PrintSink::new(|x: &u64| {
+    env.from_sequence(1, 10).add_sink(
+        "Exploding",
+        sluice_api::connectors::PrintSink::new(|x: &u64| {
             if *x == 5 {
                 panic!("sink refused {x}")
             }
             String::new()
-        }));
+        }),
+    );
     let err = env.execute("sink").unwrap_err().to_string();
-    assert_eq!(err, "operator `Sink: Exploding` (subtask 1/1) panicked: sink refused 5");
+    assert_eq!(
+        err,
+        "operator `Sink: Exploding` (subtask 1/1) panicked: sink refused 5"
+    );
 }
 
 #[test]
 fn invalid_jobs_are_rejected_before_running_with_what_to_change() {
     let env1 = env(1);
-    env1.socket_text_stream("127.0.0.1", 9).set_parallelism(2).discard();
+    env1.socket_text_stream("127.0.0.1", 9)
+        .set_parallelism(2)
+        .discard();
     let err = env1.execute("socket").unwrap_err().to_string();
     assert!(err.contains("supports parallelism up to 1"), "{err}");
 
     let env2 = env(1);
     env2.set_runtime_mode(RuntimeMode::Batch);
-    env2.add_source("Endless", GeneratorSource::unbounded(|i| i)).discard();
+    env2.add_source("Endless", GeneratorSource::unbounded(|i| i))
+        .discard();
     let err = env2.execute("batch").unwrap_err().to_string();
-    assert!(err.contains("unbounded, but the job runs in batch mode"), "{err}");
+    assert!(
+        err.contains("unbounded, but the job runs in batch mode"),
+        "{err}"
+    );
 
     let env3 = env(1);
-    env3.from_sequence(0, 1).map(|x| x).set_parallelism(0).discard();
+    env3.from_sequence(0, 1)
+        .map(|x| x)
+        .set_parallelism(0)
+        .discard();
     let err = env3.execute("zero").unwrap_err().to_string();
     assert!(err.contains("`Map` has parallelism 0"), "{err}");
 
     let env4 = env(2);
-    env4.from_sequence(0, 1).forward().map(|x| x).set_parallelism(3).discard();
+    env4.from_sequence(0, 1)
+        .forward()
+        .map(|x| x)
+        .set_parallelism(3)
+        .discard();
     let err = env4.execute("forward").unwrap_err().to_string();
     assert!(err.contains("needs equal parallelism"), "{err}");
 
@@ -119,7 +154,11 @@ fn invalid_jobs_are_rejected_before_running_with_what_to_change() {
 #[test]
 fn an_unreachable_socket_names_the_address_and_how_to_fix_it() {
     // Bind and drop a listener to get a port nobody listens on.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let env = env(1);
     env.socket_text_stream("127.0.0.1", port).discard();
     let err = env.execute("socket").unwrap_err().to_string();

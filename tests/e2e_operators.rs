@@ -1,5 +1,8 @@
 //! End-to-end: the semantics of each DataStream operation in whole jobs.
 
+// Test helpers may panic on unexpected values: that is how a test fails.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
@@ -71,14 +74,24 @@ fn broadcast_delivers_every_record_to_every_subtask() {
 fn running_reduce_emits_an_update_per_record_in_streaming_mode() {
     let env = env(1);
     let out = env
-        .from_collection(vec![("a".to_string(), 1u64), ("b".into(), 10), ("a".into(), 2), ("a".into(), 3)])
+        .from_collection(vec![
+            ("a".to_string(), 1u64),
+            ("b".into(), 10),
+            ("a".into(), 2),
+            ("a".into(), 3),
+        ])
         .key_by_ref(|(k, _): &(String, u64)| k)
         .reduce(|(k, x), (_, y)| (k, x + y))
         .collect();
     env.execute("reduce").unwrap();
     assert_eq!(
         out.take(),
-        vec![("a".to_string(), 1), ("b".into(), 10), ("a".into(), 3), ("a".into(), 6)]
+        vec![
+            ("a".to_string(), 1),
+            ("b".into(), 10),
+            ("a".into(), 3),
+            ("a".into(), 6)
+        ]
     );
 }
 
@@ -94,7 +107,9 @@ fn batch_mode_emits_one_final_value_per_key() {
         .collect();
     env.execute("batch").unwrap();
     let got: BTreeMap<u64, u64> = out.take().into_iter().collect();
-    let expected: BTreeMap<u64, u64> = (0..7).map(|k| (k, (0..10_000u64).filter(|x| x % 7 == k).count() as u64)).collect();
+    let expected: BTreeMap<u64, u64> = (0..7)
+        .map(|k| (k, (0..10_000u64).filter(|x| x % 7 == k).count() as u64))
+        .collect();
     assert_eq!(got, expected);
 }
 
@@ -107,17 +122,35 @@ struct Trade {
 
 fn trades() -> Vec<Trade> {
     vec![
-        Trade { symbol: "X".into(), price: 10, id: 1 },
-        Trade { symbol: "X".into(), price: 7, id: 2 },
-        Trade { symbol: "X".into(), price: 12, id: 3 },
-        Trade { symbol: "X".into(), price: 7, id: 4 },
+        Trade {
+            symbol: "X".into(),
+            price: 10,
+            id: 1,
+        },
+        Trade {
+            symbol: "X".into(),
+            price: 7,
+            id: 2,
+        },
+        Trade {
+            symbol: "X".into(),
+            price: 12,
+            id: 3,
+        },
+        Trade {
+            symbol: "X".into(),
+            price: 7,
+            id: 4,
+        },
     ]
 }
 
 #[test]
 fn min_max_keep_the_first_record_but_min_by_max_by_keep_the_whole_record() {
     let env = env(1);
-    let keyed = env.from_collection(trades()).key_by_ref(|t: &Trade| &t.symbol);
+    let keyed = env
+        .from_collection(trades())
+        .key_by_ref(|t: &Trade| &t.symbol);
     let min = keyed.min(|t| &mut t.price).collect();
     let max = keyed.max(|t| &mut t.price).collect();
     let min_by = keyed.min_by(|t| t.price).collect();
@@ -128,7 +161,10 @@ fn min_max_keep_the_first_record_but_min_by_max_by_keep_the_whole_record() {
     assert_eq!(prices(min.take()), vec![(10, 1), (7, 1), (7, 1), (7, 1)]);
     assert_eq!(prices(max.take()), vec![(10, 1), (10, 1), (12, 1), (12, 1)]);
     assert_eq!(prices(min_by.take()), vec![(10, 1), (7, 2), (7, 2), (7, 2)]);
-    assert_eq!(prices(max_by.take()), vec![(10, 1), (10, 1), (12, 3), (12, 3)]);
+    assert_eq!(
+        prices(max_by.take()),
+        vec![(10, 1), (10, 1), (12, 3), (12, 3)]
+    );
     assert_eq!(prices(sum.take()), vec![(10, 1), (17, 1), (29, 1), (36, 1)]);
 }
 
@@ -153,7 +189,10 @@ impl KeyedProcessFunction<String, (String, String), String> for LoginAlerts {
         ctx: &mut KeyedContext<'_, String>,
         out: &mut ProcessOutput<'_, String>,
     ) -> UserResult {
-        let (seen, first) = (self.seen.ok_or("not opened")?, self.first.ok_or("not opened")?);
+        let (seen, first) = (
+            self.seen.ok_or("not opened")?,
+            self.first.ok_or("not opened")?,
+        );
         let mut count = ctx.value_state(&seen);
         let n = count.value().copied().unwrap_or(0) + 1;
         count.update(n);
@@ -163,7 +202,10 @@ impl KeyedProcessFunction<String, (String, String), String> for LoginAlerts {
             out.collect(format!("{user}: first login from {device}"));
         } else if n % 3 == 0 {
             let original = first_device.value().cloned().unwrap_or_default();
-            out.collect(format!("{}: login {n} from {device} (first {original})", ctx.key()));
+            out.collect(format!(
+                "{}: login {n} from {device} (first {original})",
+                ctx.key()
+            ));
         }
         Ok(())
     }
@@ -180,7 +222,10 @@ fn keyed_process_keeps_state_per_key_across_subtasks() {
         .from_collection(logins)
         .set_parallelism(1)
         .key_by_ref(|(u, _): &(String, String)| u)
-        .process(LoginAlerts { seen: None, first: None })
+        .process(LoginAlerts {
+            seen: None,
+            first: None,
+        })
         .collect();
     env.execute("process").unwrap();
     let alerts = sorted(out.take());
@@ -200,7 +245,16 @@ fn explain_shows_chains_and_partitioning() {
         .reduce(|a, b| a + b)
         .discard();
     let plan = env.explain().unwrap();
-    assert!(plan.contains("task 0: Source: Sequence -> Map -> Filter [parallelism 2]"), "{plan}");
-    assert!(plan.contains("task 1: Keyed Reduce -> Sink: Discard [parallelism 2]"), "{plan}");
-    assert!(plan.contains("edge: Filter -> Keyed Reduce [HASH]"), "{plan}");
+    assert!(
+        plan.contains("task 0: Source: Sequence -> Map -> Filter [parallelism 2]"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("task 1: Keyed Reduce -> Sink: Discard [parallelism 2]"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("edge: Filter -> Keyed Reduce [HASH]"),
+        "{plan}"
+    );
 }

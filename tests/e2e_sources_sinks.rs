@@ -1,5 +1,8 @@
 //! End-to-end: built-in sources and sinks with real files and sockets.
 
+// Test helpers may panic on unexpected values: that is how a test fails.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::io::Write;
 use std::net::TcpListener;
 
@@ -58,7 +61,8 @@ fn text_sink_with_parallelism_writes_one_part_file_per_subtask() {
 #[test]
 fn a_sink_to_a_missing_directory_fails_with_the_path() {
     let env = env(1);
-    env.from_sequence(1, 3).write_as_text("/no/such/dir/out.txt");
+    env.from_sequence(1, 3)
+        .write_as_text("/no/such/dir/out.txt");
     let err = env.execute("bad-sink").unwrap_err().to_string();
     assert!(err.contains("/no/such/dir/.out.txt.inprogress"), "{err}");
     assert!(err.contains("check that the directory exists"), "{err}");

@@ -1,5 +1,8 @@
 //! End-to-end: the word count job on real files, against a sequential count.
 
+// Test helpers may panic on unexpected values: that is how a test fails.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -29,7 +32,9 @@ fn run_to_file(input: &Path, output: &Path, parallelism: u32) -> JobStatus {
     env.set_parallelism(parallelism)
         .set_runtime_mode(RuntimeMode::Batch)
         .set_handle_ctrl_c(false);
-    wordcount(&env, input).write_as_text(output).set_parallelism(1);
+    wordcount(&env, input)
+        .write_as_text(output)
+        .set_parallelism(1);
     env.execute("wordcount-test").expect("job runs").status
 }
 
@@ -41,7 +46,10 @@ fn counts_the_bundled_text_like_a_sequential_count_at_any_parallelism() {
     for parallelism in [1, 2, 3, 4] {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("counts.csv");
-        assert_eq!(run_to_file(&bundled_text(), &out, parallelism), JobStatus::Finished);
+        assert_eq!(
+            run_to_file(&bundled_text(), &out, parallelism),
+            JobStatus::Finished
+        );
         let written = std::fs::read_to_string(&out).unwrap();
         assert_eq!(parse_lines(&written), expected, "parallelism {parallelism}");
         assert!(
@@ -61,7 +69,9 @@ fn counts_a_directory_of_files_split_across_subtasks() {
         let mut text = String::new();
         for line in 0..2_000 {
             // Long and short lines, Windows line ends in one file, no final newline in another.
-            let words: Vec<String> = (0..(line % 13)).map(|w| format!("w{}", (line * 7 + w * f) % 97)).collect();
+            let words: Vec<String> = (0..(line % 13))
+                .map(|w| format!("w{}", (line * 7 + w * f) % 97))
+                .collect();
             text.push_str(&words.join(" "));
             text.push_str(if f == 2 { "\r\n" } else { "\n" });
         }
@@ -77,7 +87,10 @@ fn counts_a_directory_of_files_split_across_subtasks() {
     let expected = sequential_counts(&all);
     let out = dir.path().join("counts.csv");
     run_to_file(&input, &out, 3);
-    assert_eq!(parse_lines(&std::fs::read_to_string(&out).unwrap()), expected);
+    assert_eq!(
+        parse_lines(&std::fs::read_to_string(&out).unwrap()),
+        expected
+    );
 }
 
 #[test]

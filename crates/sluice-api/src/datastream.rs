@@ -45,7 +45,9 @@ impl<T> Clone for DataStream<T> {
 
 impl<T> Debug for DataStream<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DataStream").field("operator", &self.id).finish()
+        f.debug_struct("DataStream")
+            .field("operator", &self.id)
+            .finish()
     }
 }
 
@@ -143,7 +145,10 @@ impl<T: Data> DataStream<T> {
 
     /// Like [`DataStream::key_by`], with a key borrowed from the record
     /// (`.key_by_ref(|(word, _)| word)`): no copy of the key per record.
-    pub fn key_by_ref<K>(&self, f: impl for<'a> Fn(&'a T) -> &'a K + Send + Sync + 'static) -> KeyedStream<K, T>
+    pub fn key_by_ref<K>(
+        &self,
+        f: impl for<'a> Fn(&'a T) -> &'a K + Send + Sync + 'static,
+    ) -> KeyedStream<K, T>
     where
         K: Data + Hash + Eq,
     {
@@ -194,9 +199,10 @@ impl<T: Data> DataStream<T> {
     /// Sends the stream to `sink`.
     pub fn add_sink<S: Sink<T>>(&self, name: &str, sink: S) -> DataStreamSink {
         let sink = Arc::new(sink);
-        let stream: DataStream<()> = self.add_operator(&format!("Sink: {name}"), NodeKind::Sink, move |ctx| {
-            Ok(SinkOperator::new(sink.create_writer(ctx)?))
-        });
+        let stream: DataStream<()> =
+            self.add_operator(&format!("Sink: {name}"), NodeKind::Sink, move |ctx| {
+                Ok(SinkOperator::new(sink.create_writer(ctx)?))
+            });
         DataStreamSink { stream }
     }
 

@@ -37,7 +37,10 @@ pub struct StreamExecutionEnvironment {
 impl std::fmt::Debug for StreamExecutionEnvironment {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StreamExecutionEnvironment")
-            .field("config", &*self.config.lock().unwrap_or_else(PoisonError::into_inner))
+            .field(
+                "config",
+                &*self.config.lock().unwrap_or_else(PoisonError::into_inner),
+            )
             .finish()
     }
 }
@@ -134,7 +137,8 @@ impl StreamExecutionEnvironment {
             None => self.default_parallelism(),
         };
         let factory = Arc::new(SourceNode::new(Arc::new(source)));
-        let id = self.with_builder(|b| b.add_node(format!("Source: {name}"), parallelism, kind, factory));
+        let id = self
+            .with_builder(|b| b.add_node(format!("Source: {name}"), parallelism, kind, factory));
         DataStream::new(self.clone(), id)
     }
 
@@ -154,7 +158,11 @@ impl StreamExecutionEnvironment {
     }
 
     /// `f(0) .. f(count - 1)`.
-    pub fn generate<T: Data>(&self, count: u64, f: impl Fn(u64) -> T + Send + Sync + 'static) -> DataStream<T> {
+    pub fn generate<T: Data>(
+        &self,
+        count: u64,
+        f: impl Fn(u64) -> T + Send + Sync + 'static,
+    ) -> DataStream<T> {
         self.add_source("Generator", GeneratorSource::bounded(count, f))
     }
 
@@ -192,7 +200,11 @@ impl StreamExecutionEnvironment {
     /// with its subtask.
     pub fn execute(&self, name: &str) -> Result<JobResult> {
         let control = JobControl::new();
-        if *self.handle_ctrl_c.lock().unwrap_or_else(PoisonError::into_inner) {
+        if *self
+            .handle_ctrl_c
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+        {
             ctrl_c::register(&control);
         }
         let graph = self.job_graph(name);

@@ -13,7 +13,10 @@ pub struct JobHandle {
 }
 
 impl JobHandle {
-    pub(crate) fn new(control: Arc<JobControl>, thread: std::io::Result<JoinHandle<Result<JobResult>>>) -> Self {
+    pub(crate) fn new(
+        control: Arc<JobControl>,
+        thread: std::io::Result<JoinHandle<Result<JobResult>>>,
+    ) -> Self {
         JobHandle { control, thread }
     }
 
@@ -41,7 +44,9 @@ impl JobHandle {
             Ok(t) => t
                 .join()
                 .unwrap_or_else(|_| Err(Error::Internal("the job thread panicked".into()))),
-            Err(e) => Err(Error::Internal(format!("could not start the job thread: {e}"))),
+            Err(e) => Err(Error::Internal(format!(
+                "could not start the job thread: {e}"
+            ))),
         }
     }
 }

@@ -29,7 +29,9 @@ impl<K, T> Clone for KeyedStream<K, T> {
 
 impl<K, T> std::fmt::Debug for KeyedStream<K, T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyedStream").field("stream", &self.stream).finish()
+        f.debug_struct("KeyedStream")
+            .field("stream", &self.stream)
+            .finish()
     }
 }
 
@@ -68,12 +70,21 @@ impl<K: Data + Hash + Eq, T: Data> KeyedStream<K, T> {
         self.reduce_named("Keyed Reduce", f)
     }
 
-    fn reduce_named(&self, name: &str, f: impl Fn(T, T) -> T + Send + Sync + 'static) -> DataStream<T> {
+    fn reduce_named(
+        &self,
+        name: &str,
+        f: impl Fn(T, T) -> T + Send + Sync + 'static,
+    ) -> DataStream<T> {
         let f = Arc::new(f);
         let key_of = self.key_of.clone();
-        self.stream.add_operator(name, NodeKind::Operator, move |ctx| {
-            Ok(KeyedReduceOperator::new(ctx, key_of.clone(), Arc::clone(&f)))
-        })
+        self.stream
+            .add_operator(name, NodeKind::Operator, move |ctx| {
+                Ok(KeyedReduceOperator::new(
+                    ctx,
+                    key_of.clone(),
+                    Arc::clone(&f),
+                ))
+            })
     }
 
     /// A running sum of the field `field` selects; the other fields are those of the
@@ -156,8 +167,13 @@ impl<K: Data + Hash + Eq, T: Data> KeyedStream<K, T> {
         P: KeyedProcessFunction<K, T, O> + Clone + Sync,
     {
         let key_of = self.key_of.clone();
-        self.stream.add_operator("Keyed Process", NodeKind::Operator, move |ctx| {
-            Ok(KeyedProcessOperator::new(ctx, key_of.clone(), function.clone()))
-        })
+        self.stream
+            .add_operator("Keyed Process", NodeKind::Operator, move |ctx| {
+                Ok(KeyedProcessOperator::new(
+                    ctx,
+                    key_of.clone(),
+                    function.clone(),
+                ))
+            })
     }
 }

@@ -38,8 +38,8 @@ pub use handle::JobHandle;
 pub use keyed::KeyedStream;
 
 pub use sluice_connectors as connectors;
-pub use sluice_runtime as runtime;
 pub use sluice_core::{Data, EventTime, Records};
+pub use sluice_runtime as runtime;
 pub use sluice_runtime::operators::{
     KeyedContext, KeyedProcessFunction, OpenContext, ProcessOutput, UserResult,
 };
@@ -49,8 +49,8 @@ pub use sluice_state::{ValueState, ValueStateHandle};
 /// Everything a job usually needs, in one import.
 pub mod prelude {
     pub use crate::{
-        DataStream, Error, JobResult, JobStatus, KeyedContext, KeyedProcessFunction,
-        KeyedStream, OpenContext, ProcessOutput, RuntimeMode, StreamExecutionEnvironment,
-        UserResult, ValueStateHandle,
+        DataStream, Error, JobResult, JobStatus, KeyedContext, KeyedProcessFunction, KeyedStream,
+        OpenContext, ProcessOutput, RuntimeMode, StreamExecutionEnvironment, UserResult,
+        ValueStateHandle,
     };
 }

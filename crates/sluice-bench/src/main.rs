@@ -104,7 +104,11 @@ impl Progress {
                 if ticks % 10 == 0 {
                     let secs = (clock.monotonic_nanos() - start) as f64 / 1e9;
                     match &counter {
-                        Some(c) => eprintln!("  {label}: {:.0} s, {} records out", secs, c.load(Ordering::Relaxed)),
+                        Some(c) => eprintln!(
+                            "  {label}: {:.0} s, {} records out",
+                            secs,
+                            c.load(Ordering::Relaxed)
+                        ),
                         None => eprintln!("  {label}: {secs:.0} s"),
                     }
                 }
@@ -141,7 +145,8 @@ fn report(workload: &str, parallelism: u32, events: u64, result: &JobResult, ext
 }
 
 fn count_lines_and_words(path: &Path) -> anyhow::Result<(u64, u64)> {
-    let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let (mut lines, mut words) = (0u64, 0u64);
     for line in BufReader::new(file).lines() {
         let line = line?;
@@ -196,8 +201,18 @@ fn keyed_sum(events: u64, keys: u64, parallelism: u32) -> anyhow::Result<()> {
         .discard();
     let _progress = Progress::start("keyed-sum".into(), Some(sink.counter()));
     let result = env.execute("bench-keyed-sum")?;
-    anyhow::ensure!(sink.count() == events, "expected {events} outputs, got {}", sink.count());
-    report("keyed-sum", parallelism, events, &result, &format!(" keys={keys}"));
+    anyhow::ensure!(
+        sink.count() == events,
+        "expected {events} outputs, got {}",
+        sink.count()
+    );
+    report(
+        "keyed-sum",
+        parallelism,
+        events,
+        &result,
+        &format!(" keys={keys}"),
+    );
     Ok(())
 }
 
@@ -211,7 +226,13 @@ fn grep(input: &Path, pattern: String, parallelism: u32) -> anyhow::Result<()> {
         .discard();
     let _progress = Progress::start("grep".into(), Some(sink.counter()));
     let result = env.execute("bench-grep")?;
-    report("grep", parallelism, lines, &result, &format!(" matches={}", sink.count()));
+    report(
+        "grep",
+        parallelism,
+        lines,
+        &result,
+        &format!(" matches={}", sink.count()),
+    );
     Ok(())
 }
 

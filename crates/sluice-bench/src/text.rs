@@ -47,7 +47,8 @@ pub(crate) fn generate(path: &Path, lines: u64, vocabulary: usize) -> anyhow::Re
         total += 1.0 / rank as f64;
         cdf.push(total);
     }
-    let file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let file =
+        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
     let mut word_count = 0u64;
     for line in 0..lines {
@@ -67,6 +68,9 @@ pub(crate) fn generate(path: &Path, lines: u64, vocabulary: usize) -> anyhow::Re
         }
     }
     out.flush()?;
-    eprintln!("wrote {lines} lines, {word_count} words to {}", path.display());
+    eprintln!(
+        "wrote {lines} lines, {word_count} words to {}",
+        path.display()
+    );
     Ok(())
 }

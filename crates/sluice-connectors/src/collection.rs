@@ -36,7 +36,10 @@ impl<T: Clone + Send + Sync + 'static> Source<T> for CollectionSource<T> {
 
     fn create_reader(&self, ctx: &OperatorContext) -> Result<Box<dyn SourceReader<T>>> {
         let n = self.items.len();
-        let (i, p) = (ctx.location.subtask as usize, ctx.location.parallelism as usize);
+        let (i, p) = (
+            ctx.location.subtask as usize,
+            ctx.location.parallelism as usize,
+        );
         Ok(Box::new(CollectionReader {
             items: Arc::clone(&self.items),
             next: i * n / p,

@@ -31,7 +31,9 @@ pub enum Error {
         source: std::io::Error,
     },
     /// A TCP connection could not be made or read.
-    #[error("socket `{address}`: {source}; start a server there first (for example `nc -lk {port}`)")]
+    #[error(
+        "socket `{address}`: {source}; start a server there first (for example `nc -lk {port}`)"
+    )]
     Socket {
         /// The address.
         address: String,

@@ -47,7 +47,8 @@ impl SocketTextSource {
             .address()
             .to_socket_addrs()
             .map_err(|e| self.error(e))?;
-        let mut last = std::io::Error::new(ErrorKind::NotFound, "the host name resolves to no address");
+        let mut last =
+            std::io::Error::new(ErrorKind::NotFound, "the host name resolves to no address");
         for addr in addrs {
             match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
                 Ok(stream) => return Ok(stream),

@@ -272,11 +272,14 @@ mod tests {
 
     #[test]
     fn filter_and_flat_map_carry_timestamps() {
-        let r = Records::with_timestamps(vec![1, 2, 3], vec![EventTime(1), EventTime(2), EventTime(3)]);
+        let r = Records::with_timestamps(
+            vec![1, 2, 3],
+            vec![EventTime(1), EventTime(2), EventTime(3)],
+        );
         let f = r.clone().filter(|v| v % 2 == 1);
         assert_eq!(f.values(), &[1, 3]);
         assert_eq!(f.timestamps(), Some(&[EventTime(1), EventTime(3)][..]));
-        let fm = r.flat_map(|v| std::iter::repeat(v).take(v as usize));
+        let fm = r.flat_map(|v| std::iter::repeat_n(v, v as usize));
         assert_eq!(fm.values(), &[1, 2, 2, 3, 3, 3]);
         assert_eq!(fm.timestamp(5), Some(EventTime(3)));
         assert_eq!(fm.timestamp(1), Some(EventTime(2)));

@@ -212,7 +212,11 @@ pub fn key_group_for<K: Hash + ?Sized>(key: &K, max_parallelism: u32) -> KeyGrou
 
 /// The subtask (of `parallelism`) that owns key group `group`.
 #[inline]
-pub fn operator_index_for_key_group(group: KeyGroup, max_parallelism: u32, parallelism: u32) -> u32 {
+pub fn operator_index_for_key_group(
+    group: KeyGroup,
+    max_parallelism: u32,
+    parallelism: u32,
+) -> u32 {
     ((u64::from(group.0) * u64::from(parallelism)) / u64::from(max_parallelism)) as u32
 }
 

@@ -92,7 +92,8 @@ impl LocalExecutor {
         } else {
             JobStatus::Finished
         };
-        let duration = Duration::from_nanos(self.config.clock.monotonic_nanos().saturating_sub(start));
+        let duration =
+            Duration::from_nanos(self.config.clock.monotonic_nanos().saturating_sub(start));
         tracing::info!(job = %graph.name, ?status, ?duration, "job ended");
         Ok(JobResult {
             status,
@@ -101,7 +102,12 @@ impl LocalExecutor {
         })
     }
 
-    fn create_channels(&self, graph: &JobGraph, plan: &PhysicalPlan, control: &Arc<JobControl>) -> Channels {
+    fn create_channels(
+        &self,
+        graph: &JobGraph,
+        plan: &PhysicalPlan,
+        control: &Arc<JobControl>,
+    ) -> Channels {
         let mut channels = Channels {
             writers: HashMap::new(),
             receivers: HashMap::new(),
@@ -163,7 +169,11 @@ impl LocalExecutor {
         let missing = || Error::Internal("empty chain".into());
         let tail_id = *chain.nodes.last().ok_or_else(missing)?;
         let head_id = *chain.nodes.first().ok_or_else(missing)?;
-        let node = |id| graph.node(id).ok_or_else(|| Error::Internal(format!("unknown node {id}")));
+        let node = |id| {
+            graph
+                .node(id)
+                .ok_or_else(|| Error::Internal(format!("unknown node {id}")))
+        };
         let mut routers: Vec<ErasedSink> = Vec::new();
         for (e, edge) in graph.edges.iter().enumerate() {
             if edge.from != tail_id {
@@ -238,7 +248,9 @@ fn run_tasks(tasks: Vec<Box<dyn Task>>, control: &Arc<JobControl>) -> Result<()>
     }
     for h in handles {
         if h.join().is_err() {
-            root.get_or_insert_with(|| Error::Internal("a task thread panicked outside its task".into()));
+            root.get_or_insert_with(|| {
+                Error::Internal("a task thread panicked outside its task".into())
+            });
         }
     }
     match (root, consequence) {

@@ -10,7 +10,9 @@ use sluice_core::{Batch, Records};
 use crate::channel::{local_channel, ChannelReceiver, ChannelWriter, InputGate};
 use crate::control::JobControl;
 use crate::error::{Error, Result};
-use crate::graph::{EdgeFactory, ErasedReceiver, ErasedSink, ErasedWriter, NodeFactory, RouterSettings};
+use crate::graph::{
+    EdgeFactory, ErasedReceiver, ErasedSink, ErasedWriter, NodeFactory, RouterSettings,
+};
 use crate::operator::chain::{ChainLink, EventSink, FanOut, Terminal};
 use crate::operator::{Operator, OperatorContext};
 use crate::partition::{PartitionStrategy, Partitioning, RouterOutput};
@@ -42,7 +44,9 @@ pub fn build_output<B: Batch + Clone>(routers: Vec<ErasedSink>) -> Result<Erased
         .collect::<Result<Vec<_>>>()?;
     let output: Box<dyn EventSink<B>> = match sinks.len() {
         0 => Box::new(Terminal),
-        1 => sinks.pop().ok_or_else(|| Error::Internal("router vanished".into()))?,
+        1 => sinks
+            .pop()
+            .ok_or_else(|| Error::Internal("router vanished".into()))?,
         _ => Box::new(FanOut::new(sinks)),
     };
     Ok(erase_sink(output))
@@ -65,13 +69,21 @@ impl<T: Clone + Send + 'static> EdgeFactory for RecordsEdge<T> {
         self.strategy.partitioning()
     }
 
-    fn create_channel(&self, capacity: usize, control: &Arc<JobControl>) -> (ErasedWriter, ErasedReceiver) {
+    fn create_channel(
+        &self,
+        capacity: usize,
+        control: &Arc<JobControl>,
+    ) -> (ErasedWriter, ErasedReceiver) {
         let (w, r) = local_channel::<Records<T>>(capacity, control);
         let writer: Box<dyn ChannelWriter<Records<T>>> = Box::new(w);
         (Box::new(writer), Box::new(r))
     }
 
-    fn build_router(&self, writers: Vec<ErasedWriter>, settings: RouterSettings) -> Result<ErasedSink> {
+    fn build_router(
+        &self,
+        writers: Vec<ErasedWriter>,
+        settings: RouterSettings,
+    ) -> Result<ErasedSink> {
         let writers = writers
             .into_iter()
             .map(|w| downcast::<Box<dyn ChannelWriter<Records<T>>>>(w, "channel writer"))

@@ -78,13 +78,21 @@ pub trait EdgeFactory: Send + Sync {
     fn partitioning(&self) -> Partitioning;
 
     /// A channel of this edge's batch type holding at most `capacity` batches.
-    fn create_channel(&self, capacity: usize, control: &Arc<JobControl>) -> (ErasedWriter, ErasedReceiver);
+    fn create_channel(
+        &self,
+        capacity: usize,
+        control: &Arc<JobControl>,
+    ) -> (ErasedWriter, ErasedReceiver);
 
     /// The router through which one upstream subtask writes to `writers`.
     ///
     /// # Errors
     /// [`crate::Error::Internal`] if a writer has another type.
-    fn build_router(&self, writers: Vec<ErasedWriter>, settings: RouterSettings) -> Result<ErasedSink>;
+    fn build_router(
+        &self,
+        writers: Vec<ErasedWriter>,
+        settings: RouterSettings,
+    ) -> Result<ErasedSink>;
 }
 
 /// Settings of one router.

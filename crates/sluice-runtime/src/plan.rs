@@ -106,7 +106,9 @@ fn is_chainable(graph: &JobGraph, from: OperatorId, to: OperatorId, p: Partition
 
 fn validate(graph: &JobGraph, config: &JobConfig) -> Result<()> {
     if graph.nodes.is_empty() {
-        return Err(invalid("the job has no operators; add a source and a sink".into()));
+        return Err(invalid(
+            "the job has no operators; add a source and a sink".into(),
+        ));
     }
     for node in &graph.nodes {
         if node.parallelism == 0 {
@@ -135,7 +137,9 @@ fn validate(graph: &JobGraph, config: &JobConfig) -> Result<()> {
                         )));
                     }
                 }
-                if boundedness == Boundedness::Unbounded && config.runtime_mode == RuntimeMode::Batch {
+                if boundedness == Boundedness::Unbounded
+                    && config.runtime_mode == RuntimeMode::Batch
+                {
                     return Err(invalid(format!(
                         "source `{}` is unbounded, but the job runs in batch mode; use streaming mode or a bounded source",
                         node.name
@@ -152,7 +156,9 @@ fn validate(graph: &JobGraph, config: &JobConfig) -> Result<()> {
         let (Some(up), Some(down)) = (graph.node(edge.from), graph.node(edge.to)) else {
             return Err(Error::Internal("edge between unknown nodes".into()));
         };
-        if edge.factory.partitioning() == Partitioning::Forward && up.parallelism != down.parallelism {
+        if edge.factory.partitioning() == Partitioning::Forward
+            && up.parallelism != down.parallelism
+        {
             return Err(invalid(format!(
                 "forward edge from `{}` (parallelism {}) to `{}` (parallelism {}) needs equal parallelism; use rebalance or make them equal",
                 up.name, up.parallelism, down.name, down.parallelism
@@ -163,8 +169,7 @@ fn validate(graph: &JobGraph, config: &JobConfig) -> Result<()> {
 }
 
 fn topological_order(graph: &JobGraph) -> Result<Vec<OperatorId>> {
-    let mut indegree: HashMap<OperatorId, usize> =
-        graph.nodes.iter().map(|n| (n.id, 0)).collect();
+    let mut indegree: HashMap<OperatorId, usize> = graph.nodes.iter().map(|n| (n.id, 0)).collect();
     for e in &graph.edges {
         *indegree.entry(e.to).or_default() += 1;
     }
@@ -199,7 +204,11 @@ impl PhysicalPlan {
     pub fn describe(&self, graph: &JobGraph) -> String {
         let mut out = String::new();
         for (i, chain) in self.chains.iter().enumerate() {
-            let _ = writeln!(out, "task {i}: {} [parallelism {}]", chain.name, chain.parallelism);
+            let _ = writeln!(
+                out,
+                "task {i}: {} [parallelism {}]",
+                chain.name, chain.parallelism
+            );
         }
         for &e in &self.network_edges {
             let edge = &graph.edges[e];

@@ -73,7 +73,11 @@ impl<T: Send + 'static> Operator for SinkOperator<T> {
         self.writer.write(batch)
     }
 
-    fn on_watermark(&mut self, _w: sluice_core::Watermark, _out: &mut Collector<'_, Records<()>>) -> Result<()> {
+    fn on_watermark(
+        &mut self,
+        _w: sluice_core::Watermark,
+        _out: &mut Collector<'_, Records<()>>,
+    ) -> Result<()> {
         Ok(())
     }
 

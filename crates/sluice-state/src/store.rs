@@ -105,7 +105,10 @@ impl<K: Eq + Clone + Send + 'static> KeyedStateStore<K> {
     ///
     /// # Panics
     /// If `handle` was issued by another store (a bug in the caller).
-    pub fn table_mut<V: Send + 'static>(&mut self, handle: &ValueStateHandle<V>) -> &mut KeyedTable<K, V> {
+    pub fn table_mut<V: Send + 'static>(
+        &mut self,
+        handle: &ValueStateHandle<V>,
+    ) -> &mut KeyedTable<K, V> {
         let state = &mut self.states[handle.index];
         let name = &state.name;
         match state.table.downcast_mut::<KeyedTable<K, V>>() {
@@ -204,7 +207,9 @@ mod tests {
         let mut s = store();
         s.register_value::<u64>("count").unwrap();
         let err = s.register_value::<String>("count").unwrap_err();
-        assert!(err.to_string().contains("state `count` is already registered"));
+        assert!(err
+            .to_string()
+            .contains("state `count` is already registered"));
     }
 
     #[test]

@@ -65,7 +65,9 @@ impl<K: Eq, V> KeyedTable<K, V> {
         );
         // A key outside the range is a routing bug; clamping keeps release builds
         // memory-safe while debug builds catch it above.
-        self.range.offset(group).min(self.groups.len().saturating_sub(1))
+        self.range
+            .offset(group)
+            .min(self.groups.len().saturating_sub(1))
     }
 
     /// The value of `key` (whose stable hash is `hash`).
@@ -221,9 +223,7 @@ mod tests {
         let g = sluice_core::key_group_for(&7u64, 128);
         let keys: Vec<u64> = t.iter_group(g).map(|(k, _)| *k).collect();
         assert!(keys.contains(&7));
-        assert!(keys
-            .iter()
-            .all(|k| sluice_core::key_group_for(k, 128) == g));
+        assert!(keys.iter().all(|k| sluice_core::key_group_for(k, 128) == g));
     }
 
     proptest! {

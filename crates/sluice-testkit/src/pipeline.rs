@@ -55,14 +55,18 @@ pub fn stage(allow_sum: bool) -> BoxedStrategy<Stage> {
         (1u64..5, 0u64..100)
             .prop_map(|(mul, add)| Stage::Map { mul, add })
             .boxed(),
-        (1u64..20).prop_map(|modulus| Stage::Rekey { modulus }).boxed(),
+        (1u64..20)
+            .prop_map(|modulus| Stage::Rekey { modulus })
+            .boxed(),
         (2u64..5, 0u64..5)
             .prop_map(|(modulus, rem)| Stage::Filter {
                 modulus,
                 rem: rem % modulus,
             })
             .boxed(),
-        (0u64..3).prop_map(|copies| Stage::FlatMap { copies }).boxed(),
+        (0u64..3)
+            .prop_map(|copies| Stage::FlatMap { copies })
+            .boxed(),
         Just(Stage::Rebalance).boxed(),
     ];
     if allow_sum {
@@ -79,9 +83,9 @@ pub fn build(input: DataStream<(u64, u64)>, stages: &[PlacedStage]) -> DataStrea
             Stage::Map { mul, add } => stream.map(move |(k, v)| (k, (v * mul + add) % MODULUS)),
             Stage::Rekey { modulus } => stream.map(move |(_, v)| (v % modulus, v)),
             Stage::Filter { modulus, rem } => stream.filter(move |(_, v)| v % modulus != rem),
-            Stage::FlatMap { copies } => stream.flat_map(move |(k, v)| {
-                (0..copies).map(move |i| (k, (v + i) % MODULUS))
-            }),
+            Stage::FlatMap { copies } => {
+                stream.flat_map(move |(k, v)| (0..copies).map(move |i| (k, (v + i) % MODULUS)))
+            }
             Stage::KeyedSum => stream.key_by(|(k, _)| *k).sum(|(_, v)| v),
             Stage::Rebalance => {
                 // A rebalance changes the partitioning of the next edge only.
@@ -96,7 +100,11 @@ pub fn build(input: DataStream<(u64, u64)>, stages: &[PlacedStage]) -> DataStrea
 
 /// What `stages` output for `input` when processed in order on one thread. `batch_mode`
 /// selects the final-sums semantics of [`Stage::KeyedSum`].
-pub fn reference(input: &[(u64, u64)], stages: &[PlacedStage], batch_mode: bool) -> Vec<(u64, u64)> {
+pub fn reference(
+    input: &[(u64, u64)],
+    stages: &[PlacedStage],
+    batch_mode: bool,
+) -> Vec<(u64, u64)> {
     let mut records = input.to_vec();
     for (stage, _) in stages {
         records = match *stage {
@@ -104,8 +112,13 @@ pub fn reference(input: &[(u64, u64)], stages: &[PlacedStage], batch_mode: bool)
                 .into_iter()
                 .map(|(k, v)| (k, (v * mul + add) % MODULUS))
                 .collect(),
-            Stage::Rekey { modulus } => records.into_iter().map(|(_, v)| (v % modulus, v)).collect(),
-            Stage::Filter { modulus, rem } => records.into_iter().filter(|(_, v)| v % modulus != rem).collect(),
+            Stage::Rekey { modulus } => {
+                records.into_iter().map(|(_, v)| (v % modulus, v)).collect()
+            }
+            Stage::Filter { modulus, rem } => records
+                .into_iter()
+                .filter(|(_, v)| v % modulus != rem)
+                .collect(),
             Stage::FlatMap { copies } => records
                 .into_iter()
                 .flat_map(|(k, v)| (0..copies).map(move |i| (k, (v + i) % MODULUS)))
@@ -139,7 +152,11 @@ pub fn sorted(mut records: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
 
 /// An environment with the given default parallelism, batch size and channel capacity,
 /// without a Ctrl-C handler.
-pub fn env(parallelism: u32, batch_size: usize, channel_capacity: usize) -> StreamExecutionEnvironment {
+pub fn env(
+    parallelism: u32,
+    batch_size: usize,
+    channel_capacity: usize,
+) -> StreamExecutionEnvironment {
     let env = StreamExecutionEnvironment::new();
     env.set_parallelism(parallelism)
         .set_batch_size(batch_size)
@@ -156,7 +173,13 @@ mod tests {
     fn reference_of_a_keyed_sum_in_both_modes() {
         let input = vec![(0, 1), (0, 2), (1, 5)];
         let stages = vec![(Stage::KeyedSum, 1)];
-        assert_eq!(sorted(reference(&input, &stages, false)), vec![(0, 1), (0, 3), (1, 5)]);
-        assert_eq!(sorted(reference(&input, &stages, true)), vec![(0, 3), (1, 5)]);
+        assert_eq!(
+            sorted(reference(&input, &stages, false)),
+            vec![(0, 1), (0, 3), (1, 5)]
+        );
+        assert_eq!(
+            sorted(reference(&input, &stages, true)),
+            vec![(0, 3), (1, 5)]
+        );
     }
 }

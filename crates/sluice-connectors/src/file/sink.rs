@@ -23,13 +23,18 @@ pub struct TextFileSink<T> {
 
 impl<T> std::fmt::Debug for TextFileSink<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TextFileSink").field("path", &self.path).finish()
+        f.debug_struct("TextFileSink")
+            .field("path", &self.path)
+            .finish()
     }
 }
 
 impl<T> TextFileSink<T> {
     /// A sink writing to `path`, each record formatted by `format`.
-    pub fn new(path: impl Into<PathBuf>, format: impl Fn(&T) -> String + Send + Sync + 'static) -> Self {
+    pub fn new(
+        path: impl Into<PathBuf>,
+        format: impl Fn(&T) -> String + Send + Sync + 'static,
+    ) -> Self {
         TextFileSink {
             path: path.into(),
             format: Arc::new(format),
@@ -76,7 +81,8 @@ impl<T: Send + 'static> Sink<T> for TextFileSink<T> {
 impl<T: Send + 'static> TextFileWriter<T> {
     fn file(&mut self) -> Result<&mut BufWriter<File>, Error> {
         if self.out.is_none() {
-            let file = File::create(&self.temp_path).map_err(|e| write_error(&self.temp_path, e))?;
+            let file =
+                File::create(&self.temp_path).map_err(|e| write_error(&self.temp_path, e))?;
             self.out = Some(BufWriter::with_capacity(256 * 1024, file));
         }
         match self.out.as_mut() {
@@ -99,7 +105,8 @@ impl<T: Send + 'static> SinkWriter<T> for TextFileWriter<T> {
         for value in batch.values() {
             let mut line = format(value);
             line.push('\n');
-            out.write_all(line.as_bytes()).map_err(|e| write_error(&temp, e))?;
+            out.write_all(line.as_bytes())
+                .map_err(|e| write_error(&temp, e))?;
         }
         Ok(())
     }
@@ -110,7 +117,8 @@ impl<T: Send + 'static> SinkWriter<T> for TextFileWriter<T> {
             let file = out
                 .into_inner()
                 .map_err(|e| write_error(&self.temp_path, e.into_error()))?;
-            file.sync_all().map_err(|e| write_error(&self.temp_path, e))?;
+            file.sync_all()
+                .map_err(|e| write_error(&self.temp_path, e))?;
         }
         std::fs::rename(&self.temp_path, &self.final_path)
             .map_err(|e| write_error(&self.final_path, e))?;

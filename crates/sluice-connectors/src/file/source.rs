@@ -115,10 +115,12 @@ impl OpenSplit {
             }
         }
         self.line_len_hint = line.len() + 16;
-        String::from_utf8(line).map(Some).map_err(|_| Error::InvalidUtf8 {
-            path: self.split.path.clone(),
-            offset,
-        })
+        String::from_utf8(line)
+            .map(Some)
+            .map_err(|_| Error::InvalidUtf8 {
+                path: self.split.path.clone(),
+                offset,
+            })
     }
 }
 

@@ -76,7 +76,11 @@ mod tests {
 
     #[test]
     fn splits_cover_each_file_without_overlap() {
-        let files = vec![(PathBuf::from("a"), 100), (PathBuf::from("b"), 0), (PathBuf::from("c"), 7)];
+        let files = vec![
+            (PathBuf::from("a"), 100),
+            (PathBuf::from("b"), 0),
+            (PathBuf::from("c"), 7),
+        ];
         let splits = plan_splits(&files, 4);
         let a: Vec<(u64, u64)> = splits
             .iter()

@@ -101,7 +101,10 @@ impl<B: Send> InputGate<B> {
     /// # Errors
     /// [`Error::Cancelled`] when the job is cancelled while waiting; [`Error::ChannelClosed`]
     /// when an upstream task disappeared without an end-of-stream (it failed).
-    pub fn next(&mut self, mut on_idle: impl FnMut() -> Result<()>) -> Result<Option<GateEvent<B>>> {
+    pub fn next(
+        &mut self,
+        mut on_idle: impl FnMut() -> Result<()>,
+    ) -> Result<Option<GateEvent<B>>> {
         if self.open == 0 {
             return Ok(None);
         }

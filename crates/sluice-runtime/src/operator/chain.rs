@@ -47,7 +47,11 @@ pub struct ChainLink<Op: Operator> {
 
 impl<Op: Operator> ChainLink<Op> {
     /// Links `operator` in front of `downstream`.
-    pub fn new(operator: Op, ctx: OperatorContext, downstream: Box<dyn EventSink<Op::Out>>) -> Self {
+    pub fn new(
+        operator: Op,
+        ctx: OperatorContext,
+        downstream: Box<dyn EventSink<Op::Out>>,
+    ) -> Self {
         ChainLink {
             operator,
             ctx,
@@ -192,7 +196,11 @@ mod tests {
     impl Operator for Double {
         type In = Records<i32>;
         type Out = Records<i32>;
-        fn on_data(&mut self, batch: Records<i32>, out: &mut Collector<'_, Records<i32>>) -> Result<()> {
+        fn on_data(
+            &mut self,
+            batch: Records<i32>,
+            out: &mut Collector<'_, Records<i32>>,
+        ) -> Result<()> {
             if batch.values().contains(&13) {
                 panic!("unlucky record");
             }
@@ -207,7 +215,8 @@ mod tests {
     fn link_passes_data_and_control_in_order() {
         let log = Arc::new(Mutex::new(vec![]));
         let mut link = ChainLink::new(Double, ctx("Double"), Box::new(Record(Arc::clone(&log))));
-        link.on_event(StreamEvent::Data(Records::from(vec![1, 2]))).unwrap();
+        link.on_event(StreamEvent::Data(Records::from(vec![1, 2])))
+            .unwrap();
         link.on_event(StreamEvent::Watermark(Watermark(sluice_core::EventTime(5))))
             .unwrap();
         link.on_event(StreamEvent::EndOfStream).unwrap();
@@ -234,7 +243,11 @@ mod tests {
         impl Operator for Plus {
             type In = Records<i32>;
             type Out = Records<i32>;
-            fn on_data(&mut self, b: Records<i32>, out: &mut Collector<'_, Records<i32>>) -> Result<()> {
+            fn on_data(
+                &mut self,
+                b: Records<i32>,
+                out: &mut Collector<'_, Records<i32>>,
+            ) -> Result<()> {
                 out.collect(b.map(|v| v + 12))
             }
         }

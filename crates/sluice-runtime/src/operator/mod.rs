@@ -97,7 +97,11 @@ pub trait Operator: Send + 'static {
     ///
     /// # Errors
     /// An error fails the job.
-    fn on_watermark(&mut self, watermark: Watermark, out: &mut Collector<'_, Self::Out>) -> Result<()> {
+    fn on_watermark(
+        &mut self,
+        watermark: Watermark,
+        out: &mut Collector<'_, Self::Out>,
+    ) -> Result<()> {
         out.emit_watermark(watermark)
     }
 

@@ -59,8 +59,10 @@ mod tests {
 
     #[test]
     fn owned_and_borrowed_selectors_agree() {
-        let owned: KeySelector<(String, u32), String> = KeySelector::Owned(Arc::new(|t: &(String, u32)| t.0.clone()));
-        let borrowed: KeySelector<(String, u32), String> = KeySelector::Borrowed(Arc::new(|t: &(String, u32)| &t.0));
+        let owned: KeySelector<(String, u32), String> =
+            KeySelector::Owned(Arc::new(|t: &(String, u32)| t.0.clone()));
+        let borrowed: KeySelector<(String, u32), String> =
+            KeySelector::Borrowed(Arc::new(|t: &(String, u32)| &t.0));
         let record = ("word".to_string(), 3);
         assert_eq!(owned.hash(&record), borrowed.hash(&record));
         assert_eq!(owned.hash(&record), stable_hash("word"));

@@ -26,7 +26,10 @@ impl<K: Eq + Clone + Send + 'static> OpenContext<'_, K> {
     ///
     /// # Errors
     /// If `name` was registered with another type.
-    pub fn value_state<V: Send + 'static>(&mut self, name: &str) -> UserResult<ValueStateHandle<V>> {
+    pub fn value_state<V: Send + 'static>(
+        &mut self,
+        name: &str,
+    ) -> UserResult<ValueStateHandle<V>> {
         Ok(self.store.register_value::<V>(name)?)
     }
 
@@ -56,7 +59,10 @@ impl<K: Eq + Clone + Send + 'static> KeyedContext<'_, K> {
     }
 
     /// The current key's value of a state registered in `open`.
-    pub fn value_state<V: Send + 'static>(&mut self, handle: &ValueStateHandle<V>) -> ValueState<'_, K, V> {
+    pub fn value_state<V: Send + 'static>(
+        &mut self,
+        handle: &ValueStateHandle<V>,
+    ) -> ValueState<'_, K, V> {
         self.store.value_state(handle, self.key, self.hash)
     }
 }
@@ -92,7 +98,12 @@ pub trait KeyedProcessFunction<K, I, O>: Send + 'static {
     ///
     /// # Errors
     /// An error fails the job, naming the operator and subtask.
-    fn process_element(&mut self, value: I, ctx: &mut KeyedContext<'_, K>, out: &mut ProcessOutput<'_, O>) -> UserResult;
+    fn process_element(
+        &mut self,
+        value: I,
+        ctx: &mut KeyedContext<'_, K>,
+        out: &mut ProcessOutput<'_, O>,
+    ) -> UserResult;
 }
 
 /// Runs a [`KeyedProcessFunction`] over a keyed stream.

@@ -61,9 +61,9 @@ where
         };
         for (value, ts) in batch.into_iter_timed() {
             let table = &mut self.table;
-            let slot = self
-                .key_of
-                .with_key(&value, |key, hash| table.get_or_insert_with(key, hash, || None));
+            let slot = self.key_of.with_key(&value, |key, hash| {
+                table.get_or_insert_with(key, hash, || None)
+            });
             let next = match slot.take() {
                 Some(acc) => (self.reduce)(acc, value),
                 None => value,

@@ -213,11 +213,15 @@ impl<T: Clone + Send + 'static> EventSink<Records<T>> for RouterOutput<T> {
 mod tests {
     use super::*;
     use crate::channel::local_channel;
-    use crate::control::JobControl;
     use crate::channel::ChannelReceiver;
+    use crate::control::JobControl;
     use sluice_core::stable_hash;
 
-    fn router(n: usize, strategy: PartitionStrategy<u64>, batch: usize) -> (RouterOutput<u64>, Vec<ChannelReceiver<Records<u64>>>) {
+    fn router(
+        n: usize,
+        strategy: PartitionStrategy<u64>,
+        batch: usize,
+    ) -> (RouterOutput<u64>, Vec<ChannelReceiver<Records<u64>>>) {
         let control = JobControl::new();
         let mut writers: Vec<Box<dyn ChannelWriter<Records<u64>>>> = vec![];
         let mut readers = vec![];
@@ -249,7 +253,10 @@ mod tests {
     fn hash_routes_each_key_to_its_key_group_owner_in_order() {
         let strategy = PartitionStrategy::Hash(Arc::new(|v: &u64| stable_hash(&(v % 10))));
         let (mut r, readers) = router(3, strategy, 4);
-        r.on_event(StreamEvent::Data(Records::from((0..100).collect::<Vec<u64>>()))).unwrap();
+        r.on_event(StreamEvent::Data(Records::from(
+            (0..100).collect::<Vec<u64>>(),
+        )))
+        .unwrap();
         r.on_event(StreamEvent::EndOfStream).unwrap();
         let mut total = 0;
         for (i, reader) in readers.iter().enumerate() {
@@ -270,11 +277,15 @@ mod tests {
     #[test]
     fn rebalance_deals_round_robin_and_broadcast_copies() {
         let (mut r, readers) = router(3, PartitionStrategy::Rebalance, 1000);
-        r.on_event(StreamEvent::Data(Records::from((0..9).collect::<Vec<u64>>()))).unwrap();
+        r.on_event(StreamEvent::Data(Records::from(
+            (0..9).collect::<Vec<u64>>(),
+        )))
+        .unwrap();
         r.flush().unwrap();
         assert_eq!(drain(&readers[1]).0, vec![1, 4, 7]);
         let (mut r, readers) = router(2, PartitionStrategy::Broadcast, 1000);
-        r.on_event(StreamEvent::Data(Records::from(vec![5, 6]))).unwrap();
+        r.on_event(StreamEvent::Data(Records::from(vec![5, 6])))
+            .unwrap();
         r.flush().unwrap();
         assert_eq!(drain(&readers[0]).0, vec![5, 6]);
         assert_eq!(drain(&readers[1]).0, vec![5, 6]);
@@ -284,7 +295,8 @@ mod tests {
     fn batches_fill_to_target_and_flush_before_control_events() {
         let (mut r, readers) = router(1, PartitionStrategy::Forward, 4);
         for i in 0..3 {
-            r.on_event(StreamEvent::Data(Records::from(vec![i, i]))).unwrap();
+            r.on_event(StreamEvent::Data(Records::from(vec![i, i])))
+                .unwrap();
         }
         r.on_event(StreamEvent::Watermark(sluice_core::Watermark(EventTime(1))))
             .unwrap();

@@ -52,10 +52,7 @@ impl WatermarkTracker {
             .filter(|(_, finished)| !**finished)
             .map(|(w, _)| *w)
             .min();
-        let candidate = match open_min {
-            Some(w) => w,
-            None => return None,
-        };
+        let candidate = open_min?;
         if candidate > self.combined {
             self.combined = candidate;
             Some(candidate)
