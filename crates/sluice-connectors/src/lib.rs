@@ -4,7 +4,7 @@
 //!   and [`CollectSink`] (gathers results in memory, for tests).
 //! - **[`generator`]**: [`GeneratorSource`], records computed from their index (sequences,
 //!   benchmark data), bounded or not, optionally rate limited.
-//! - **[`file`]**: [`TextFileSource`] (lines of files, split by byte ranges over
+//! - **[`file`](mod@file)**: [`TextFileSource`] (lines of files, split by byte ranges over
 //!   subtasks) and [`TextFileSink`].
 //! - **[`socket`]**: [`SocketTextSource`], lines from a TCP server.
 //! - **[`stdout`]**: [`PrintSink`].

@@ -1,7 +1,7 @@
 //! Random pipelines, built on the engine and on a sequential reference model.
 //!
 //! Records are `(key, value)` pairs of `u64`. A pipeline is a list of [`Stage`]s, each
-//! with its own parallelism; [`build`] turns it into a job, [`reference`] computes what the
+//! with its own parallelism; [`build`] turns it into a job, [`reference()`] computes what the
 //! job must output by processing the input in order on one thread.
 
 use std::collections::HashMap;
