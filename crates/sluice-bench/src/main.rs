@@ -33,7 +33,16 @@ use sluice_core::{Clock, SystemClock};
 struct Cli {
     #[command(subcommand)]
     workload: Workload,
+    /// Records per batch on channels.
+    #[arg(long, global = true, default_value_t = 1024)]
+    batch_size: usize,
+    /// Capacity of each channel in batches.
+    #[arg(long, global = true, default_value_t = 4)]
+    channel_capacity: usize,
 }
+
+/// Batch size and channel capacity every workload runs with.
+static TUNING: std::sync::OnceLock<(usize, usize)> = std::sync::OnceLock::new();
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Mode {
@@ -132,7 +141,10 @@ impl Drop for Progress {
 
 fn env_with(parallelism: u32) -> StreamExecutionEnvironment {
     let env = StreamExecutionEnvironment::new();
-    env.set_parallelism(parallelism);
+    let (batch_size, capacity) = TUNING.get().copied().unwrap_or((1024, 4));
+    env.set_parallelism(parallelism)
+        .set_batch_size(batch_size)
+        .set_channel_capacity(capacity);
     env
 }
 
@@ -243,7 +255,9 @@ fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    match Cli::parse().workload {
+    let cli = Cli::parse();
+    let _ = TUNING.set((cli.batch_size, cli.channel_capacity));
+    match cli.workload {
         Workload::Wordcount {
             input,
             parallelism,

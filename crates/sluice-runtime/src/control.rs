@@ -5,31 +5,16 @@
 //! wakes up and tasks exit. Invariant: once cancelled, a job never becomes un-cancelled.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-
-use crossbeam_channel::{Receiver, Sender};
+use std::sync::Arc;
 
 /// Shared stop and cancel signals of one job run.
-#[derive(Debug)]
+///
+/// Tasks blocked on a channel wait in short slices and look at these flags between them,
+/// so a cancel reaches every task within one slice.
+#[derive(Debug, Default)]
 pub struct JobControl {
     stop: AtomicBool,
     cancelled: AtomicBool,
-    // Dropping the sender disconnects every clone of `cancel_rx`, which wakes every
-    // `Select` that includes it: cancellation reaches tasks blocked on a channel.
-    cancel_tx: Mutex<Option<Sender<()>>>,
-    cancel_rx: Receiver<()>,
-}
-
-impl Default for JobControl {
-    fn default() -> Self {
-        let (tx, rx) = crossbeam_channel::bounded(0);
-        JobControl {
-            stop: AtomicBool::new(false),
-            cancelled: AtomicBool::new(false),
-            cancel_tx: Mutex::new(Some(tx)),
-            cancel_rx: rx,
-        }
-    }
 }
 
 impl JobControl {
@@ -52,20 +37,11 @@ impl JobControl {
     pub fn cancel(&self) {
         self.cancelled.store(true, Ordering::SeqCst);
         self.stop();
-        if let Ok(mut tx) = self.cancel_tx.lock() {
-            tx.take();
-        }
     }
 
     /// Whether the job was cancelled.
     pub fn is_cancelled(&self) -> bool {
         self.cancelled.load(Ordering::Relaxed)
-    }
-
-    /// A receiver that becomes ready (disconnected) when the job is cancelled; add it to a
-    /// `Select` to wake a blocked task.
-    pub fn cancel_receiver(&self) -> &Receiver<()> {
-        &self.cancel_rx
     }
 }
 
@@ -74,19 +50,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cancel_wakes_a_blocked_select() {
+    fn cancel_implies_stop_and_is_final() {
         let control = JobControl::new();
-        let c = Arc::clone(&control);
-        let waiter = std::thread::spawn(move || {
-            let (_tx, rx) = crossbeam_channel::bounded::<u8>(1);
-            crossbeam_channel::select! {
-                recv(rx) -> _ => "data",
-                recv(c.cancel_receiver()) -> _ => "cancelled",
-            }
-        });
+        assert!(!control.is_stop_requested());
+        control.stop();
+        assert!(control.is_stop_requested() && !control.is_cancelled());
         control.cancel();
-        assert_eq!(waiter.join().unwrap(), "cancelled");
         assert!(control.is_cancelled());
-        assert!(control.is_stop_requested());
     }
 }

@@ -14,7 +14,10 @@ use sluice_core::{KeyGroupRange, OperatorId};
 use crate::config::JobConfig;
 use crate::control::JobControl;
 use crate::error::{Error, Result, TaskLocation};
-use crate::graph::{ErasedReceiver, ErasedSink, ErasedWriter, JobGraph, RouterSettings};
+use crate::channel::GateSignal;
+use crate::graph::{
+    ChannelSettings, ErasedReceiver, ErasedSink, ErasedWriter, JobGraph, RouterSettings, TaskInputs,
+};
 use crate::operator::OperatorContext;
 use crate::plan::{plan, PhysicalPlan};
 use crate::task::Task;
@@ -53,6 +56,8 @@ struct Channels {
     writers: HashMap<(usize, u32), Vec<ErasedWriter>>,
     /// Receivers per (downstream node, subtask), in edge then upstream-subtask order.
     receivers: HashMap<(OperatorId, u32), Vec<ErasedReceiver>>,
+    /// The wake-up signal of each (downstream node, subtask)'s input gate.
+    signals: HashMap<(OperatorId, u32), Arc<GateSignal>>,
 }
 
 impl LocalExecutor {
@@ -111,6 +116,7 @@ impl LocalExecutor {
         let mut channels = Channels {
             writers: HashMap::new(),
             receivers: HashMap::new(),
+            signals: HashMap::new(),
         };
         for &e in &plan.network_edges {
             let edge = &graph.edges[e];
@@ -125,9 +131,15 @@ impl LocalExecutor {
                     vec![i]
                 };
                 for j in targets {
-                    let (w, r) = edge
-                        .factory
-                        .create_channel(self.config.channel_capacity, control);
+                    let signal = Arc::clone(channels.signals.entry((edge.to, j)).or_insert_with(GateSignal::new));
+                    let (w, r) = edge.factory.create_channel(
+                        ChannelSettings {
+                            capacity: self.config.channel_capacity,
+                            batch_size: self.config.batch_size,
+                        },
+                        signal,
+                        control,
+                    );
                     channels.writers.entry((e, i)).or_default().push(w);
                     channels.receivers.entry((edge.to, j)).or_default().push(r);
                 }
@@ -198,16 +210,20 @@ impl LocalExecutor {
             .receivers
             .remove(&(head_id, subtask))
             .unwrap_or_default();
+        let signal = channels
+            .signals
+            .remove(&(head_id, subtask))
+            .unwrap_or_else(GateSignal::new);
         let ctx = self.context(graph, head_id, subtask)?;
         node(head_id)?
             .factory
-            .build_task(ctx, output, inputs, Arc::clone(control))
+            .build_task(ctx, output, TaskInputs { receivers: inputs, signal }, Arc::clone(control))
     }
 }
 
 /// Runs every task on its own thread; returns the root cause of the first failure.
 fn run_tasks(tasks: Vec<Box<dyn Task>>, control: &Arc<JobControl>) -> Result<()> {
-    let (done_tx, done_rx) = crossbeam_channel::unbounded::<Result<()>>();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<Result<()>>();
     let mut handles = Vec::with_capacity(tasks.len());
     let mut spawn_error = None;
     for task in tasks {

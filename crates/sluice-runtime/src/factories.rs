@@ -7,11 +7,12 @@ use std::sync::Arc;
 
 use sluice_core::{Batch, Records};
 
-use crate::channel::{local_channel, ChannelReceiver, ChannelWriter, InputGate};
+use crate::channel::{local_channel, ChannelReceiver, ChannelWriter, GateSignal, InputGate};
 use crate::control::JobControl;
 use crate::error::{Error, Result};
 use crate::graph::{
-    EdgeFactory, ErasedReceiver, ErasedSink, ErasedWriter, NodeFactory, RouterSettings,
+    ChannelSettings, EdgeFactory, ErasedReceiver, ErasedSink, ErasedWriter, NodeFactory,
+    RouterSettings, TaskInputs,
 };
 use crate::operator::chain::{ChainLink, EventSink, FanOut, Terminal};
 use crate::operator::{Operator, OperatorContext};
@@ -71,10 +72,12 @@ impl<T: Clone + Send + 'static> EdgeFactory for RecordsEdge<T> {
 
     fn create_channel(
         &self,
-        capacity: usize,
+        settings: ChannelSettings,
+        gate: Arc<GateSignal>,
         control: &Arc<JobControl>,
     ) -> (ErasedWriter, ErasedReceiver) {
-        let (w, r) = local_channel::<Records<T>>(capacity, control);
+        let (w, r) =
+            local_channel::<Records<T>>(settings.capacity, settings.batch_size, gate, control);
         let writer: Box<dyn ChannelWriter<Records<T>>> = Box::new(w);
         (Box::new(writer), Box::new(r))
     }
@@ -127,7 +130,7 @@ impl<T: Clone + Send + 'static> NodeFactory for SourceNode<T> {
         &self,
         ctx: OperatorContext,
         downstream: ErasedSink,
-        _inputs: Vec<ErasedReceiver>,
+        _inputs: TaskInputs,
         control: Arc<JobControl>,
     ) -> Result<Box<dyn Task>> {
         let downstream = downcast_sink::<Records<T>>(downstream)?;
@@ -187,15 +190,16 @@ where
         &self,
         ctx: OperatorContext,
         downstream: ErasedSink,
-        inputs: Vec<ErasedReceiver>,
+        inputs: TaskInputs,
         control: Arc<JobControl>,
     ) -> Result<Box<dyn Task>> {
         let head = self.link(&ctx, downstream)?;
         let receivers = inputs
+            .receivers
             .into_iter()
             .map(|r| downcast::<ChannelReceiver<Op::In>>(r, "channel receiver"))
             .collect::<Result<Vec<_>>>()?;
-        let gate = InputGate::new(receivers, Arc::clone(&control));
+        let gate = InputGate::new(receivers, inputs.signal, Arc::clone(&control));
         Ok(Box::new(OneInputTask::new(
             ctx.location.clone(),
             gate,

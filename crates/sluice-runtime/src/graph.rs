@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use sluice_core::OperatorId;
 
+use crate::channel::GateSignal;
 use crate::control::JobControl;
 use crate::error::Result;
 use crate::operator::OperatorContext;
@@ -67,7 +68,7 @@ pub trait NodeFactory: Send + Sync {
         &self,
         ctx: OperatorContext,
         downstream: ErasedSink,
-        inputs: Vec<ErasedReceiver>,
+        inputs: TaskInputs,
         control: Arc<JobControl>,
     ) -> Result<Box<dyn Task>>;
 }
@@ -80,7 +81,8 @@ pub trait EdgeFactory: Send + Sync {
     /// A channel of this edge's batch type holding at most `capacity` batches.
     fn create_channel(
         &self,
-        capacity: usize,
+        settings: ChannelSettings,
+        gate: Arc<GateSignal>,
         control: &Arc<JobControl>,
     ) -> (ErasedWriter, ErasedReceiver);
 
@@ -93,6 +95,23 @@ pub trait EdgeFactory: Send + Sync {
         writers: Vec<ErasedWriter>,
         settings: RouterSettings,
     ) -> Result<ErasedSink>;
+}
+
+/// Settings of one channel.
+#[derive(Debug, Clone, Copy)]
+pub struct ChannelSettings {
+    /// Most events the channel holds.
+    pub capacity: usize,
+    /// Records of a full batch.
+    pub batch_size: usize,
+}
+
+/// The inputs of a task: its channels' receivers and the signal that wakes it.
+pub struct TaskInputs {
+    /// Receivers, type-erased, in edge then upstream-subtask order.
+    pub receivers: Vec<ErasedReceiver>,
+    /// Wakes the task's input gate.
+    pub signal: Arc<GateSignal>,
 }
 
 /// Settings of one router.

@@ -26,6 +26,7 @@
 //! ```
 
 pub mod error;
+mod prefetch;
 pub mod store;
 pub mod table;
 

@@ -1,22 +1,120 @@
-//! [`KeyedTable`]: one hash table per key group.
+//! [`KeyedTable`]: the values of one keyed state, one hash table per key group.
+//!
+//! Each key group has an open-addressing table with linear probing, whose slot index comes
+//! from the low bits of the key's stable hash (the high bits pick the key group). A slot
+//! holds the hash, the key and the value together, so a lookup usually touches one cache
+//! line, and [`KeyedTable::prefetch`] can start loading it ahead of time: operators
+//! prefetch the slots of upcoming records of a batch so cache misses overlap.
 //!
 //! Invariant: an entry lives in the table of its key's group, and its stored hash is the
 //! key's [`stable_hash`](sluice_core::stable_hash); snapshots and rescaling rely on both.
+//! Within a group table, every entry is reachable from its ideal slot without crossing an
+//! empty slot (removal shifts entries back to keep this).
 
-use hashbrown::HashTable;
 use sluice_core::{key_group_for_hash, KeyGroup, KeyGroupRange};
 
-struct Entry<K, V> {
+use crate::prefetch::prefetch_read;
+
+struct Slot<K, V> {
     hash: u64,
     key: K,
     value: V,
+}
+
+/// Smallest non-empty capacity of a group table.
+const MIN_CAPACITY: usize = 8;
+
+/// One key group's table. Capacity is zero or a power of two; load stays at most 7/8.
+struct GroupTable<K, V> {
+    slots: Vec<Option<Slot<K, V>>>,
+    len: usize,
+}
+
+impl<K: Eq, V> GroupTable<K, V> {
+    fn new() -> Self {
+        GroupTable {
+            slots: Vec::new(),
+            len: 0,
+        }
+    }
+
+    #[inline]
+    fn mask(&self) -> usize {
+        self.slots.len().wrapping_sub(1)
+    }
+
+    /// `Ok(slot)` holding `key`, or `Err(empty slot)` where it would go. The table must
+    /// have capacity.
+    #[inline]
+    fn find(&self, key: &K, hash: u64) -> Result<usize, usize> {
+        let mask = self.mask();
+        let mut i = hash as usize & mask;
+        loop {
+            match &self.slots[i] {
+                None => return Err(i),
+                Some(s) if s.hash == hash && s.key == *key => return Ok(i),
+                Some(_) => i = (i + 1) & mask,
+            }
+        }
+    }
+
+    #[inline]
+    fn lookup(&self, key: &K, hash: u64) -> Option<usize> {
+        if self.len == 0 {
+            return None;
+        }
+        self.find(key, hash).ok()
+    }
+
+    /// Makes room for one more entry.
+    #[inline]
+    fn reserve_one(&mut self) {
+        if (self.len + 1) * 8 > self.slots.len() * 7 {
+            self.grow();
+        }
+    }
+
+    #[cold]
+    fn grow(&mut self) {
+        let capacity = (self.slots.len() * 2).max(MIN_CAPACITY);
+        let old = std::mem::replace(&mut self.slots, (0..capacity).map(|_| None).collect());
+        let mask = self.mask();
+        for slot in old.into_iter().flatten() {
+            let mut i = slot.hash as usize & mask;
+            while self.slots[i].is_some() {
+                i = (i + 1) & mask;
+            }
+            self.slots[i] = Some(slot);
+        }
+    }
+
+    fn remove_at(&mut self, i: usize) -> Option<Slot<K, V>> {
+        let removed = self.slots[i].take()?;
+        self.len -= 1;
+        // Backward-shift deletion: move later entries of the probe run into the hole when
+        // the hole lies between their ideal slot and where they are.
+        let mask = self.mask();
+        let mut hole = i;
+        let mut j = (i + 1) & mask;
+        while let Some(slot) = &self.slots[j] {
+            let ideal = slot.hash as usize & mask;
+            let probe_distance = j.wrapping_sub(ideal) & mask;
+            let hole_distance = j.wrapping_sub(hole) & mask;
+            if probe_distance >= hole_distance {
+                self.slots[hole] = self.slots[j].take();
+                hole = j;
+            }
+            j = (j + 1) & mask;
+        }
+        Some(removed)
+    }
 }
 
 /// Values of type `V` per key `K`, partitioned by key group.
 pub struct KeyedTable<K, V> {
     range: KeyGroupRange,
     max_parallelism: u32,
-    groups: Vec<HashTable<Entry<K, V>>>,
+    groups: Vec<GroupTable<K, V>>,
     len: usize,
 }
 
@@ -35,7 +133,7 @@ impl<K: Eq, V> KeyedTable<K, V> {
         KeyedTable {
             range,
             max_parallelism,
-            groups: (0..range.len()).map(|_| HashTable::new()).collect(),
+            groups: (0..range.len()).map(|_| GroupTable::new()).collect(),
             len: 0,
         }
     }
@@ -70,34 +168,50 @@ impl<K: Eq, V> KeyedTable<K, V> {
             .min(self.groups.len().saturating_sub(1))
     }
 
+    /// Starts loading the slot where the key with `hash` lives (or would), so that a
+    /// lookup shortly after does not wait for memory.
+    #[inline]
+    pub fn prefetch(&self, hash: u64) {
+        let group = &self.groups[self.group_index(hash)];
+        if let Some(slot) = group.slots.get(hash as usize & group.mask()) {
+            prefetch_read(slot);
+        }
+    }
+
     /// The value of `key` (whose stable hash is `hash`).
     #[inline]
     pub fn get(&self, key: &K, hash: u64) -> Option<&V> {
-        let g = self.group_index(hash);
-        self.groups[g]
-            .find(hash, |e| e.hash == hash && e.key == *key)
-            .map(|e| &e.value)
+        let group = &self.groups[self.group_index(hash)];
+        let i = group.lookup(key, hash)?;
+        group.slots[i].as_ref().map(|s| &s.value)
     }
 
     /// The value of `key`, mutable.
     #[inline]
     pub fn get_mut(&mut self, key: &K, hash: u64) -> Option<&mut V> {
         let g = self.group_index(hash);
-        self.groups[g]
-            .find_mut(hash, |e| e.hash == hash && e.key == *key)
-            .map(|e| &mut e.value)
+        let group = &mut self.groups[g];
+        let i = group.lookup(key, hash)?;
+        group.slots[i].as_mut().map(|s| &mut s.value)
     }
 
     /// Sets the value of `key`, returning the previous one.
     #[inline]
     pub fn insert(&mut self, key: K, hash: u64, value: V) -> Option<V> {
-        if let Some(v) = self.get_mut(&key, hash) {
-            return Some(std::mem::replace(v, value));
-        }
         let g = self.group_index(hash);
-        self.groups[g].insert_unique(hash, Entry { hash, key, value }, |e| e.hash);
-        self.len += 1;
-        None
+        let group = &mut self.groups[g];
+        group.reserve_one();
+        match group.find(&key, hash) {
+            Ok(i) => group.slots[i]
+                .as_mut()
+                .map(|s| std::mem::replace(&mut s.value, value)),
+            Err(i) => {
+                group.slots[i] = Some(Slot { hash, key, value });
+                group.len += 1;
+                self.len += 1;
+                None
+            }
+        }
     }
 
     /// The value of `key`, inserting `make()` first if it has none. `key` is only cloned
@@ -107,45 +221,63 @@ impl<K: Eq, V> KeyedTable<K, V> {
     where
         K: Clone,
     {
-        let g = self.group_index(hash);
-        let table = &mut self.groups[g];
-        let entry = table.entry(hash, |e| e.hash == hash && e.key == *key, |e| e.hash);
-        match entry {
-            hashbrown::hash_table::Entry::Occupied(o) => &mut o.into_mut().value,
-            hashbrown::hash_table::Entry::Vacant(v) => {
-                self.len += 1;
-                &mut v
-                    .insert(Entry {
-                        hash,
-                        key: key.clone(),
-                        value: make(),
-                    })
-                    .into_mut()
-                    .value
-            }
-        }
+        self.entry(key, hash, || key.clone(), make)
     }
 
     /// Like [`KeyedTable::get_or_insert_with`] for an owned key, which is moved in when the
     /// key is new: no clone.
     #[inline]
     pub fn get_or_insert_owned(&mut self, key: K, hash: u64, make: impl FnOnce() -> V) -> &mut V {
+        self.entry_owned(key, hash, make)
+    }
+
+    #[inline]
+    fn entry_owned(&mut self, key: K, hash: u64, make: impl FnOnce() -> V) -> &mut V {
         let g = self.group_index(hash);
-        let table = &mut self.groups[g];
-        let entry = table.entry(hash, |e| e.hash == hash && e.key == key, |e| e.hash);
-        match entry {
-            hashbrown::hash_table::Entry::Occupied(o) => &mut o.into_mut().value,
-            hashbrown::hash_table::Entry::Vacant(v) => {
+        let group = &mut self.groups[g];
+        group.reserve_one();
+        let i = match group.find(&key, hash) {
+            Ok(i) => i,
+            Err(i) => {
+                group.slots[i] = Some(Slot {
+                    hash,
+                    key,
+                    value: make(),
+                });
+                group.len += 1;
                 self.len += 1;
-                &mut v
-                    .insert(Entry {
-                        hash,
-                        key,
-                        value: make(),
-                    })
-                    .into_mut()
-                    .value
+                i
             }
+        };
+        Self::value_at(&mut self.groups[g], i)
+    }
+
+    #[inline]
+    fn entry(&mut self, key: &K, hash: u64, owned_key: impl FnOnce() -> K, make: impl FnOnce() -> V) -> &mut V {
+        let g = self.group_index(hash);
+        let group = &mut self.groups[g];
+        group.reserve_one();
+        let i = match group.find(key, hash) {
+            Ok(i) => i,
+            Err(i) => {
+                group.slots[i] = Some(Slot {
+                    hash,
+                    key: owned_key(),
+                    value: make(),
+                });
+                group.len += 1;
+                self.len += 1;
+                i
+            }
+        };
+        Self::value_at(&mut self.groups[g], i)
+    }
+
+    #[inline]
+    fn value_at(group: &mut GroupTable<K, V>, i: usize) -> &mut V {
+        match &mut group.slots[i] {
+            Some(slot) => &mut slot.value,
+            None => unreachable!("slot {i} was found or filled just before"),
         }
     }
 
@@ -153,13 +285,11 @@ impl<K: Eq, V> KeyedTable<K, V> {
     #[inline]
     pub fn remove(&mut self, key: &K, hash: u64) -> Option<V> {
         let g = self.group_index(hash);
-        match self.groups[g].find_entry(hash, |e| e.hash == hash && e.key == *key) {
-            Ok(occupied) => {
-                self.len -= 1;
-                Some(occupied.remove().0.value)
-            }
-            Err(_) => None,
-        }
+        let group = &mut self.groups[g];
+        let i = group.lookup(key, hash)?;
+        let removed = group.remove_at(i)?;
+        self.len -= 1;
+        Some(removed.value)
     }
 
     /// Iterates over `(key, value)` of one key group.
@@ -169,27 +299,33 @@ impl<K: Eq, V> KeyedTable<K, V> {
         } else {
             None
         };
-        table
-            .into_iter()
-            .flat_map(|t| t.iter().map(|e| (&e.key, &e.value)))
+        table.into_iter().flat_map(|t| {
+            t.slots
+                .iter()
+                .flatten()
+                .map(|s| (&s.key, &s.value))
+        })
     }
 
     /// Iterates over every `(key, value)`, key group by key group.
     pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> + '_ {
         self.groups
             .iter()
-            .flat_map(|t| t.iter().map(|e| (&e.key, &e.value)))
+            .flat_map(|t| t.slots.iter().flatten().map(|s| (&s.key, &s.value)))
     }
 
     /// Removes and yields every `(key, value)`, key group by key group.
     pub fn drain(&mut self) -> impl Iterator<Item = (K, V)> + '_ {
         self.len = 0;
-        self.groups
-            .iter_mut()
-            .flat_map(|t| t.drain().map(|e| (e.key, e.value)))
+        self.groups.iter_mut().flat_map(|t| {
+            t.len = 0;
+            std::mem::take(&mut t.slots)
+                .into_iter()
+                .flatten()
+                .map(|s| (s.key, s.value))
+        })
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,6 +383,26 @@ mod tests {
             expected.sort_unstable();
             prop_assert_eq!(drained, expected);
             prop_assert!(t.is_empty());
+        }
+
+        #[test]
+        fn long_probe_runs_survive_removals_and_growth(ops in proptest::collection::vec((0u64..3000, 0u8..3), 0..3000)) {
+            // One key group: every key shares one table, so probe runs get long and
+            // removal must shift entries back correctly.
+            let mut t: KeyedTable<u64, u64> = KeyedTable::new(KeyGroupRange::for_subtask(1, 1, 0), 1);
+            let mut model: HashMap<u64, u64> = HashMap::new();
+            for (k, op) in ops {
+                let h = stable_hash(&k);
+                match op {
+                    0 => { prop_assert_eq!(t.remove(&k, h), model.remove(&k)); }
+                    _ => { *t.get_or_insert_with(&k, h, || 0) += 1; *model.entry(k).or_insert(0) += 1; }
+                }
+            }
+            for (k, v) in &model {
+                prop_assert_eq!(t.get(k, stable_hash(k)), Some(v));
+            }
+            prop_assert_eq!(t.iter().count(), model.len());
+            prop_assert_eq!(t.len(), model.len());
         }
     }
 }

@@ -6,9 +6,9 @@
 
 use std::sync::Arc;
 
-use crossbeam_channel::{Select, TryRecvError};
 use sluice_core::StreamEvent;
 
+use super::local::{GateSignal, TryRecv};
 use super::ChannelReceiver;
 use crate::control::JobControl;
 use crate::error::{Error, Result};
@@ -29,6 +29,7 @@ pub struct InputGate<B> {
     blocked: Vec<bool>,
     open: usize,
     cursor: usize,
+    signal: Arc<GateSignal>,
     control: Arc<JobControl>,
 }
 
@@ -42,8 +43,8 @@ impl<B> std::fmt::Debug for InputGate<B> {
 }
 
 impl<B: Send> InputGate<B> {
-    /// A gate over `channels`.
-    pub fn new(channels: Vec<ChannelReceiver<B>>, control: Arc<JobControl>) -> Self {
+    /// A gate over `channels`, whose senders wake it through `signal`.
+    pub fn new(channels: Vec<ChannelReceiver<B>>, signal: Arc<GateSignal>, control: Arc<JobControl>) -> Self {
         let n = channels.len();
         InputGate {
             channels,
@@ -51,6 +52,7 @@ impl<B: Send> InputGate<B> {
             blocked: vec![false; n],
             open: n,
             cursor: 0,
+            signal,
             control,
         }
     }
@@ -84,30 +86,8 @@ impl<B: Send> InputGate<B> {
         !self.finished[i] && !self.blocked[i]
     }
 
-    fn accept(&mut self, channel: usize, event: StreamEvent<B>) -> GateEvent<B> {
-        if matches!(event, StreamEvent::EndOfStream) {
-            self.finished[channel] = true;
-            self.open -= 1;
-        }
-        GateEvent { channel, event }
-    }
-
-    /// The next event from any readable channel, round robin. When none has an event,
-    /// calls `on_idle` once (tasks flush partial output batches there, so latency stays low
-    /// when input is slow) and then blocks.
-    ///
-    /// Returns `Ok(None)` once every channel finished.
-    ///
-    /// # Errors
-    /// [`Error::Cancelled`] when the job is cancelled while waiting; [`Error::ChannelClosed`]
-    /// when an upstream task disappeared without an end-of-stream (it failed).
-    pub fn next(
-        &mut self,
-        mut on_idle: impl FnMut() -> Result<()>,
-    ) -> Result<Option<GateEvent<B>>> {
-        if self.open == 0 {
-            return Ok(None);
-        }
+    /// One round-robin pass over the readable channels.
+    fn poll(&mut self) -> Result<Option<GateEvent<B>>> {
         let n = self.channels.len();
         for step in 0..n {
             let i = (self.cursor + step) % n;
@@ -115,49 +95,51 @@ impl<B: Send> InputGate<B> {
                 continue;
             }
             match self.channels[i].try_recv() {
-                Ok(event) => {
+                TryRecv::Event(event) => {
                     self.cursor = (i + 1) % n;
-                    return Ok(Some(self.accept(i, event)));
+                    if matches!(event, StreamEvent::EndOfStream) {
+                        self.finished[i] = true;
+                        self.open -= 1;
+                    }
+                    return Ok(Some(GateEvent { channel: i, event }));
                 }
-                Err(TryRecvError::Empty) => {}
-                Err(TryRecvError::Disconnected) => return Err(Error::ChannelClosed),
+                TryRecv::Empty => {}
+                TryRecv::Disconnected => return Err(Error::ChannelClosed),
             }
         }
-        on_idle()?;
-        self.next_blocking()
+        Ok(None)
     }
 
-    fn next_blocking(&mut self) -> Result<Option<GateEvent<B>>> {
-        if self.control.is_cancelled() {
-            return Err(Error::Cancelled);
+    /// The next event from any readable channel, round robin. When none has an event,
+    /// calls `on_idle` once (tasks flush partial output batches there, so latency stays low
+    /// when input is slow) and then waits.
+    ///
+    /// Returns `Ok(None)` once every channel finished.
+    ///
+    /// # Errors
+    /// [`Error::Cancelled`] when the job is cancelled while waiting; [`Error::ChannelClosed`]
+    /// when an upstream task disappeared without an end-of-stream (it failed).
+    pub fn next(&mut self, on_idle: impl FnOnce() -> Result<()>) -> Result<Option<GateEvent<B>>> {
+        if self.open == 0 {
+            return Ok(None);
         }
-        let mut select = Select::new();
-        let mut indexes = Vec::with_capacity(self.channels.len());
-        for i in 0..self.channels.len() {
-            if self.readable(i) {
-                select.recv(&self.channels[i]);
-                indexes.push(i);
+        if let Some(event) = self.poll()? {
+            return Ok(Some(event));
+        }
+        on_idle()?;
+        loop {
+            if self.control.is_cancelled() {
+                return Err(Error::Cancelled);
             }
-        }
-        if indexes.is_empty() {
-            return Err(Error::Internal(
-                "input gate waits with every open channel blocked".into(),
-            ));
-        }
-        let cancel_index = select.recv(self.control.cancel_receiver());
-        let op = select.select();
-        let position = op.index();
-        if position == cancel_index {
-            let _ = op.recv(self.control.cancel_receiver());
-            return Err(Error::Cancelled);
-        }
-        let channel = indexes[position];
-        match op.recv(&self.channels[channel]) {
-            Ok(event) => {
-                self.cursor = (channel + 1) % self.channels.len();
-                Ok(Some(self.accept(channel, event)))
+            if let Some(event) = self.poll()? {
+                return Ok(Some(event));
             }
-            Err(_) => Err(Error::ChannelClosed),
+            if !self.channels.iter().enumerate().any(|(i, _)| self.readable(i)) {
+                return Err(Error::Internal(
+                    "input gate waits with every open channel blocked".into(),
+                ));
+            }
+            self.signal.wait();
         }
     }
 }
@@ -165,22 +147,46 @@ impl<B: Send> InputGate<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::channel::{local_channel, ChannelWriter};
+    use crate::channel::{local_channel, ChannelWriter, LocalChannelWriter};
+    use sluice_core::Records;
+
+    type Writer = LocalChannelWriter<Records<u32>>;
+
+    fn gate(n: usize) -> (Vec<Writer>, InputGate<Records<u32>>, Arc<JobControl>) {
+        let control = JobControl::new();
+        let signal = GateSignal::new();
+        let mut writers = vec![];
+        let mut readers = vec![];
+        for _ in 0..n {
+            let (w, r) = local_channel(4, 1024, Arc::clone(&signal), &control);
+            writers.push(w);
+            readers.push(r);
+        }
+        (writers, InputGate::new(readers, signal, Arc::clone(&control)), control)
+    }
+
+    fn data(v: u32) -> StreamEvent<Records<u32>> {
+        StreamEvent::Data(Records::from(vec![v]))
+    }
+
+    fn value(ev: &StreamEvent<Records<u32>>) -> Option<u32> {
+        match ev {
+            StreamEvent::Data(b) => b.values().first().copied(),
+            _ => None,
+        }
+    }
 
     #[test]
     fn reads_all_channels_in_order_until_finished() {
-        let control = JobControl::new();
-        let (mut w0, r0) = local_channel::<u32>(4, &control);
-        let (mut w1, r1) = local_channel::<u32>(4, &control);
-        w0.send(StreamEvent::Data(1)).unwrap();
-        w0.send(StreamEvent::Data(2)).unwrap();
-        w0.send(StreamEvent::EndOfStream).unwrap();
-        w1.send(StreamEvent::Data(10)).unwrap();
-        w1.send(StreamEvent::EndOfStream).unwrap();
-        let mut gate = InputGate::new(vec![r0, r1], control);
+        let (mut w, mut gate, _) = gate(2);
+        w[0].send(data(1)).unwrap();
+        w[0].send(data(2)).unwrap();
+        w[0].send(StreamEvent::EndOfStream).unwrap();
+        w[1].send(data(10)).unwrap();
+        w[1].send(StreamEvent::EndOfStream).unwrap();
         let mut per_channel: Vec<Vec<u32>> = vec![vec![], vec![]];
         while let Some(ev) = gate.next(|| Ok(())).unwrap() {
-            if let StreamEvent::Data(v) = ev.event {
+            if let Some(v) = value(&ev.event) {
                 per_channel[ev.channel].push(v);
             }
         }
@@ -190,12 +196,9 @@ mod tests {
 
     #[test]
     fn blocked_channel_is_not_read() {
-        let control = JobControl::new();
-        let (mut w0, r0) = local_channel::<u32>(4, &control);
-        let (mut w1, r1) = local_channel::<u32>(4, &control);
-        w0.send(StreamEvent::Data(1)).unwrap();
-        w1.send(StreamEvent::Data(2)).unwrap();
-        let mut gate = InputGate::new(vec![r0, r1], control);
+        let (mut w, mut gate, _) = gate(2);
+        w[0].send(data(1)).unwrap();
+        w[1].send(data(2)).unwrap();
         gate.block(0);
         let ev = gate.next(|| Ok(())).unwrap().unwrap();
         assert_eq!(ev.channel, 1);
@@ -205,28 +208,40 @@ mod tests {
     }
 
     #[test]
-    fn idle_callback_runs_before_blocking() {
-        let control = JobControl::new();
-        let (mut w0, r0) = local_channel::<u32>(4, &control);
-        let mut gate = InputGate::new(vec![r0], control);
+    fn idle_callback_runs_before_waiting() {
+        let (mut w, mut gate, _) = gate(1);
         let mut idle_calls = 0;
         let ev = gate
             .next(|| {
                 idle_calls += 1;
-                w0.send(StreamEvent::Data(7))
+                w[0].send(data(7))
             })
             .unwrap()
             .unwrap();
-        assert_eq!(ev.event, StreamEvent::Data(7));
+        assert_eq!(value(&ev.event), Some(7));
         assert_eq!(idle_calls, 1);
     }
 
     #[test]
-    fn failed_upstream_is_reported() {
-        let control = JobControl::new();
-        let (w0, r0) = local_channel::<u32>(4, &control);
-        drop(w0);
-        let mut gate = InputGate::new(vec![r0], control);
-        assert!(matches!(gate.next(|| Ok(())), Err(Error::ChannelClosed)));
+    fn a_waiting_gate_wakes_for_data_from_another_thread() {
+        let (w, mut gate, _) = gate(1);
+        let sender = std::thread::spawn(move || {
+            let mut w = w;
+            w[0].send(data(5)).unwrap();
+            w
+        });
+        let ev = gate.next(|| Ok(())).unwrap().unwrap();
+        assert_eq!(value(&ev.event), Some(5));
+        drop(sender.join().unwrap());
+    }
+
+    #[test]
+    fn failed_upstream_and_cancel_are_reported() {
+        let (w, mut first, _) = gate(1);
+        drop(w);
+        assert!(matches!(first.next(|| Ok(())), Err(Error::ChannelClosed)));
+        let (_w, mut second, control) = gate(1);
+        control.cancel();
+        assert!(matches!(second.next(|| Ok(())), Err(Error::Cancelled)));
     }
 }

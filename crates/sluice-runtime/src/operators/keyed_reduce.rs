@@ -7,13 +7,17 @@ use std::hash::Hash;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use sluice_core::Records;
+use sluice_core::{stable_hash, Records};
 use sluice_state::KeyedTable;
 
 use super::KeySelector;
 use crate::config::RuntimeMode;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::operator::{Collector, Operator, OperatorContext};
+
+/// How many records ahead the state slot is prefetched: enough to cover a memory
+/// access with the work of the records in between.
+const PREFETCH_DISTANCE: usize = 8;
 
 /// Reduces the values of each key with a function `(accumulated, new) -> accumulated`.
 pub struct KeyedReduceOperator<K, T, RF: ?Sized> {
@@ -23,6 +27,9 @@ pub struct KeyedReduceOperator<K, T, RF: ?Sized> {
     table: KeyedTable<K, Option<T>>,
     mode: RuntimeMode,
     batch_size: usize,
+    // Per-batch scratch space, kept to avoid allocating per batch.
+    hashes: Vec<u64>,
+    keys: Vec<K>,
     _types: PhantomData<fn(T)>,
 }
 
@@ -38,6 +45,8 @@ where
             table: KeyedTable::new(ctx.key_group_range, ctx.max_parallelism),
             mode: ctx.runtime_mode,
             batch_size: ctx.batch_size,
+            hashes: Vec::new(),
+            keys: Vec::new(),
             _types: PhantomData,
         }
     }
@@ -59,17 +68,45 @@ where
         } else {
             Records::new()
         };
-        for (value, ts) in batch.into_iter_timed() {
-            let table = &mut self.table;
-            let slot = self.key_of.with_key(&value, |key, hash| {
-                table.get_or_insert_with(key, hash, || None)
-            });
+        let (values, timestamps) = batch.into_parts();
+        // Pass 1: hash every key (and keep computed keys), so that pass 2 can prefetch
+        // the state slots of upcoming records while it updates the current one.
+        self.hashes.clear();
+        self.keys.clear();
+        match &self.key_of {
+            KeySelector::Owned(select) => {
+                for value in &values {
+                    let key = select(value);
+                    self.hashes.push(stable_hash(&key));
+                    self.keys.push(key);
+                }
+            }
+            KeySelector::Borrowed(select) => {
+                self.hashes
+                    .extend(values.iter().map(|value| stable_hash(select(value))));
+            }
+        }
+        let mut owned_keys = self.keys.drain(..);
+        for (i, value) in values.into_iter().enumerate() {
+            if let Some(&ahead) = self.hashes.get(i + PREFETCH_DISTANCE) {
+                self.table.prefetch(ahead);
+            }
+            let hash = self.hashes[i];
+            let slot = match &self.key_of {
+                KeySelector::Owned(_) => match owned_keys.next() {
+                    Some(key) => self.table.get_or_insert_owned(key, hash, || None),
+                    None => return Err(Error::Internal("fewer keys than records".into())),
+                },
+                KeySelector::Borrowed(select) => {
+                    self.table.get_or_insert_with(select(&value), hash, || None)
+                }
+            };
             let next = match slot.take() {
                 Some(acc) => (self.reduce)(acc, value),
                 None => value,
             };
             if emit {
-                output.push(next.clone(), ts);
+                output.push(next.clone(), timestamps.as_ref().map(|t| t[i]));
             }
             *slot = Some(next);
         }

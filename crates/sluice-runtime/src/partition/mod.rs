@@ -212,7 +212,7 @@ impl<T: Clone + Send + 'static> EventSink<Records<T>> for RouterOutput<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::channel::local_channel;
+    use crate::channel::{local_channel, GateSignal, TryRecv};
     use crate::channel::ChannelReceiver;
     use crate::control::JobControl;
     use sluice_core::stable_hash;
@@ -226,7 +226,7 @@ mod tests {
         let mut writers: Vec<Box<dyn ChannelWriter<Records<u64>>>> = vec![];
         let mut readers = vec![];
         for _ in 0..n {
-            let (w, r) = local_channel(1000, &control);
+            let (w, r) = local_channel(1000, 1024, GateSignal::new(), &control);
             writers.push(Box::new(w));
             readers.push(r);
         }
@@ -236,7 +236,7 @@ mod tests {
     fn drain(r: &ChannelReceiver<Records<u64>>) -> (Vec<u64>, Vec<String>) {
         let mut values = vec![];
         let mut events = vec![];
-        while let Ok(ev) = r.try_recv() {
+        while let TryRecv::Event(ev) = r.try_recv() {
             match ev {
                 StreamEvent::Data(b) => {
                     events.push(format!("data{}", b.len()));

@@ -1,0 +1,319 @@
+//! The in-process channel: a bounded queue with hysteresis on both ends.
+//!
+//! Waking a parked thread costs a system call and, on virtual machines, an
+//! inter-processor interrupt: far more than moving a batch. So neither side wakes the other
+//! for every batch:
+//!
+//! * a sender blocked on a full queue is woken only once the receiver has drained it to
+//!   half its capacity (it then refills several slots in one go, like a credit grant);
+//! * a receiver waiting for input is woken when the queue reaches half its capacity, or at
+//!   once for anything that is not a full data batch (control events, partial batches sent
+//!   by a flush, the end of the stream), so latency stays low when input is slow.
+//!
+//! Invariant: at most `capacity` events are queued (back-pressure); events come out in the
+//! order they went in; a receiver is never left waiting on a non-empty queue for longer
+//! than [`GateSignal::WAIT_SLICE`].
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use sluice_core::{Batch, StreamEvent};
+
+use super::ChannelWriter;
+use crate::control::JobControl;
+use crate::error::{Error, Result};
+
+/// Wakes the task that reads a set of channels (its input gate).
+#[derive(Debug, Default)]
+pub struct GateSignal {
+    notified: Mutex<bool>,
+    cond: Condvar,
+}
+
+impl GateSignal {
+    /// Longest a waiting receiver sleeps before looking again (it also rechecks for
+    /// cancellation then).
+    pub const WAIT_SLICE: Duration = Duration::from_millis(5);
+
+    /// A new signal.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// Wakes the receiver if it waits, or makes its next wait return at once.
+    pub fn notify(&self) {
+        let mut notified = self.notified.lock().unwrap_or_else(PoisonError::into_inner);
+        if !*notified {
+            *notified = true;
+            self.cond.notify_one();
+        }
+    }
+
+    /// Waits until notified or `WAIT_SLICE` passed; consumes the notification.
+    pub fn wait(&self) {
+        let mut notified = self.notified.lock().unwrap_or_else(PoisonError::into_inner);
+        if !*notified {
+            notified = self
+                .cond
+                .wait_timeout(notified, Self::WAIT_SLICE)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        *notified = false;
+    }
+}
+
+struct State<B> {
+    queue: VecDeque<StreamEvent<B>>,
+    sender_waiting: bool,
+    sender_alive: bool,
+    receiver_alive: bool,
+}
+
+struct Shared<B> {
+    state: Mutex<State<B>>,
+    not_full: Condvar,
+    capacity: usize,
+    batch_size: usize,
+    gate: Arc<GateSignal>,
+}
+
+impl<B> Shared<B> {
+    fn lock(&self) -> MutexGuard<'_, State<B>> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Creates an in-process channel of at most `capacity` events, whose receiver is read by
+/// the gate woken through `gate`. `batch_size` tells full data batches (which may wait for
+/// company before waking the receiver) from partial ones (which wake it at once).
+pub fn local_channel<B: Batch>(
+    capacity: usize,
+    batch_size: usize,
+    gate: Arc<GateSignal>,
+    control: &Arc<JobControl>,
+) -> (LocalChannelWriter<B>, LocalChannelReceiver<B>) {
+    let shared = Arc::new(Shared {
+        state: Mutex::new(State {
+            queue: VecDeque::with_capacity(capacity.max(1)),
+            sender_waiting: false,
+            sender_alive: true,
+            receiver_alive: true,
+        }),
+        not_full: Condvar::new(),
+        capacity: capacity.max(1),
+        batch_size,
+        gate,
+    });
+    (
+        LocalChannelWriter {
+            shared: Arc::clone(&shared),
+            control: Arc::clone(control),
+        },
+        LocalChannelReceiver { shared },
+    )
+}
+
+/// The sending end of an in-process channel.
+pub struct LocalChannelWriter<B> {
+    shared: Arc<Shared<B>>,
+    control: Arc<JobControl>,
+}
+
+impl<B> std::fmt::Debug for LocalChannelWriter<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalChannelWriter")
+            .field("capacity", &self.shared.capacity)
+            .finish()
+    }
+}
+
+impl<B: Batch> ChannelWriter<B> for LocalChannelWriter<B> {
+    fn send(&mut self, event: StreamEvent<B>) -> Result<()> {
+        let urgent = match &event {
+            StreamEvent::Data(batch) => batch.len() < self.shared.batch_size,
+            _ => true,
+        };
+        let mut state = self.shared.lock();
+        loop {
+            if !state.receiver_alive {
+                return Err(Error::ChannelClosed);
+            }
+            if state.queue.len() < self.shared.capacity {
+                break;
+            }
+            if self.control.is_cancelled() {
+                return Err(Error::Cancelled);
+            }
+            state.sender_waiting = true;
+            state = self
+                .shared
+                .not_full
+                .wait_timeout(state, Duration::from_millis(100))
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        state.queue.push_back(event);
+        let wake = urgent || state.queue.len() * 2 >= self.shared.capacity;
+        drop(state);
+        if wake {
+            self.shared.gate.notify();
+        }
+        Ok(())
+    }
+}
+
+impl<B> Drop for LocalChannelWriter<B> {
+    fn drop(&mut self) {
+        self.shared.lock().sender_alive = false;
+        self.shared.gate.notify();
+    }
+}
+
+/// What a non-blocking receive found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum TryRecv<T> {
+    /// An event.
+    Event(T),
+    /// Nothing now.
+    Empty,
+    /// Nothing, ever: the sender is gone.
+    Disconnected,
+}
+
+/// The receiving end of an in-process channel.
+pub struct LocalChannelReceiver<B> {
+    shared: Arc<Shared<B>>,
+}
+
+impl<B> std::fmt::Debug for LocalChannelReceiver<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalChannelReceiver").finish()
+    }
+}
+
+impl<B> LocalChannelReceiver<B> {
+    /// Takes the next event without waiting.
+    pub fn try_recv(&self) -> TryRecv<StreamEvent<B>> {
+        let mut state = self.shared.lock();
+        match state.queue.pop_front() {
+            Some(event) => {
+                if state.sender_waiting && state.queue.len() * 2 <= self.shared.capacity {
+                    state.sender_waiting = false;
+                    self.shared.not_full.notify_one();
+                }
+                TryRecv::Event(event)
+            }
+            None if state.sender_alive => TryRecv::Empty,
+            None => TryRecv::Disconnected,
+        }
+    }
+
+    /// Number of queued events.
+    pub fn len(&self) -> usize {
+        self.shared.lock().queue.len()
+    }
+
+    /// Whether nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl<B> Drop for LocalChannelReceiver<B> {
+    fn drop(&mut self) {
+        let mut state = self.shared.lock();
+        state.receiver_alive = false;
+        state.queue.clear();
+        drop(state);
+        self.shared.not_full.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_core::Records;
+
+    fn channel(capacity: usize) -> (LocalChannelWriter<Records<u32>>, LocalChannelReceiver<Records<u32>>, Arc<GateSignal>, Arc<JobControl>) {
+        let control = JobControl::new();
+        let gate = GateSignal::new();
+        let (w, r) = local_channel(capacity, 2, Arc::clone(&gate), &control);
+        (w, r, gate, control)
+    }
+
+    fn data(v: u32) -> StreamEvent<Records<u32>> {
+        StreamEvent::Data(Records::from(vec![v, v]))
+    }
+
+    #[test]
+    fn keeps_order_and_reports_disconnection_after_draining() {
+        let (mut w, r, _, _) = channel(4);
+        w.send(data(1)).unwrap();
+        w.send(StreamEvent::EndOfStream).unwrap();
+        drop(w);
+        assert_eq!(r.try_recv(), TryRecv::Event(data(1)));
+        assert_eq!(r.try_recv(), TryRecv::Event(StreamEvent::EndOfStream));
+        assert_eq!(r.try_recv(), TryRecv::Disconnected);
+    }
+
+    #[test]
+    fn a_full_channel_blocks_the_sender_until_half_drained() {
+        let (mut w, r, _, _) = channel(4);
+        for i in 0..4 {
+            w.send(data(i)).unwrap();
+        }
+        let sender = std::thread::spawn(move || {
+            w.send(data(99)).unwrap();
+            w
+        });
+        // The sender cannot proceed while the queue is full.
+        crate::channel::local::tests::wait_for(|| r.shared.lock().sender_waiting);
+        assert_eq!(r.len(), 4);
+        assert!(matches!(r.try_recv(), TryRecv::Event(_)));
+        assert!(matches!(r.try_recv(), TryRecv::Event(_)));
+        let _w = sender.join().unwrap();
+        assert_eq!(r.len(), 3);
+    }
+
+    #[test]
+    fn cancel_and_receiver_drop_unblock_a_sender() {
+        let (mut w, r, _, control) = channel(1);
+        w.send(data(1)).unwrap();
+        let sender = std::thread::spawn(move || w.send(data(2)));
+        wait_for(|| r.shared.lock().sender_waiting);
+        control.cancel();
+        assert!(matches!(sender.join().unwrap(), Err(Error::Cancelled)));
+
+        let (mut w, r, _, _) = channel(1);
+        w.send(data(1)).unwrap();
+        let sender = std::thread::spawn(move || w.send(data(2)));
+        wait_for(|| r.shared.lock().sender_waiting);
+        drop(r);
+        assert!(matches!(sender.join().unwrap(), Err(Error::ChannelClosed)));
+    }
+
+    #[test]
+    fn partial_batches_and_control_events_notify_at_once_full_ones_at_half() {
+        let (mut w, _r, gate, _) = channel(8);
+        w.send(data(1)).unwrap();
+        assert!(!*gate.notified.lock().unwrap(), "one full batch waits for company");
+        w.send(StreamEvent::Data(Records::from(vec![1]))).unwrap();
+        assert!(*gate.notified.lock().unwrap(), "a partial batch wakes the reader");
+        gate.wait();
+        w.send(data(2)).unwrap();
+        w.send(data(3)).unwrap();
+        assert!(*gate.notified.lock().unwrap(), "half capacity wakes the reader");
+    }
+
+    pub(super) fn wait_for(condition: impl Fn() -> bool) {
+        let clock = sluice_core::SystemClock;
+        use sluice_core::Clock;
+        let deadline = clock.monotonic_nanos() + 10_000_000_000;
+        while !condition() {
+            assert!(clock.monotonic_nanos() < deadline, "condition never held");
+            std::thread::yield_now();
+        }
+    }
+}
