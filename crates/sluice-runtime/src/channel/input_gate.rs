@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use sluice_core::StreamEvent;
 
-use super::local::{GateSignal, TryRecv};
+use super::local::{spin_until, GateSignal, TryRecv};
 use super::ChannelReceiver;
 use crate::control::JobControl;
 use crate::error::{Error, Result};
@@ -139,7 +139,15 @@ impl<B: Send> InputGate<B> {
                     "input gate waits with every open channel blocked".into(),
                 ));
             }
-            self.signal.wait();
+            let spun = spin_until(|| {
+                self.channels
+                    .iter()
+                    .enumerate()
+                    .any(|(i, c)| self.readable(i) && c.has_queued())
+            });
+            if !spun {
+                self.signal.wait();
+            }
         }
     }
 }

@@ -10,11 +10,16 @@
 //!   once for anything that is not a full data batch (control events, partial batches sent
 //!   by a flush, the end of the stream), so latency stays low when input is slow.
 //!
+//! Before parking, either side spins briefly ([`spin_until`]): when the other side is
+//! busy, the queue changes within the time of one batch, and a thread that never parks
+//! needs no wake-up at all.
+//!
 //! Invariant: at most `capacity` events are queued (back-pressure); events come out in the
 //! order they went in; a receiver is never left waiting on a non-empty queue for longer
 //! than [`GateSignal::WAIT_SLICE`].
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -64,6 +69,27 @@ impl GateSignal {
     }
 }
 
+/// Spins, then yields, for a short while until `ready()` holds; returns whether it did.
+/// Meant for the moment before parking a thread: a few microseconds of polling are much
+/// cheaper than a park and wake-up when the other side is about to act.
+pub fn spin_until(ready: impl Fn() -> bool) -> bool {
+    const SPIN_ROUNDS: u32 = 10;
+    const YIELD_ROUNDS: u32 = 40;
+    for round in 0..SPIN_ROUNDS + YIELD_ROUNDS {
+        if ready() {
+            return true;
+        }
+        if round < SPIN_ROUNDS {
+            for _ in 0..(1u32 << round.min(8)) * 8 {
+                std::hint::spin_loop();
+            }
+        } else {
+            std::thread::yield_now();
+        }
+    }
+    ready()
+}
+
 struct State<B> {
     queue: VecDeque<StreamEvent<B>>,
     sender_waiting: bool,
@@ -73,6 +99,8 @@ struct State<B> {
 
 struct Shared<B> {
     state: Mutex<State<B>>,
+    /// Mirror of `state.queue.len()`, written under the lock, read without it to spin.
+    queued: AtomicUsize,
     not_full: Condvar,
     capacity: usize,
     batch_size: usize,
@@ -101,6 +129,7 @@ pub fn local_channel<B: Batch>(
             sender_alive: true,
             receiver_alive: true,
         }),
+        queued: AtomicUsize::new(0),
         not_full: Condvar::new(),
         capacity: capacity.max(1),
         batch_size,
@@ -135,6 +164,10 @@ impl<B: Batch> ChannelWriter<B> for LocalChannelWriter<B> {
             StreamEvent::Data(batch) => batch.len() < self.shared.batch_size,
             _ => true,
         };
+        let capacity = self.shared.capacity;
+        if self.shared.queued.load(Ordering::Acquire) >= capacity {
+            spin_until(|| self.shared.queued.load(Ordering::Acquire) < capacity);
+        }
         let mut state = self.shared.lock();
         loop {
             if !state.receiver_alive {
@@ -155,6 +188,7 @@ impl<B: Batch> ChannelWriter<B> for LocalChannelWriter<B> {
                 .0;
         }
         state.queue.push_back(event);
+        self.shared.queued.store(state.queue.len(), Ordering::Release);
         let wake = urgent || state.queue.len() * 2 >= self.shared.capacity;
         drop(state);
         if wake {
@@ -199,6 +233,7 @@ impl<B> LocalChannelReceiver<B> {
         let mut state = self.shared.lock();
         match state.queue.pop_front() {
             Some(event) => {
+                self.shared.queued.store(state.queue.len(), Ordering::Release);
                 if state.sender_waiting && state.queue.len() * 2 <= self.shared.capacity {
                     state.sender_waiting = false;
                     self.shared.not_full.notify_one();
@@ -215,6 +250,11 @@ impl<B> LocalChannelReceiver<B> {
         self.shared.lock().queue.len()
     }
 
+    /// Whether an event may be queued, read without locking (for spinning).
+    pub fn has_queued(&self) -> bool {
+        self.shared.queued.load(Ordering::Acquire) > 0
+    }
+
     /// Whether nothing is queued.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
@@ -226,6 +266,7 @@ impl<B> Drop for LocalChannelReceiver<B> {
         let mut state = self.shared.lock();
         state.receiver_alive = false;
         state.queue.clear();
+        self.shared.queued.store(0, Ordering::Release);
         drop(state);
         self.shared.not_full.notify_all();
     }

@@ -15,7 +15,9 @@ mod input_gate;
 mod local;
 
 pub use input_gate::{GateEvent, InputGate};
-pub use local::{local_channel, GateSignal, LocalChannelReceiver, LocalChannelWriter, TryRecv};
+pub use local::{
+    local_channel, spin_until, GateSignal, LocalChannelReceiver, LocalChannelWriter, TryRecv,
+};
 
 use sluice_core::StreamEvent;
 
