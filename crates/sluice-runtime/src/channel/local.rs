@@ -73,7 +73,7 @@ impl GateSignal {
 /// Meant for the moment before parking a thread: a few microseconds of polling are much
 /// cheaper than a park and wake-up when the other side is about to act.
 pub fn spin_until(ready: impl Fn() -> bool) -> bool {
-    const SPIN_ROUNDS: u32 = 10;
+    const SPIN_ROUNDS: u32 = 6;
     const YIELD_ROUNDS: u32 = 40;
     for round in 0..SPIN_ROUNDS + YIELD_ROUNDS {
         if ready() {
