@@ -31,6 +31,9 @@ pub struct JobConfig {
     pub runtime_mode: RuntimeMode,
     /// The processing-time clock; default the system clock.
     pub clock: Arc<dyn Clock>,
+    /// Whether tasks spin briefly before parking on an empty or full channel; default
+    /// (`None`): when the job has no more tasks than the machine has cores.
+    pub spin_before_park: Option<bool>,
 }
 
 impl Default for JobConfig {
@@ -44,6 +47,7 @@ impl Default for JobConfig {
             channel_capacity: 4,
             runtime_mode: RuntimeMode::Streaming,
             clock: Arc::new(SystemClock),
+            spin_before_park: None,
         }
     }
 }

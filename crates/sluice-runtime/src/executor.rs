@@ -11,10 +11,10 @@ use std::time::Duration;
 
 use sluice_core::{KeyGroupRange, OperatorId};
 
+use crate::channel::GateSignal;
 use crate::config::JobConfig;
 use crate::control::JobControl;
 use crate::error::{Error, Result, TaskLocation};
-use crate::channel::GateSignal;
 use crate::graph::{
     ChannelSettings, ErasedReceiver, ErasedSink, ErasedWriter, JobGraph, RouterSettings, TaskInputs,
 };
@@ -80,7 +80,14 @@ impl LocalExecutor {
         let plan = plan(graph, &self.config)?;
         tracing::info!(job = %graph.name, "deploying\n{}", plan.describe(graph));
         let start = self.config.clock.monotonic_nanos();
-        let mut channels = self.create_channels(graph, &plan, &control);
+        // Spinning before parking pays when every task has a core; with more tasks than
+        // cores it takes cycles from tasks that have work.
+        let task_count: u32 = plan.chains.iter().map(|c| c.parallelism).sum();
+        let spin = match self.config.spin_before_park {
+            Some(spin) => spin,
+            None => task_count as usize <= available_cores(),
+        };
+        let mut channels = self.create_channels(graph, &plan, &control, spin);
         let mut tasks = Vec::new();
         for chain in &plan.chains {
             for subtask in 0..chain.parallelism {
@@ -112,6 +119,7 @@ impl LocalExecutor {
         graph: &JobGraph,
         plan: &PhysicalPlan,
         control: &Arc<JobControl>,
+        spin: bool,
     ) -> Channels {
         let mut channels = Channels {
             writers: HashMap::new(),
@@ -131,7 +139,12 @@ impl LocalExecutor {
                     vec![i]
                 };
                 for j in targets {
-                    let signal = Arc::clone(channels.signals.entry((edge.to, j)).or_insert_with(GateSignal::new));
+                    let signal = Arc::clone(
+                        channels
+                            .signals
+                            .entry((edge.to, j))
+                            .or_insert_with(|| GateSignal::with_spin(spin)),
+                    );
                     let (w, r) = edge.factory.create_channel(
                         ChannelSettings {
                             capacity: self.config.channel_capacity,
@@ -213,12 +226,22 @@ impl LocalExecutor {
         let signal = channels
             .signals
             .remove(&(head_id, subtask))
-            .unwrap_or_else(GateSignal::new);
+            .unwrap_or_default();
         let ctx = self.context(graph, head_id, subtask)?;
-        node(head_id)?
-            .factory
-            .build_task(ctx, output, TaskInputs { receivers: inputs, signal }, Arc::clone(control))
+        node(head_id)?.factory.build_task(
+            ctx,
+            output,
+            TaskInputs {
+                receivers: inputs,
+                signal,
+            },
+            Arc::clone(control),
+        )
     }
+}
+
+fn available_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// Runs every task on its own thread; returns the root cause of the first failure.

@@ -13,7 +13,7 @@
 
 use sluice_core::{key_group_for_hash, KeyGroup, KeyGroupRange};
 
-use crate::prefetch::prefetch_read;
+use crate::prefetch::{prefetch_key_data, prefetch_read};
 
 struct Slot<K, V> {
     hash: u64,
@@ -178,6 +178,21 @@ impl<K: Eq, V> KeyedTable<K, V> {
         }
     }
 
+    /// Starts loading the out-of-line bytes (of a `String` key, say) of the entry in the
+    /// slot where the key with `hash` would be found first. Call it a few records after
+    /// [`KeyedTable::prefetch`] for the same hash, once the slot itself is in cache: key
+    /// comparisons then do not wait for memory either.
+    #[inline]
+    pub fn prefetch_key(&self, hash: u64)
+    where
+        K: 'static,
+    {
+        let group = &self.groups[self.group_index(hash)];
+        if let Some(Some(slot)) = group.slots.get(hash as usize & group.mask()) {
+            prefetch_key_data(&slot.key);
+        }
+    }
+
     /// The value of `key` (whose stable hash is `hash`).
     #[inline]
     pub fn get(&self, key: &K, hash: u64) -> Option<&V> {
@@ -253,7 +268,13 @@ impl<K: Eq, V> KeyedTable<K, V> {
     }
 
     #[inline]
-    fn entry(&mut self, key: &K, hash: u64, owned_key: impl FnOnce() -> K, make: impl FnOnce() -> V) -> &mut V {
+    fn entry(
+        &mut self,
+        key: &K,
+        hash: u64,
+        owned_key: impl FnOnce() -> K,
+        make: impl FnOnce() -> V,
+    ) -> &mut V {
         let g = self.group_index(hash);
         let group = &mut self.groups[g];
         group.reserve_one();
@@ -299,12 +320,9 @@ impl<K: Eq, V> KeyedTable<K, V> {
         } else {
             None
         };
-        table.into_iter().flat_map(|t| {
-            t.slots
-                .iter()
-                .flatten()
-                .map(|s| (&s.key, &s.value))
-        })
+        table
+            .into_iter()
+            .flat_map(|t| t.slots.iter().flatten().map(|s| (&s.key, &s.value)))
     }
 
     /// Iterates over every `(key, value)`, key group by key group.

@@ -44,7 +44,11 @@ impl<B> std::fmt::Debug for InputGate<B> {
 
 impl<B: Send> InputGate<B> {
     /// A gate over `channels`, whose senders wake it through `signal`.
-    pub fn new(channels: Vec<ChannelReceiver<B>>, signal: Arc<GateSignal>, control: Arc<JobControl>) -> Self {
+    pub fn new(
+        channels: Vec<ChannelReceiver<B>>,
+        signal: Arc<GateSignal>,
+        control: Arc<JobControl>,
+    ) -> Self {
         let n = channels.len();
         InputGate {
             channels,
@@ -134,17 +138,23 @@ impl<B: Send> InputGate<B> {
             if let Some(event) = self.poll()? {
                 return Ok(Some(event));
             }
-            if !self.channels.iter().enumerate().any(|(i, _)| self.readable(i)) {
+            if !self
+                .channels
+                .iter()
+                .enumerate()
+                .any(|(i, _)| self.readable(i))
+            {
                 return Err(Error::Internal(
                     "input gate waits with every open channel blocked".into(),
                 ));
             }
-            let spun = spin_until(|| {
-                self.channels
-                    .iter()
-                    .enumerate()
-                    .any(|(i, c)| self.readable(i) && c.has_queued())
-            });
+            let spun = self.signal.spins()
+                && spin_until(|| {
+                    self.channels
+                        .iter()
+                        .enumerate()
+                        .any(|(i, c)| self.readable(i) && c.has_queued())
+                });
             if !spun {
                 self.signal.wait();
             }
@@ -170,7 +180,11 @@ mod tests {
             writers.push(w);
             readers.push(r);
         }
-        (writers, InputGate::new(readers, signal, Arc::clone(&control)), control)
+        (
+            writers,
+            InputGate::new(readers, signal, Arc::clone(&control)),
+            control,
+        )
     }
 
     fn data(v: u32) -> StreamEvent<Records<u32>> {

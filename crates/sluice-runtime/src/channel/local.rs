@@ -34,6 +34,7 @@ use crate::error::{Error, Result};
 pub struct GateSignal {
     notified: Mutex<bool>,
     cond: Condvar,
+    spin: bool,
 }
 
 impl GateSignal {
@@ -41,9 +42,23 @@ impl GateSignal {
     /// cancellation then).
     pub const WAIT_SLICE: Duration = Duration::from_millis(5);
 
-    /// A new signal.
+    /// A new signal; the gate spins briefly before waiting.
     pub fn new() -> Arc<Self> {
-        Arc::new(Self::default())
+        Self::with_spin(true)
+    }
+
+    /// A new signal; with `spin` false the gate waits at once when its input is empty
+    /// (right when tasks outnumber cores: spinning would take a core another task needs).
+    pub fn with_spin(spin: bool) -> Arc<Self> {
+        Arc::new(GateSignal {
+            spin,
+            ..Self::default()
+        })
+    }
+
+    /// Whether the gate should spin before waiting.
+    pub fn spins(&self) -> bool {
+        self.spin
     }
 
     /// Wakes the receiver if it waits, or makes its next wait return at once.
@@ -105,6 +120,7 @@ struct Shared<B> {
     capacity: usize,
     batch_size: usize,
     gate: Arc<GateSignal>,
+    spin: bool,
 }
 
 impl<B> Shared<B> {
@@ -114,7 +130,7 @@ impl<B> Shared<B> {
 }
 
 /// Creates an in-process channel of at most `capacity` events, whose receiver is read by
-/// the gate woken through `gate`. `batch_size` tells full data batches (which may wait for
+/// the gate woken through `gate` (whose spin setting the sender shares). `batch_size` tells full data batches (which may wait for
 /// company before waking the receiver) from partial ones (which wake it at once).
 pub fn local_channel<B: Batch>(
     capacity: usize,
@@ -133,6 +149,7 @@ pub fn local_channel<B: Batch>(
         not_full: Condvar::new(),
         capacity: capacity.max(1),
         batch_size,
+        spin: gate.spins(),
         gate,
     });
     (
@@ -165,7 +182,7 @@ impl<B: Batch> ChannelWriter<B> for LocalChannelWriter<B> {
             _ => true,
         };
         let capacity = self.shared.capacity;
-        if self.shared.queued.load(Ordering::Acquire) >= capacity {
+        if self.shared.spin && self.shared.queued.load(Ordering::Acquire) >= capacity {
             spin_until(|| self.shared.queued.load(Ordering::Acquire) < capacity);
         }
         let mut state = self.shared.lock();
@@ -188,7 +205,9 @@ impl<B: Batch> ChannelWriter<B> for LocalChannelWriter<B> {
                 .0;
         }
         state.queue.push_back(event);
-        self.shared.queued.store(state.queue.len(), Ordering::Release);
+        self.shared
+            .queued
+            .store(state.queue.len(), Ordering::Release);
         let wake = urgent || state.queue.len() * 2 >= self.shared.capacity;
         drop(state);
         if wake {
@@ -233,7 +252,9 @@ impl<B> LocalChannelReceiver<B> {
         let mut state = self.shared.lock();
         match state.queue.pop_front() {
             Some(event) => {
-                self.shared.queued.store(state.queue.len(), Ordering::Release);
+                self.shared
+                    .queued
+                    .store(state.queue.len(), Ordering::Release);
                 if state.sender_waiting && state.queue.len() * 2 <= self.shared.capacity {
                     state.sender_waiting = false;
                     self.shared.not_full.notify_one();
@@ -277,7 +298,14 @@ mod tests {
     use super::*;
     use sluice_core::Records;
 
-    fn channel(capacity: usize) -> (LocalChannelWriter<Records<u32>>, LocalChannelReceiver<Records<u32>>, Arc<GateSignal>, Arc<JobControl>) {
+    type TestChannel = (
+        LocalChannelWriter<Records<u32>>,
+        LocalChannelReceiver<Records<u32>>,
+        Arc<GateSignal>,
+        Arc<JobControl>,
+    );
+
+    fn channel(capacity: usize) -> TestChannel {
         let control = JobControl::new();
         let gate = GateSignal::new();
         let (w, r) = local_channel(capacity, 2, Arc::clone(&gate), &control);
@@ -339,13 +367,22 @@ mod tests {
     fn partial_batches_and_control_events_notify_at_once_full_ones_at_half() {
         let (mut w, _r, gate, _) = channel(8);
         w.send(data(1)).unwrap();
-        assert!(!*gate.notified.lock().unwrap(), "one full batch waits for company");
+        assert!(
+            !*gate.notified.lock().unwrap(),
+            "one full batch waits for company"
+        );
         w.send(StreamEvent::Data(Records::from(vec![1]))).unwrap();
-        assert!(*gate.notified.lock().unwrap(), "a partial batch wakes the reader");
+        assert!(
+            *gate.notified.lock().unwrap(),
+            "a partial batch wakes the reader"
+        );
         gate.wait();
         w.send(data(2)).unwrap();
         w.send(data(3)).unwrap();
-        assert!(*gate.notified.lock().unwrap(), "half capacity wakes the reader");
+        assert!(
+            *gate.notified.lock().unwrap(),
+            "half capacity wakes the reader"
+        );
     }
 
     pub(super) fn wait_for(condition: impl Fn() -> bool) {

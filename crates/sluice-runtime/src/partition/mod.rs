@@ -212,8 +212,8 @@ impl<T: Clone + Send + 'static> EventSink<Records<T>> for RouterOutput<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::channel::{local_channel, GateSignal, TryRecv};
     use crate::channel::ChannelReceiver;
+    use crate::channel::{local_channel, GateSignal, TryRecv};
     use crate::control::JobControl;
     use sluice_core::stable_hash;
 
