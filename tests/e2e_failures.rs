@@ -145,6 +145,16 @@ fn invalid_jobs_are_rejected_before_running_with_what_to_change() {
     let err = env4.execute("forward").unwrap_err().to_string();
     assert!(err.contains("needs equal parallelism"), "{err}");
 
+    let config = sluice_api::JobConfig {
+        batch_size: 0,
+        ..sluice_api::JobConfig::default()
+    };
+    let env6 = StreamExecutionEnvironment::with_config(config);
+    env6.set_handle_ctrl_c(false);
+    env6.from_sequence(0, 1).discard();
+    let err = env6.execute("zero-batch").unwrap_err().to_string();
+    assert!(err.contains("batch size (0)"), "{err}");
+
     let env5 = env(200);
     env5.from_sequence(0, 1).discard();
     let err = env5.execute("too-parallel").unwrap_err().to_string();

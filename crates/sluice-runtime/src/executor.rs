@@ -251,6 +251,7 @@ fn run_tasks(tasks: Vec<Box<dyn Task>>, control: &Arc<JobControl>) -> Result<()>
     let mut spawn_error = None;
     for task in tasks {
         let location = task.location().clone();
+        let location_for_thread = location.clone();
         let name = format!(
             "{} ({}/{})",
             location.operator,
@@ -258,8 +259,18 @@ fn run_tasks(tasks: Vec<Box<dyn Task>>, control: &Arc<JobControl>) -> Result<()>
             location.parallelism
         );
         let tx = done_tx.clone();
+        let task_control = Arc::clone(control);
         let spawned = std::thread::Builder::new().name(name).spawn(move || {
-            let result = task.run();
+            // Operator calls catch their own panics; one that escapes is a runtime bug.
+            // Report it as a failure (so the job is cancelled now, not at join time).
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| task.run()))
+                .unwrap_or_else(|payload| {
+                    task_control.cancel();
+                    Err(Error::Internal(format!(
+                        "task {location_for_thread} panicked: {}",
+                        crate::error::panic_message(payload.as_ref())
+                    )))
+                });
             let _ = tx.send(result);
         });
         match spawned {

@@ -105,6 +105,12 @@ fn is_chainable(graph: &JobGraph, from: OperatorId, to: OperatorId, p: Partition
 }
 
 fn validate(graph: &JobGraph, config: &JobConfig) -> Result<()> {
+    if config.batch_size == 0 || config.channel_capacity == 0 {
+        return Err(invalid(format!(
+            "batch size ({}) and channel capacity ({}) must be at least 1",
+            config.batch_size, config.channel_capacity
+        )));
+    }
     if graph.nodes.is_empty() {
         return Err(invalid(
             "the job has no operators; add a source and a sink".into(),

@@ -332,16 +332,21 @@ impl<K: Eq, V> KeyedTable<K, V> {
             .flat_map(|t| t.slots.iter().flatten().map(|s| (&s.key, &s.value)))
     }
 
-    /// Removes and yields every `(key, value)`, key group by key group.
-    pub fn drain(&mut self) -> impl Iterator<Item = (K, V)> + '_ {
+    /// Removes and yields every `(key, value)`, key group by key group. The table is empty
+    /// as soon as this returns, even if the iterator is dropped early.
+    pub fn drain(&mut self) -> impl Iterator<Item = (K, V)> {
         self.len = 0;
-        self.groups.iter_mut().flat_map(|t| {
-            t.len = 0;
-            std::mem::take(&mut t.slots)
-                .into_iter()
-                .flatten()
-                .map(|s| (s.key, s.value))
-        })
+        let tables: Vec<Vec<Option<Slot<K, V>>>> = self
+            .groups
+            .iter_mut()
+            .map(|t| {
+                t.len = 0;
+                std::mem::take(&mut t.slots)
+            })
+            .collect();
+        tables
+            .into_iter()
+            .flat_map(|slots| slots.into_iter().flatten().map(|s| (s.key, s.value)))
     }
 }
 #[cfg(test)]

@@ -4,6 +4,7 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use sluice_core::Records;
 use sluice_runtime::source::{Boundedness, Source, SourcePoll, SourceReader};
@@ -15,15 +16,36 @@ use crate::error::Error;
 const READ_BUFFER_BYTES: usize = 1024 * 1024;
 
 /// Reads the lines (without line terminators) of a file, or of every file of a directory.
-#[derive(Debug, Clone)]
+///
+/// The files are listed and cut into splits once, by the first subtask that starts; every
+/// subtask then takes its share of that one plan, so a file that appears or grows while
+/// subtasks start cannot make two subtasks disagree on split boundaries.
+#[derive(Debug)]
 pub struct TextFileSource {
     path: PathBuf,
+    /// The split plan and the parallelism it was made for.
+    plan: Mutex<Option<(u32, Arc<Vec<FileSplit>>)>>,
 }
 
 impl TextFileSource {
     /// A source over `path`, a file or a directory.
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        TextFileSource { path: path.into() }
+        TextFileSource {
+            path: path.into(),
+            plan: Mutex::new(None),
+        }
+    }
+
+    fn splits(&self, parallelism: u32) -> Result<Arc<Vec<FileSplit>>, Error> {
+        let mut plan = self.plan.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((p, splits)) = plan.as_ref() {
+            if *p == parallelism {
+                return Ok(Arc::clone(splits));
+            }
+        }
+        let splits = Arc::new(plan_splits(&list_files(&self.path)?, parallelism));
+        *plan = Some((parallelism, Arc::clone(&splits)));
+        Ok(splits)
     }
 }
 
@@ -33,13 +55,13 @@ impl Source<String> for TextFileSource {
     }
 
     fn create_reader(&self, ctx: &OperatorContext) -> Result<Box<dyn SourceReader<String>>> {
-        let files = list_files(&self.path)?;
         let (i, p) = (ctx.location.subtask as usize, ctx.location.parallelism);
-        let splits: VecDeque<FileSplit> = plan_splits(&files, p)
-            .into_iter()
+        let splits: VecDeque<FileSplit> = self
+            .splits(p)?
+            .iter()
             .enumerate()
             .filter(|(k, _)| k % p as usize == i)
-            .map(|(_, s)| s)
+            .map(|(_, s)| s.clone())
             .collect();
         Ok(Box::new(TextFileReader {
             splits,

@@ -69,15 +69,21 @@ impl<T: Send + 'static> Task for SourceTask<T> {
             }
             let mut batch = Records::with_capacity(batch_size);
             let poll = self.guarded(|| reader.poll(&mut batch, batch_size))?;
-            if !batch.is_empty() {
+            let produced = !batch.is_empty();
+            if produced {
                 self.downstream.on_event(StreamEvent::Data(batch))?;
             }
             match poll {
                 SourcePoll::Ready => backoff = PENDING_BACKOFF_MIN,
                 SourcePoll::Pending => {
                     self.downstream.flush()?;
-                    self.ctx.clock.sleep(backoff);
-                    backoff = (backoff * 2).min(PENDING_BACKOFF_MAX);
+                    if produced {
+                        // The reader had data and drained it: look again at once.
+                        backoff = PENDING_BACKOFF_MIN;
+                    } else {
+                        self.ctx.clock.sleep(backoff);
+                        backoff = (backoff * 2).min(PENDING_BACKOFF_MAX);
+                    }
                 }
                 SourcePoll::Finished => break true,
             }
