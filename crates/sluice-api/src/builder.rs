@@ -25,6 +25,9 @@ pub(crate) struct PendingEdge {
 pub(crate) struct GraphBuilder {
     pub(crate) nodes: Vec<NodeSpec>,
     edges: Vec<PendingEdge>,
+    /// (follower, leader): the follower takes the leader's final parallelism, so that an
+    /// operator the API inserted (a pre-aggregation) stays chained to its predecessor.
+    follows: Vec<(OperatorId, OperatorId)>,
 }
 
 impl GraphBuilder {
@@ -49,6 +52,11 @@ impl GraphBuilder {
 
     pub(crate) fn node_mut(&mut self, id: OperatorId) -> Option<&mut NodeSpec> {
         self.nodes.get_mut(id.0 as usize)
+    }
+
+    /// Makes `follower` run with `leader`'s parallelism, whatever it ends up being.
+    pub(crate) fn follow_parallelism(&mut self, follower: OperatorId, leader: OperatorId) {
+        self.follows.push((follower, leader));
     }
 
     pub(crate) fn parallelism(&self, id: OperatorId) -> u32 {
@@ -80,7 +88,13 @@ impl GraphBuilder {
         self.edges.push(PendingEdge { from, to, make });
     }
 
-    pub(crate) fn build(&self, name: &str) -> JobGraph {
+    pub(crate) fn build(&mut self, name: &str) -> JobGraph {
+        for &(follower, leader) in &self.follows {
+            let p = self.parallelism(leader);
+            if let Some(node) = self.nodes.get_mut(follower.0 as usize) {
+                node.parallelism = p;
+            }
+        }
         let edges = self
             .edges
             .iter()

@@ -66,6 +66,7 @@ impl StreamExecutionEnvironment {
         }
     }
 
+    /// Runs `f` on the job under construction.
     pub(crate) fn with_builder<R>(&self, f: impl FnOnce(&mut GraphBuilder) -> R) -> R {
         f(&mut self.builder.lock().unwrap_or_else(PoisonError::into_inner))
     }
@@ -94,7 +95,9 @@ impl StreamExecutionEnvironment {
         self.with_config_mut(|c| c.max_parallelism = max_parallelism)
     }
 
-    /// Streaming (continuous updates) or batch (final results of bounded inputs).
+    /// Streaming (continuous updates) or batch (final results of bounded inputs). Set it
+    /// before defining the job: keyed aggregations defined in batch mode pre-aggregate
+    /// before their shuffle.
     pub fn set_runtime_mode(&self, mode: RuntimeMode) -> &Self {
         self.with_config_mut(|c| c.runtime_mode = mode)
     }

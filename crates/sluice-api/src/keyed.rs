@@ -8,7 +8,9 @@ use sluice_core::Data;
 use sluice_runtime::graph::NodeKind;
 use sluice_runtime::operators::{
     KeySelector, KeyedProcessFunction, KeyedProcessOperator, KeyedReduceOperator,
+    LocalReduceOperator,
 };
+use sluice_runtime::RuntimeMode;
 
 use crate::datastream::DataStream;
 
@@ -65,7 +67,9 @@ impl<K: Data + Hash + Eq, T: Data> KeyedStream<K, T> {
     }
 
     /// A running reduction per key: `f(accumulated, record)`. In streaming mode every
-    /// record emits its key's new value; in batch mode each key emits its final value.
+    /// record emits its key's new value; in batch mode each key emits its final value, and
+    /// records are pre-aggregated per key before the shuffle, so `f` must be associative
+    /// (`f(f(a, b), c) == f(a, f(b, c))`), as sums, minima and maxima are.
     pub fn reduce(&self, f: impl Fn(T, T) -> T + Send + Sync + 'static) -> DataStream<T> {
         self.reduce_named("Keyed Reduce", f)
     }
@@ -77,14 +81,44 @@ impl<K: Data + Hash + Eq, T: Data> KeyedStream<K, T> {
     ) -> DataStream<T> {
         let f = Arc::new(f);
         let key_of = self.key_of.clone();
+        let input = if self.stream.env.config().runtime_mode == RuntimeMode::Batch {
+            self.pre_aggregate(name, Arc::clone(&f))
+        } else {
+            self.stream.clone()
+        };
+        input.add_operator(name, NodeKind::Operator, move |ctx| {
+            Ok(KeyedReduceOperator::new(
+                ctx,
+                key_of.clone(),
+                Arc::clone(&f),
+            ))
+        })
+    }
+
+    /// In batch mode, reduces per key before the shuffle (see `LocalReduceOperator`): the
+    /// combiner runs chained to the upstream operator, with its parallelism, and the
+    /// returned stream is hash-partitioned like this keyed stream.
+    fn pre_aggregate<RF>(&self, name: &str, f: Arc<RF>) -> DataStream<T>
+    where
+        RF: Fn(T, T) -> T + Send + Sync + 'static,
+    {
+        let upstream = self.stream.id;
+        let mut unshuffled = self.stream.clone();
+        unshuffled.partition = None;
+        let key_of = self.key_of.clone();
+        let local_name = format!("Local {}", name.trim_start_matches("Keyed "));
+        let mut local = unshuffled.add_operator(&local_name, NodeKind::Operator, move |ctx| {
+            Ok(LocalReduceOperator::new(
+                ctx,
+                key_of.clone(),
+                Arc::clone(&f),
+            ))
+        });
         self.stream
-            .add_operator(name, NodeKind::Operator, move |ctx| {
-                Ok(KeyedReduceOperator::new(
-                    ctx,
-                    key_of.clone(),
-                    Arc::clone(&f),
-                ))
-            })
+            .env
+            .with_builder(|b| b.follow_parallelism(local.id, upstream));
+        local.partition = self.stream.partition.clone();
+        local
     }
 
     /// A running sum of the field `field` selects; the other fields are those of the

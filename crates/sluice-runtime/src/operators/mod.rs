@@ -10,6 +10,7 @@ mod identity;
 mod key;
 mod keyed_process;
 mod keyed_reduce;
+mod local_reduce;
 mod map;
 
 pub use flat_map::{FilterOperator, FlatMapOperator};
@@ -19,6 +20,7 @@ pub use keyed_process::{
     KeyedContext, KeyedProcessFunction, KeyedProcessOperator, OpenContext, ProcessOutput,
 };
 pub use keyed_reduce::KeyedReduceOperator;
+pub use local_reduce::{LocalReduceOperator, LOCAL_REDUCE_KEYS_MAX};
 pub use map::MapOperator;
 
 /// The result type of user functions: any error, boxed.

@@ -1,0 +1,191 @@
+//! [`LocalReduceOperator`]: pre-aggregation before a hash shuffle, in batch mode.
+//!
+//! In batch mode a keyed reduction only reports each key's final value, so partial
+//! results can be combined on the sending side first (the map-side combiner of MapReduce,
+//! Spark's `reduceByKey`, Flink SQL's local-global aggregation). Each subtask reduces the
+//! records it sees per key and ships one partial value per key to the final
+//! [`KeyedReduceOperator`](super::KeyedReduceOperator), which reduces the partials with the
+//! same function. This requires the function to be associative, as reductions in batch
+//! mode are documented to be.
+//!
+//! In streaming mode every record must produce an update, so the operator passes batches
+//! through untouched. Memory stays bounded: past [`LOCAL_REDUCE_KEYS_MAX`] keys the partials
+//! are shipped and the table starts over.
+
+use std::hash::Hash;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use sluice_core::{KeyGroupRange, Records};
+use sluice_state::KeyedTable;
+
+use super::KeySelector;
+use crate::config::RuntimeMode;
+use crate::error::Result;
+use crate::operator::{Collector, Operator, OperatorContext};
+
+/// Most keys held before partial results are shipped.
+pub const LOCAL_REDUCE_KEYS_MAX: usize = 1 << 20;
+
+/// Combines records per key before they are shuffled (batch mode only).
+pub struct LocalReduceOperator<K, T, RF: ?Sized> {
+    key_of: KeySelector<T, K>,
+    reduce: Arc<RF>,
+    // Every key group: this operator sits before the shuffle and sees any key.
+    table: KeyedTable<K, Option<T>>,
+    active: bool,
+    batch_size: usize,
+    hashes: Vec<u64>,
+    _types: PhantomData<fn(T)>,
+}
+
+impl<K: Hash + Eq, T, RF: ?Sized> LocalReduceOperator<K, T, RF> {
+    /// A combiner keyed by `key_of`, reducing with `reduce`.
+    pub fn new(ctx: &OperatorContext, key_of: KeySelector<T, K>, reduce: Arc<RF>) -> Self {
+        LocalReduceOperator {
+            key_of,
+            reduce,
+            table: KeyedTable::new(
+                KeyGroupRange::for_subtask(ctx.max_parallelism, 1, 0),
+                ctx.max_parallelism,
+            ),
+            active: ctx.runtime_mode == RuntimeMode::Batch,
+            batch_size: ctx.batch_size,
+            hashes: Vec::new(),
+            _types: PhantomData,
+        }
+    }
+}
+
+impl<K, T, RF> LocalReduceOperator<K, T, RF>
+where
+    K: Hash + Eq + Clone + Send + 'static,
+    T: Send + 'static,
+    RF: Fn(T, T) -> T + Send + Sync + ?Sized + 'static,
+{
+    fn ship(&mut self, out: &mut Collector<'_, Records<T>>) -> Result<()> {
+        let mut output = Records::with_capacity(self.batch_size.min(self.table.len()));
+        for (_, value) in self.table.drain() {
+            if let Some(value) = value {
+                output.push(value, None);
+            }
+            if output.len() >= self.batch_size {
+                out.collect(output.take(self.batch_size))?;
+            }
+        }
+        out.collect(output)
+    }
+}
+
+impl<K, T, RF> Operator for LocalReduceOperator<K, T, RF>
+where
+    K: Hash + Eq + Clone + Send + 'static,
+    T: Send + 'static,
+    RF: Fn(T, T) -> T + Send + Sync + ?Sized + 'static,
+{
+    type In = Records<T>;
+    type Out = Records<T>;
+
+    fn on_data(&mut self, batch: Records<T>, out: &mut Collector<'_, Records<T>>) -> Result<()> {
+        if !self.active {
+            return out.collect(batch);
+        }
+        let values = batch.into_values();
+        self.hashes.clear();
+        self.hashes
+            .extend(values.iter().map(|value| self.key_of.hash(value)));
+        for (i, value) in values.into_iter().enumerate() {
+            if let Some(&ahead) = self.hashes.get(i + 16) {
+                self.table.prefetch(ahead);
+            }
+            if let Some(&ahead) = self.hashes.get(i + 8) {
+                self.table.prefetch_key(ahead);
+            }
+            let hash = self.hashes[i];
+            let table = &mut self.table;
+            let slot = self
+                .key_of
+                .with_key_ref(&value, |key| table.get_or_insert_with(key, hash, || None));
+            let next = match slot.take() {
+                Some(acc) => (self.reduce)(acc, value),
+                None => value,
+            };
+            *slot = Some(next);
+        }
+        if self.table.len() > LOCAL_REDUCE_KEYS_MAX {
+            self.ship(out)?;
+        }
+        Ok(())
+    }
+
+    fn on_end_of_input(&mut self, out: &mut Collector<'_, Records<T>>) -> Result<()> {
+        self.ship(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::TaskLocation;
+    use crate::operator::chain::{ChainLink, EventSink};
+    use sluice_core::{StreamEvent, SystemClock};
+    use std::sync::Mutex;
+
+    struct Gather(Arc<Mutex<Vec<(u64, u64)>>>);
+    impl EventSink<Records<(u64, u64)>> for Gather {
+        fn on_event(&mut self, event: StreamEvent<Records<(u64, u64)>>) -> Result<()> {
+            if let StreamEvent::Data(b) = event {
+                self.0.lock().unwrap().extend(b.into_values());
+            }
+            Ok(())
+        }
+        fn flush(&mut self) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    fn run(mode: RuntimeMode, input: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
+        let ctx = OperatorContext {
+            location: TaskLocation {
+                operator: "Local Sum".into(),
+                subtask: 0,
+                parallelism: 1,
+            },
+            max_parallelism: 128,
+            key_group_range: KeyGroupRange::for_subtask(128, 1, 0),
+            runtime_mode: mode,
+            batch_size: 3,
+            clock: Arc::new(SystemClock),
+        };
+        let key_of: KeySelector<(u64, u64), u64> =
+            KeySelector::Owned(Arc::new(|r: &(u64, u64)| r.0));
+        let op = LocalReduceOperator::new(
+            &ctx,
+            key_of,
+            Arc::new(|a: (u64, u64), b: (u64, u64)| (a.0, a.1 + b.1)),
+        );
+        let out = Arc::new(Mutex::new(vec![]));
+        let mut link = ChainLink::new(op, ctx, Box::new(Gather(Arc::clone(&out))));
+        link.on_event(StreamEvent::Data(Records::from(input)))
+            .unwrap();
+        link.on_event(StreamEvent::EndOfStream).unwrap();
+        let mut v = out.lock().unwrap().clone();
+        v.sort_unstable();
+        v
+    }
+
+    #[test]
+    fn batch_mode_ships_one_partial_per_key_at_the_end() {
+        let input: Vec<(u64, u64)> = (0..100).map(|i| (i % 7, i)).collect();
+        let expected: Vec<(u64, u64)> = (0..7)
+            .map(|k| (k, (0..100).filter(|i| i % 7 == k).sum()))
+            .collect();
+        assert_eq!(run(RuntimeMode::Batch, input), expected);
+    }
+
+    #[test]
+    fn streaming_mode_passes_records_through() {
+        let input = vec![(1, 1), (1, 2), (2, 3)];
+        assert_eq!(run(RuntimeMode::Streaming, input.clone()), input);
+    }
+}
