@@ -19,7 +19,10 @@ fn send_sigint_when(condition: impl Fn() -> bool + Send + 'static) -> std::threa
         let clock = SystemClock;
         let deadline = clock.monotonic_nanos() + 30_000_000_000;
         while !condition() {
-            assert!(clock.monotonic_nanos() < deadline, "the job never made progress");
+            assert!(
+                clock.monotonic_nanos() < deadline,
+                "the job never made progress"
+            );
             clock.sleep(Duration::from_millis(5));
         }
         let status = std::process::Command::new("kill")

@@ -4,10 +4,12 @@
 //!   be built on the engine and evaluated by a sequential reference model.
 //! - **[`seed`]**: the seed of randomized tests, printed and replayable with
 //!   `SLUICE_TEST_SEED`.
+//! - **[`harness`]**: [`harness::OperatorHarness`], one operator driven by scripted events.
 //! - **[`memory`]**: the resident memory of this process, for boundedness tests.
 //!
 //! What it is *not*: part of any shipped binary.
 
+pub mod harness;
 pub mod memory;
 pub mod pipeline;
 pub mod seed;

@@ -281,13 +281,15 @@ mod tests {
             let mut readers = vec![];
             let mut threads = vec![];
             for s in 0..senders {
-                let (mut w, r) = local_channel::<Records<u32>>(capacity, 3, Arc::clone(&signal), &control);
+                let (mut w, r) =
+                    local_channel::<Records<u32>>(capacity, 3, Arc::clone(&signal), &control);
                 readers.push(r);
                 threads.push(std::thread::spawn(move || {
                     for i in 0..500u32 {
                         // Sizes 1..=4 around the full size 3: partial and full batches.
                         let len = 1 + ((i + s as u32) % 4) as usize;
-                        w.send(StreamEvent::Data(Records::from(vec![i; len]))).unwrap();
+                        w.send(StreamEvent::Data(Records::from(vec![i; len])))
+                            .unwrap();
                     }
                     w.send(StreamEvent::EndOfStream).unwrap();
                 }));
@@ -296,7 +298,11 @@ mod tests {
             let mut next = vec![0u32; senders];
             while let Some(ev) = gate.next(|| Ok(())).unwrap() {
                 if let Some(v) = value(&ev.event) {
-                    assert_eq!(v, next[ev.channel], "round {round}: order or loss on channel {}", ev.channel);
+                    assert_eq!(
+                        v, next[ev.channel],
+                        "round {round}: order or loss on channel {}",
+                        ev.channel
+                    );
                     next[ev.channel] += 1;
                 }
             }
