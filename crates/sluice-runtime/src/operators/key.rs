@@ -53,17 +53,6 @@ impl<T, K: Hash> KeySelector<T, K> {
     }
 }
 
-impl<T, K> KeySelector<T, K> {
-    /// Calls `f` with `value`'s key (for callers that already have its hash).
-    #[inline]
-    pub fn with_key_ref<R>(&self, value: &T, f: impl FnOnce(&K) -> R) -> R {
-        match self {
-            KeySelector::Owned(select) => f(&select(value)),
-            KeySelector::Borrowed(select) => f(select(value)),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

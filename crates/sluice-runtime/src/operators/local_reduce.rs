@@ -13,12 +13,11 @@
 //! are shipped and the table starts over.
 
 use std::hash::Hash;
-use std::marker::PhantomData;
 use std::sync::Arc;
 
 use sluice_core::{KeyGroupRange, Records};
-use sluice_state::KeyedTable;
 
+use super::reduce_table::ReduceTable;
 use super::KeySelector;
 use crate::config::RuntimeMode;
 use crate::error::Result;
@@ -29,32 +28,10 @@ pub const LOCAL_REDUCE_KEYS_MAX: usize = 1 << 20;
 
 /// Combines records per key before they are shuffled (batch mode only).
 pub struct LocalReduceOperator<K, T, RF: ?Sized> {
-    key_of: KeySelector<T, K>,
-    reduce: Arc<RF>,
     // Every key group: this operator sits before the shuffle and sees any key.
-    table: KeyedTable<K, Option<T>>,
+    state: ReduceTable<K, T, RF>,
     active: bool,
     batch_size: usize,
-    hashes: Vec<u64>,
-    _types: PhantomData<fn(T)>,
-}
-
-impl<K: Hash + Eq, T, RF: ?Sized> LocalReduceOperator<K, T, RF> {
-    /// A combiner keyed by `key_of`, reducing with `reduce`.
-    pub fn new(ctx: &OperatorContext, key_of: KeySelector<T, K>, reduce: Arc<RF>) -> Self {
-        LocalReduceOperator {
-            key_of,
-            reduce,
-            table: KeyedTable::new(
-                KeyGroupRange::for_subtask(ctx.max_parallelism, 1, 0),
-                ctx.max_parallelism,
-            ),
-            active: ctx.runtime_mode == RuntimeMode::Batch,
-            batch_size: ctx.batch_size,
-            hashes: Vec::new(),
-            _types: PhantomData,
-        }
-    }
 }
 
 impl<K, T, RF> LocalReduceOperator<K, T, RF>
@@ -63,17 +40,14 @@ where
     T: Send + 'static,
     RF: Fn(T, T) -> T + Send + Sync + ?Sized + 'static,
 {
-    fn ship(&mut self, out: &mut Collector<'_, Records<T>>) -> Result<()> {
-        let mut output = Records::with_capacity(self.batch_size.min(self.table.len()));
-        for (_, value) in self.table.drain() {
-            if let Some(value) = value {
-                output.push(value, None);
-            }
-            if output.len() >= self.batch_size {
-                out.collect(output.take(self.batch_size))?;
-            }
+    /// A combiner keyed by `key_of`, reducing with `reduce`.
+    pub fn new(ctx: &OperatorContext, key_of: KeySelector<T, K>, reduce: Arc<RF>) -> Self {
+        let all_groups = KeyGroupRange::for_subtask(ctx.max_parallelism, 1, 0);
+        LocalReduceOperator {
+            state: ReduceTable::new(all_groups, ctx.max_parallelism, key_of, reduce),
+            active: ctx.runtime_mode == RuntimeMode::Batch,
+            batch_size: ctx.batch_size,
         }
-        out.collect(output)
     }
 }
 
@@ -90,36 +64,18 @@ where
         if !self.active {
             return out.collect(batch);
         }
-        let values = batch.into_values();
-        self.hashes.clear();
-        self.hashes
-            .extend(values.iter().map(|value| self.key_of.hash(value)));
-        for (i, value) in values.into_iter().enumerate() {
-            if let Some(&ahead) = self.hashes.get(i + 16) {
-                self.table.prefetch(ahead);
-            }
-            if let Some(&ahead) = self.hashes.get(i + 8) {
-                self.table.prefetch_key(ahead);
-            }
-            let hash = self.hashes[i];
-            let table = &mut self.table;
-            let slot = self
-                .key_of
-                .with_key_ref(&value, |key| table.get_or_insert_with(key, hash, || None));
-            let next = match slot.take() {
-                Some(acc) => (self.reduce)(acc, value),
-                None => value,
-            };
-            *slot = Some(next);
-        }
-        if self.table.len() > LOCAL_REDUCE_KEYS_MAX {
-            self.ship(out)?;
+        self.state.fold(batch.into_values(), |_, _| {})?;
+        if self.state.len() > LOCAL_REDUCE_KEYS_MAX {
+            self.state.drain_into(self.batch_size, out)?;
         }
         Ok(())
     }
 
     fn on_end_of_input(&mut self, out: &mut Collector<'_, Records<T>>) -> Result<()> {
-        self.ship(out)
+        if !self.active {
+            return Ok(());
+        }
+        self.state.drain_into(self.batch_size, out)
     }
 }
 

@@ -12,6 +12,7 @@ mod keyed_process;
 mod keyed_reduce;
 mod local_reduce;
 mod map;
+mod reduce_table;
 
 pub use flat_map::{FilterOperator, FlatMapOperator};
 pub use identity::IdentityOperator;
