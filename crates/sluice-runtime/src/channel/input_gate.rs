@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use sluice_core::StreamEvent;
 
-use super::local::{spin_until, GateSignal, TryRecv};
+use super::local::{next_poll, spin_until, GateSignal, TryRecv, POLL_MIN};
 use super::ChannelReceiver;
 use crate::control::JobControl;
 use crate::error::{Error, Result};
@@ -131,6 +131,7 @@ impl<B: Send> InputGate<B> {
             return Ok(Some(event));
         }
         on_idle()?;
+        let mut poll = POLL_MIN;
         loop {
             if self.control.is_cancelled() {
                 return Err(Error::Cancelled);
@@ -156,7 +157,8 @@ impl<B: Send> InputGate<B> {
                         .any(|(i, c)| self.readable(i) && c.has_queued())
                 });
             if !spun {
-                self.signal.wait();
+                self.signal.wait(poll);
+                poll = next_poll(poll);
             }
         }
     }

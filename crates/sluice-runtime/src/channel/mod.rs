@@ -16,7 +16,8 @@ mod local;
 
 pub use input_gate::{GateEvent, InputGate};
 pub use local::{
-    local_channel, spin_until, GateSignal, LocalChannelReceiver, LocalChannelWriter, TryRecv,
+    local_channel, next_poll, spin_until, GateSignal, LocalChannelReceiver, LocalChannelWriter,
+    TryRecv, POLL_MAX, POLL_MIN,
 };
 
 use sluice_core::StreamEvent;
