@@ -13,6 +13,7 @@ use std::time::Duration;
 use sluice_api::connectors::GeneratorSource;
 use sluice_api::{JobStatus, StreamExecutionEnvironment};
 use sluice_core::{Clock, SystemClock};
+use sluice_testkit::watchdog::Watchdog;
 
 fn send_sigint_when(condition: impl Fn() -> bool + Send + 'static) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
@@ -35,6 +36,10 @@ fn send_sigint_when(condition: impl Fn() -> bool + Send + 'static) -> std::threa
 
 #[test]
 fn ctrl_c_stops_an_unbounded_job_and_drains_it() {
+    let _watchdog = Watchdog::start(
+        "ctrl_c_stops_an_unbounded_job_and_drains_it",
+        Duration::from_secs(60),
+    );
     let produced = Arc::new(AtomicU64::new(0));
     let consumed = Arc::new(AtomicU64::new(0));
     let env = StreamExecutionEnvironment::new();

@@ -9,6 +9,8 @@ use sluice_api::connectors::GeneratorSource;
 use sluice_api::prelude::*;
 use sluice_api::runtime::ErrorKind;
 use sluice_api::StreamExecutionEnvironment;
+use sluice_testkit::watchdog::Watchdog;
+use std::time::Duration;
 
 fn env(parallelism: u32) -> StreamExecutionEnvironment {
     let env = StreamExecutionEnvironment::new();
@@ -44,6 +46,10 @@ fn a_panicking_map_fails_the_job_naming_operator_and_subtask() {
 
 #[test]
 fn a_failure_downstream_of_an_unbounded_source_does_not_hang() {
+    let _watchdog = Watchdog::start(
+        "a_failure_downstream_of_an_unbounded_source_does_not_hang",
+        Duration::from_secs(60),
+    );
     let env = env(2);
     env.set_batch_size(64).set_channel_capacity(1);
     env.add_source("Endless", GeneratorSource::unbounded(|i| i))
@@ -115,7 +121,10 @@ fn invalid_jobs_are_rejected_before_running_with_what_to_change() {
     env1.socket_text_stream("127.0.0.1", 9)
         .set_parallelism(2)
         .discard();
-    let err = env1.execute("socket").unwrap_err().to_string();
+    let err = env1.execute("socket").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::User);
+    assert!(matches!(err, sluice_api::Error::InvalidJob(_)), "{err}");
+    let err = err.to_string();
     assert!(err.contains("supports parallelism up to 1"), "{err}");
 
     let env2 = env(1);

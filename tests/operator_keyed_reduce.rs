@@ -64,16 +64,26 @@ fn streaming_emits_running_values_with_input_timestamps_and_forwards_watermarks(
 }
 
 #[test]
-fn batch_mode_emits_final_values_only_at_the_end() {
+fn batch_mode_emits_final_values_before_the_final_watermark() {
     let mut h = harness(RuntimeMode::Batch);
     h.push(timed(&[("a", 1, 10), ("b", 5, 11), ("a", 2, 12)]))
         .unwrap();
+    h.watermark(100).unwrap();
+    assert_eq!(
+        describe(h.take_output()),
+        vec!["wm 100"],
+        "nothing before the input is complete"
+    );
     h.watermark(Watermark::MAX.0 .0).unwrap();
-    assert_eq!(describe(h.take_output()), vec![format!("wm {}", i64::MAX)]);
-    h.end().unwrap();
+    let mut output = h.take_output();
+    let last = output.pop();
+    assert_eq!(
+        last,
+        Some(StreamEvent::Watermark(Watermark::MAX)),
+        "the final watermark comes last"
+    );
     let mut finals: Vec<(String, u64)> = Vec::new();
-    let mut ended = false;
-    for event in h.take_output() {
+    for event in output {
         match event {
             StreamEvent::Data(batch) => {
                 assert!(
@@ -82,11 +92,19 @@ fn batch_mode_emits_final_values_only_at_the_end() {
                 );
                 finals.extend(batch.into_values());
             }
-            StreamEvent::EndOfStream => ended = true,
             other => panic!("unexpected {other:?}"),
         }
     }
     finals.sort();
     assert_eq!(finals, vec![("a".to_string(), 3), ("b".to_string(), 5)]);
-    assert!(ended);
+    h.end().unwrap();
+    assert_eq!(describe(h.take_output()), vec!["end"], "nothing twice");
+}
+
+#[test]
+fn batch_mode_after_a_stop_emits_at_the_end_of_input() {
+    let mut h = harness(RuntimeMode::Batch);
+    h.push(timed(&[("a", 1, 10), ("a", 2, 12)])).unwrap();
+    h.end().unwrap();
+    assert_eq!(describe(h.take_output()), vec!["a=3@-", "end"]);
 }

@@ -1,16 +1,17 @@
 //! [`JobControl`]: how a running job is stopped or cancelled from outside its tasks.
 //!
 //! *Stop* is graceful: sources stop reading and send end-of-stream, so every record already
-//! read is processed and sinks flush. *Cancel* is immediate: every blocked send or receive
-//! wakes up and tasks exit. Invariant: once cancelled, a job never becomes un-cancelled.
+//! read is processed and sinks flush. *Cancel* is prompt: tasks stop taking input (what is
+//! queued for them is dropped) and blocked sends and receives notice within one polling
+//! sleep (at most 2 ms). Invariant: once cancelled, a job never becomes un-cancelled.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// Shared stop and cancel signals of one job run.
 ///
-/// Tasks blocked on a channel wait in short slices and look at these flags between them,
-/// so a cancel reaches every task within one slice.
+/// Tasks waiting on a channel poll with short sleeps and look at these flags between them,
+/// so a cancel reaches every task within one polling sleep.
 #[derive(Debug, Default)]
 pub struct JobControl {
     stop: AtomicBool,

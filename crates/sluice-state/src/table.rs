@@ -386,6 +386,8 @@ mod tests {
     }
 
     proptest! {
+        // Failures are reported with their minimal input; no regression files in the tree.
+        #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
         #[test]
         fn behaves_like_a_hash_map(ops in proptest::collection::vec((0u64..50, -5i64..5, 0u8..4), 0..400)) {
             let mut t = table();

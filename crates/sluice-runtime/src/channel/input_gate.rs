@@ -127,6 +127,10 @@ impl<B: Send> InputGate<B> {
         if self.open == 0 {
             return Ok(None);
         }
+        if self.control.is_cancelled() {
+            // Cancel drops what is queued: a cancelled task does not work through its input.
+            return Err(Error::Cancelled);
+        }
         if let Some(event) = self.poll()? {
             return Ok(Some(event));
         }
@@ -271,7 +275,7 @@ mod tests {
 
     /// Many senders, random capacities, full and partial batches mixed, spinning on or
     /// off: the gate must deliver every event of every sender, in order, and never hang
-    /// (a lost wake-up would stall for a wait slice at most, a lost event fails the test).
+    /// (a lost wake-up would only delay by one polling sleep; a lost event fails the test).
     #[test]
     fn stress_many_senders_lose_and_reorder_nothing() {
         for round in 0..40u32 {

@@ -382,23 +382,42 @@ mod tests {
 
     #[test]
     fn partial_batches_and_control_events_notify_at_once_full_ones_at_half() {
-        let (mut w, _r, gate, _) = channel(8);
+        let notified = |gate: &GateSignal| *gate.notified.lock().unwrap();
+        let (mut w, r, gate, _) = channel(8);
         w.send(data(1)).unwrap();
-        assert!(
-            !*gate.notified.lock().unwrap(),
-            "one full batch waits for company"
-        );
+        assert!(!notified(&gate), "one full batch waits for company");
         w.send(StreamEvent::Data(Records::from(vec![1]))).unwrap();
-        assert!(
-            *gate.notified.lock().unwrap(),
-            "a partial batch wakes the reader"
-        );
+        assert!(notified(&gate), "a partial batch wakes the reader");
         gate.wait(POLL_MIN);
         w.send(data(2)).unwrap();
+        assert!(!notified(&gate), "three of eight: not yet");
         w.send(data(3)).unwrap();
+        assert!(notified(&gate), "half capacity wakes the reader");
+        gate.wait(POLL_MIN);
+        while let TryRecv::Event(_) = r.try_recv() {}
+        w.send(StreamEvent::Watermark(sluice_core::Watermark::MIN))
+            .unwrap();
+        assert!(notified(&gate), "a control event wakes the reader");
+        gate.wait(POLL_MIN);
+        w.send(StreamEvent::EndOfStream).unwrap();
+        assert!(notified(&gate), "the end of the stream wakes the reader");
+    }
+
+    #[test]
+    fn the_receiver_wakes_a_waiting_sender_only_when_it_emptied_the_queue() {
+        let (mut w, r, _, _) = channel(2);
+        w.send(data(1)).unwrap();
+        w.send(data(2)).unwrap();
+        r.shared.lock().sender_waiting = true;
+        assert!(matches!(r.try_recv(), TryRecv::Event(_)));
         assert!(
-            *gate.notified.lock().unwrap(),
-            "half capacity wakes the reader"
+            r.shared.lock().sender_waiting,
+            "one left: the sender polls by itself"
+        );
+        assert!(matches!(r.try_recv(), TryRecv::Event(_)));
+        assert!(
+            !r.shared.lock().sender_waiting,
+            "empty: the sender is woken"
         );
     }
 

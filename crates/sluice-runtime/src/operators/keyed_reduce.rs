@@ -1,12 +1,13 @@
 //! [`KeyedReduceOperator`]: a running reduction per key (`reduce`, `sum`, `min`, `max`).
 //!
 //! In streaming mode every input emits the key's updated value (with the input's
-//! timestamp); in batch mode each key's final value is emitted once the input ends.
+//! timestamp); in batch mode each key's final value is emitted once the input is complete
+//! (at the final watermark, or at the end of a stopped input).
 
 use std::hash::Hash;
 use std::sync::Arc;
 
-use sluice_core::Records;
+use sluice_core::{Records, Watermark};
 
 use super::reduce_table::ReduceTable;
 use super::KeySelector;
@@ -58,10 +59,24 @@ where
         out.collect(output)
     }
 
+    fn on_watermark(
+        &mut self,
+        watermark: Watermark,
+        out: &mut Collector<'_, Records<T>>,
+    ) -> Result<()> {
+        // In batch mode the final watermark means the input is complete: the results go
+        // out before it, so that event time downstream does not pass them by.
+        if self.mode == RuntimeMode::Batch && watermark == Watermark::MAX {
+            self.state.drain_into(self.batch_size, out)?;
+        }
+        out.emit_watermark(watermark)
+    }
+
     fn on_end_of_input(&mut self, out: &mut Collector<'_, Records<T>>) -> Result<()> {
         if self.mode != RuntimeMode::Batch {
             return Ok(());
         }
+        // After a stop there was no final watermark: what is left goes out now.
         self.state.drain_into(self.batch_size, out)
     }
 }
