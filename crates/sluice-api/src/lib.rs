@@ -12,14 +12,13 @@
 //! ```
 //! use sluice_api::prelude::*;
 //! let env = StreamExecutionEnvironment::new();
-//! env.set_parallelism(2);
+//! env.set_parallelism(2).set_runtime_mode(RuntimeMode::Streaming);
 //! let counts = env
 //!     .from_collection(vec!["a b".to_string(), "b".to_string()])
 //!     .flat_map(|line: String| line.split_whitespace().map(|w| (w.to_string(), 1u64)).collect::<Vec<_>>())
 //!     .key_by(|(word, _)| word.clone())
 //!     .sum(|(_, n)| n)
 //!     .collect();
-//! env.set_runtime_mode(RuntimeMode::Streaming);
 //! env.execute("word count").unwrap();
 //! let mut final_counts: Vec<(String, u64)> = counts.take();
 //! final_counts.sort();
