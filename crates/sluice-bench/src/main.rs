@@ -5,11 +5,15 @@
 //! cargo run --release -p sluice-bench -- wordcount --input /tmp/zipf.txt --parallelism 2
 //! cargo run --release -p sluice-bench -- keyed-sum --events 100000000 --keys 100000
 //! cargo run --release -p sluice-bench -- grep --input /tmp/zipf.txt --pattern abc
+//! cargo run --release -p sluice-bench -- micro-state      # state table updates
+//! cargo run --release -p sluice-bench -- micro-partition  # hash partitioning
+//! cargo run --release -p sluice-bench -- micro-channel    # batches between threads
 //! ```
 //!
 //! Each run ends with one line
 //! `RESULT workload=<name> parallelism=<n> events=<n> seconds=<s> events_per_sec=<x>`.
 
+mod micro;
 mod text;
 
 // mimalloc instead of the system allocator: records are allocated on one thread and freed
@@ -80,6 +84,27 @@ enum Workload {
         pattern: String,
         #[arg(long, default_value_t = 1)]
         parallelism: u32,
+    },
+    /// Micro: increments in a key-group state table, with and without prefetching.
+    MicroState {
+        #[arg(long, default_value_t = 50_000_000)]
+        events: u64,
+        #[arg(long, default_value_t = 100_000)]
+        keys: u64,
+    },
+    /// Micro: hash partitioning of batches into channels (one thread).
+    MicroPartition {
+        #[arg(long, default_value_t = 50_000_000)]
+        events: u64,
+        #[arg(long, default_value_t = 4)]
+        channels: usize,
+    },
+    /// Micro: batches through one channel between two threads.
+    MicroChannel {
+        #[arg(long, default_value_t = 200_000_000)]
+        events: u64,
+        #[arg(long, default_value_t = 1024)]
+        batch: usize,
     },
     /// Writes a text of Zipf-distributed words (the wordcount input).
     GenText {
@@ -273,6 +298,9 @@ fn main() -> anyhow::Result<()> {
             pattern,
             parallelism,
         } => grep(&input, pattern, parallelism),
+        Workload::MicroState { events, keys } => micro::state(events, keys.max(1)),
+        Workload::MicroPartition { events, channels } => micro::partition(events, channels.max(1)),
+        Workload::MicroChannel { events, batch } => micro::channel(events, batch.max(1)),
         Workload::GenText {
             lines,
             output,
