@@ -11,6 +11,9 @@ use sluice_runtime::partition::{PartitionStrategy, RouterOutput};
 use sluice_runtime::JobControl;
 use sluice_state::KeyedTable;
 
+/// A batch of `(key, value)` records.
+type Pairs = Records<(u64, u64)>;
+
 fn report(workload: &str, events: u64, nanos: u64, extra: &str) {
     let seconds = nanos as f64 / 1e9;
     println!(
@@ -68,7 +71,7 @@ pub(crate) fn partition(events: u64, channels: usize) -> anyhow::Result<()> {
     let clock = SystemClock;
     let control = JobControl::new();
     let signal = GateSignal::new();
-    let mut writers: Vec<Box<dyn ChannelWriter<Records<(u64, u64)>>>> = Vec::new();
+    let mut writers: Vec<Box<dyn ChannelWriter<Pairs>>> = Vec::new();
     let mut readers = Vec::new();
     for _ in 0..channels {
         let (w, r) = local_channel(1 << 20, 1024, Arc::clone(&signal), &control);
