@@ -16,7 +16,7 @@ use sluice_api::runtime::OperatorContext;
 use sluice_api::{JobStatus, Records, StreamExecutionEnvironment};
 use sluice_core::{Clock, SystemClock};
 use sluice_testkit::memory::resident_bytes;
-use sluice_testkit::watchdog::Watchdog;
+use sluice_testkit::watchdog::{wait_until, Watchdog};
 
 /// A sink that takes `delay` per batch and counts what it consumed.
 #[derive(Clone)]
@@ -45,18 +45,6 @@ impl<T: Send + 'static> SinkWriter<T> for SlowWriter {
         self.consumed
             .fetch_add(batch.len() as u64, Ordering::SeqCst);
         Ok(())
-    }
-}
-
-fn wait_until(what: &str, condition: impl Fn() -> bool) {
-    let clock = SystemClock;
-    let deadline = clock.monotonic_nanos() + 30_000_000_000;
-    while !condition() {
-        assert!(
-            clock.monotonic_nanos() < deadline,
-            "timed out waiting for {what}"
-        );
-        clock.sleep(Duration::from_millis(5));
     }
 }
 

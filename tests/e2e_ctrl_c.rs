@@ -12,20 +12,11 @@ use std::time::Duration;
 
 use sluice_api::connectors::GeneratorSource;
 use sluice_api::{JobStatus, StreamExecutionEnvironment};
-use sluice_core::{Clock, SystemClock};
-use sluice_testkit::watchdog::Watchdog;
+use sluice_testkit::watchdog::{wait_until, Watchdog};
 
 fn send_sigint_when(condition: impl Fn() -> bool + Send + 'static) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
-        let clock = SystemClock;
-        let deadline = clock.monotonic_nanos() + 30_000_000_000;
-        while !condition() {
-            assert!(
-                clock.monotonic_nanos() < deadline,
-                "the job never made progress"
-            );
-            clock.sleep(Duration::from_millis(5));
-        }
+        wait_until("the job to make progress", condition);
         let status = std::process::Command::new("kill")
             .args(["-INT", &std::process::id().to_string()])
             .status()

@@ -2,7 +2,7 @@
 //!
 //! A test that waits for a job can hang forever if the job never ends; CI then stalls
 //! until its global timeout with no hint. A watchdog aborts the test process with a message
-//! naming the test once its limit passes.
+//! naming the test once its limit passes. [`wait_until`] polls a condition with a deadline.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -40,5 +40,21 @@ impl Watchdog {
 impl Drop for Watchdog {
     fn drop(&mut self) {
         self.done.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Polls `condition` every 5 ms until it holds.
+///
+/// # Panics
+/// After 30 seconds, naming `what` was awaited: a test fails instead of hanging.
+pub fn wait_until(what: &str, condition: impl Fn() -> bool) {
+    let clock = SystemClock;
+    let deadline = clock.monotonic_nanos() + 30_000_000_000;
+    while !condition() {
+        assert!(
+            clock.monotonic_nanos() < deadline,
+            "timed out waiting for {what}"
+        );
+        clock.sleep(Duration::from_millis(5));
     }
 }
