@@ -11,6 +11,7 @@ use sluice_runtime::factories::OperatorNode;
 use sluice_runtime::graph::NodeKind;
 use sluice_runtime::operators::{
     FilterOperator, FlatMapOperator, IdentityOperator, KeySelector, MapOperator,
+    TimestampsAndWatermarksOperator,
 };
 use sluice_runtime::partition::PartitionStrategy;
 use sluice_runtime::sink::{Sink, SinkOperator};
@@ -20,6 +21,7 @@ use sluice_connectors::{CollectSink, DiscardSink, PrintSink, TextFileSink};
 
 use crate::environment::StreamExecutionEnvironment;
 use crate::keyed::KeyedStream;
+use crate::time::WatermarkStrategy;
 
 /// A stream of records of type `T`.
 ///
@@ -181,6 +183,21 @@ impl<T: Data> DataStream<T> {
     /// Sends subtask `i`'s records to subtask `i` of the next operator (equal parallelism).
     pub fn forward(&self) -> Self {
         self.with_partition(PartitionStrategy::Forward)
+    }
+
+    /// Gives every record an event timestamp and generates watermarks by `strategy`
+    /// (Flink's `assignTimestampsAndWatermarks`). Timestamps travel with the records
+    /// through later operators; watermarks are combined (minimum) across parallel inputs.
+    pub fn assign_timestamps_and_watermarks(
+        &self,
+        strategy: WatermarkStrategy<T>,
+    ) -> DataStream<T> {
+        self.add_operator("Timestamps/Watermarks", NodeKind::Operator, move |_| {
+            Ok(TimestampsAndWatermarksOperator::new(
+                strategy.assigner.clone(),
+                strategy.bound,
+            ))
+        })
     }
 
     /// This stream and `others` merged into one.

@@ -3,6 +3,7 @@
 //! - **[`StreamExecutionEnvironment`]**: sources, configuration, `execute`.
 //! - **[`DataStream`]**: `map`, `flat_map`, `filter`, `key_by`, `union`, partitioning
 //!   and sinks.
+//! - **[`WatermarkStrategy`]**: event timestamps and watermarks for a stream.
 //! - **[`KeyedStream`]**: running `reduce`/`sum`/`min`/`max` and keyed `process` with state.
 //! - **[`JobHandle`]**: stop, cancel or wait for a job started with `execute_async`.
 //!
@@ -30,11 +31,13 @@ pub mod datastream;
 pub mod environment;
 pub mod handle;
 pub mod keyed;
+pub mod time;
 
 pub use datastream::{DataStream, DataStreamSink};
 pub use environment::StreamExecutionEnvironment;
 pub use handle::JobHandle;
 pub use keyed::KeyedStream;
+pub use time::WatermarkStrategy;
 
 pub use sluice_connectors as connectors;
 pub use sluice_core::{Data, EventTime, Records};
@@ -50,6 +53,6 @@ pub mod prelude {
     pub use crate::{
         DataStream, Error, JobResult, JobStatus, KeyedContext, KeyedProcessFunction, KeyedStream,
         OpenContext, ProcessOutput, RuntimeMode, StreamExecutionEnvironment, UserResult,
-        ValueStateHandle,
+        ValueStateHandle, WatermarkStrategy,
     };
 }

@@ -5,7 +5,7 @@
 
 use std::marker::PhantomData;
 
-use sluice_core::Records;
+use sluice_core::{Records, Watermark};
 
 use crate::error::Result;
 use crate::operator::{Collector, Operator, OperatorContext};
@@ -26,6 +26,16 @@ pub trait SinkWriter<T>: Send + 'static {
     /// # Errors
     /// [`crate::Error::User`] when writing fails.
     fn write(&mut self, batch: Records<T>) -> Result<()>;
+
+    /// Event time reached `watermark` on every input of this subtask. Default: nothing
+    /// (sinks that bucket output by event time use it).
+    ///
+    /// # Errors
+    /// [`crate::Error::User`] when acting on it fails.
+    fn on_watermark(&mut self, watermark: Watermark) -> Result<()> {
+        let _ = watermark;
+        Ok(())
+    }
 
     /// The input ended: write out everything buffered. Default: nothing.
     ///
@@ -75,10 +85,10 @@ impl<T: Send + 'static> Operator for SinkOperator<T> {
 
     fn on_watermark(
         &mut self,
-        _w: sluice_core::Watermark,
+        watermark: Watermark,
         _out: &mut Collector<'_, Records<()>>,
     ) -> Result<()> {
-        Ok(())
+        self.writer.on_watermark(watermark)
     }
 
     fn on_end_of_input(&mut self, _out: &mut Collector<'_, Records<()>>) -> Result<()> {

@@ -4,6 +4,7 @@
 //!   be built on the engine and evaluated by a sequential reference model.
 //! - **[`seed`]**: the seed of randomized tests, printed and replayable with
 //!   `SLUICE_TEST_SEED`.
+//! - **[`sink`]**: [`sink::TimedCollectSink`], records with timestamps and watermarks per subtask.
 //! - **[`watchdog`]**: aborts a test that hangs instead of letting CI stall.
 //! - **[`harness`]**: [`harness::OperatorHarness`], one operator driven by scripted events.
 //! - **[`memory`]**: the resident memory of this process, for boundedness tests.
@@ -14,4 +15,5 @@ pub mod harness;
 pub mod memory;
 pub mod pipeline;
 pub mod seed;
+pub mod sink;
 pub mod watchdog;

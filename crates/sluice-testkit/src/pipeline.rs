@@ -98,6 +98,60 @@ pub fn build(input: DataStream<(u64, u64)>, stages: &[PlacedStage]) -> DataStrea
     stream
 }
 
+/// What a stateless stage makes of one record (`None` for [`Stage::KeyedSum`]).
+fn apply_stateless(stage: &Stage, (k, v): (u64, u64)) -> Option<Vec<(u64, u64)>> {
+    Some(match *stage {
+        Stage::Map { mul, add } => vec![(k, (v * mul + add) % MODULUS)],
+        Stage::Rekey { modulus } => vec![(v % modulus, v)],
+        Stage::Filter { modulus, rem } if v % modulus == rem => vec![],
+        Stage::Filter { .. } => vec![(k, v)],
+        Stage::FlatMap { copies } => (0..copies).map(|i| (k, (v + i) % MODULUS)).collect(),
+        Stage::Rebalance => vec![(k, v)],
+        Stage::KeyedSum => return None,
+    })
+}
+
+/// What `stages` output for `input` when processed in order on one thread, each record
+/// carrying a timestamp: stateless stages keep it (a flat map copies it to every output),
+/// a running sum emits each update with the timestamp of the record that caused it.
+/// `batch_mode` gives keyed sums the final-values semantics, whose results carry no
+/// timestamp (`None`).
+pub fn reference_timed(
+    input: &[((u64, u64), Option<i64>)],
+    stages: &[PlacedStage],
+    batch_mode: bool,
+) -> Vec<((u64, u64), Option<i64>)> {
+    let mut records = input.to_vec();
+    for (stage, _) in stages {
+        if *stage != Stage::KeyedSum {
+            records = records
+                .into_iter()
+                .flat_map(|(r, t)| {
+                    apply_stateless(stage, r)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(move |out| (out, t))
+                })
+                .collect();
+            continue;
+        }
+        let mut sums: HashMap<u64, u64> = HashMap::new();
+        let mut out = Vec::new();
+        for ((k, v), t) in records {
+            let s = sums.entry(k).or_insert(0);
+            *s += v;
+            if !batch_mode {
+                out.push(((k, *s), t));
+            }
+        }
+        if batch_mode {
+            out.extend(sums.into_iter().map(|r| (r, None)));
+        }
+        records = out;
+    }
+    records
+}
+
 /// What `stages` output for `input` when processed in order on one thread. `batch_mode`
 /// selects the final-sums semantics of [`Stage::KeyedSum`].
 pub fn reference(
@@ -105,43 +159,11 @@ pub fn reference(
     stages: &[PlacedStage],
     batch_mode: bool,
 ) -> Vec<(u64, u64)> {
-    let mut records = input.to_vec();
-    for (stage, _) in stages {
-        records = match *stage {
-            Stage::Map { mul, add } => records
-                .into_iter()
-                .map(|(k, v)| (k, (v * mul + add) % MODULUS))
-                .collect(),
-            Stage::Rekey { modulus } => {
-                records.into_iter().map(|(_, v)| (v % modulus, v)).collect()
-            }
-            Stage::Filter { modulus, rem } => records
-                .into_iter()
-                .filter(|(_, v)| v % modulus != rem)
-                .collect(),
-            Stage::FlatMap { copies } => records
-                .into_iter()
-                .flat_map(|(k, v)| (0..copies).map(move |i| (k, (v + i) % MODULUS)))
-                .collect(),
-            Stage::KeyedSum => {
-                let mut sums: HashMap<u64, u64> = HashMap::new();
-                let mut out = Vec::new();
-                for (k, v) in records {
-                    let s = sums.entry(k).or_insert(0);
-                    *s += v;
-                    if !batch_mode {
-                        out.push((k, *s));
-                    }
-                }
-                if batch_mode {
-                    out.extend(sums);
-                }
-                out
-            }
-            Stage::Rebalance => records,
-        };
-    }
-    records
+    let timed: Vec<((u64, u64), Option<i64>)> = input.iter().map(|r| (*r, None)).collect();
+    reference_timed(&timed, stages, batch_mode)
+        .into_iter()
+        .map(|(r, _)| r)
+        .collect()
 }
 
 /// Sorts records, to compare outputs as multisets.

@@ -1,5 +1,8 @@
-//! Watermark progress across the input channels of a task.
+//! Watermarks: generated from record timestamps at the start of a pipeline, combined over
+//! the input channels of every task downstream.
 
+mod generator;
 mod tracker;
 
+pub use generator::{BoundedOutOfOrdernessGenerator, WatermarkBound};
 pub use tracker::WatermarkTracker;
