@@ -14,7 +14,7 @@ use sluice_runtime::watermark::WatermarkBound;
 /// use sluice_api::{StreamExecutionEnvironment, WatermarkStrategy};
 /// let env = StreamExecutionEnvironment::new();
 /// let clicks = env
-///     .from_collection(vec![(1_000i64, "home"), (900, "cart")])
+///     .from_collection(vec![(1_000i64, "home".to_string()), (900, "cart".to_string())])
 ///     .assign_timestamps_and_watermarks(
 ///         WatermarkStrategy::for_bounded_out_of_orderness(Duration::from_millis(500))
 ///             .with_timestamp_assigner(|(ts, _)| *ts),
