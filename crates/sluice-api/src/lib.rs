@@ -46,13 +46,17 @@ pub use sluice_runtime::operators::{
     KeyedContext, KeyedProcessFunction, OpenContext, ProcessOutput, UserResult,
 };
 pub use sluice_runtime::{Error, JobConfig, JobResult, JobStatus, Result, RuntimeMode};
-pub use sluice_state::{ValueState, ValueStateHandle};
+pub use sluice_state::{
+    AggregateFunction, AggregatingState, AggregatingStateHandle, ListState, ListStateHandle,
+    MapState, MapStateHandle, ReducingState, ReducingStateHandle, ValueState, ValueStateHandle,
+};
 
 /// Everything a job usually needs, in one import.
 pub mod prelude {
     pub use crate::{
-        DataStream, Error, JobResult, JobStatus, KeyedContext, KeyedProcessFunction, KeyedStream,
-        OpenContext, ProcessOutput, RuntimeMode, StreamExecutionEnvironment, UserResult,
-        ValueStateHandle, WatermarkStrategy,
+        AggregateFunction, AggregatingStateHandle, DataStream, Error, JobResult, JobStatus,
+        KeyedContext, KeyedProcessFunction, KeyedStream, ListStateHandle, MapStateHandle,
+        OpenContext, ProcessOutput, ReducingStateHandle, RuntimeMode, StreamExecutionEnvironment,
+        UserResult, ValueStateHandle, WatermarkStrategy,
     };
 }

@@ -5,14 +5,14 @@
 #[non_exhaustive]
 pub enum Error {
     /// A state name was registered twice with different value types.
-    #[error("state `{name}` is already registered with type {registered}, not {requested}; use one type per state name")]
+    #[error("state `{name}` is already registered as {registered}, not {requested}; use one kind and type per state name")]
     TypeMismatch {
         /// The state's name.
         name: String,
-        /// The type it was first registered with.
-        registered: &'static str,
-        /// The type asked for now.
-        requested: &'static str,
+        /// The kind and type it was first registered with.
+        registered: String,
+        /// The kind and type asked for now.
+        requested: String,
     },
 }
 

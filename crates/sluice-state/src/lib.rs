@@ -2,9 +2,11 @@
 //!
 //! - **[`table`]**: [`KeyedTable`], a hash table per key group of the subtask's
 //!   [`KeyGroupRange`](sluice_core::KeyGroupRange); the building block of every keyed state.
-//! - **[`store`]**: [`KeyedStateStore`], the named states of one operator subtask
-//!   (registered once, accessed by typed handle for the current key), and the state views
-//!   ([`ValueState`]) user functions see.
+//! - **[`store`]**: [`KeyedStateStore`], the named states of one operator subtask,
+//!   registered once and accessed by typed handle for the current key.
+//! - **[`views`]**: what user functions see of the current key's state: [`ValueState`],
+//!   [`ListState`], [`MapState`], [`ReducingState`], [`AggregatingState`].
+//! - **[`aggregate`]**: [`AggregateFunction`], incremental aggregation with an accumulator.
 //! - **[`error`]**: [`Error`], what can go wrong when registering or accessing state.
 //!
 //! Keys are hashed once with [`sluice_core::stable_hash`]; the same hash picks the key group
@@ -25,11 +27,18 @@
 //! assert_eq!(store.value_state(&count, &key, hash).value(), Some(&1));
 //! ```
 
+pub mod aggregate;
 pub mod error;
 mod prefetch;
 pub mod store;
 pub mod table;
+pub mod views;
 
+pub use aggregate::AggregateFunction;
 pub use error::{Error, Result};
-pub use store::{KeyedStateStore, ValueState, ValueStateHandle};
+pub use store::{
+    AggregatingStateHandle, KeyedStateStore, ListStateHandle, MapStateHandle, ReducingStateHandle,
+    ValueStateHandle,
+};
 pub use table::KeyedTable;
+pub use views::{AggregatingState, ListState, MapState, ReducingState, ValueState};

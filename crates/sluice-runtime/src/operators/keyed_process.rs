@@ -9,7 +9,11 @@ use std::hash::Hash;
 use std::marker::PhantomData;
 
 use sluice_core::{stable_hash, EventTime, Records};
-use sluice_state::{KeyedStateStore, ValueState, ValueStateHandle};
+use sluice_state::{
+    AggregateFunction, AggregatingState, AggregatingStateHandle, KeyedStateStore, ListState,
+    ListStateHandle, MapState, MapStateHandle, ReducingState, ReducingStateHandle, ValueState,
+    ValueStateHandle,
+};
 
 use super::{KeySelector, UserResult};
 use crate::error::{Error, Result};
@@ -31,6 +35,50 @@ impl<K: Eq + Clone + Send + 'static> OpenContext<'_, K> {
         name: &str,
     ) -> UserResult<ValueStateHandle<V>> {
         Ok(self.store.register_value::<V>(name)?)
+    }
+
+    /// Registers the list state `name` holding `V`s per key.
+    ///
+    /// # Errors
+    /// If `name` was registered as another kind or type of state.
+    pub fn list_state<V: Send + 'static>(&mut self, name: &str) -> UserResult<ListStateHandle<V>> {
+        Ok(self.store.register_list::<V>(name)?)
+    }
+
+    /// Registers the map state `name` mapping `UK` to `UV` per key.
+    ///
+    /// # Errors
+    /// If `name` was registered as another kind or type of state.
+    pub fn map_state<UK, UV>(&mut self, name: &str) -> UserResult<MapStateHandle<UK, UV>>
+    where
+        UK: std::hash::Hash + Eq + Send + 'static,
+        UV: Send + 'static,
+    {
+        Ok(self.store.register_map::<UK, UV>(name)?)
+    }
+
+    /// Registers the reducing state `name`, reducing added values with `reduce`.
+    ///
+    /// # Errors
+    /// If `name` was registered as another kind or type of state.
+    pub fn reducing_state<V: Send + 'static>(
+        &mut self,
+        name: &str,
+        reduce: impl Fn(V, V) -> V + Send + Sync + 'static,
+    ) -> UserResult<ReducingStateHandle<V>> {
+        Ok(self.store.register_reducing(name, reduce)?)
+    }
+
+    /// Registers the aggregating state `name`, aggregating added values with `function`.
+    ///
+    /// # Errors
+    /// If `name` was registered as another kind or type of state.
+    pub fn aggregating_state<IN: 'static, ACC: Send + 'static, OUT: 'static>(
+        &mut self,
+        name: &str,
+        function: impl AggregateFunction<IN, ACC, OUT>,
+    ) -> UserResult<AggregatingStateHandle<IN, ACC, OUT>> {
+        Ok(self.store.register_aggregating(name, function)?)
     }
 
     /// Where this instance runs (subtask index, parallelism, ...).
@@ -56,6 +104,39 @@ impl<K: Eq + Clone + Send + 'static> KeyedContext<'_, K> {
     /// The current record's event time, if timestamps were assigned.
     pub fn timestamp(&self) -> Option<EventTime> {
         self.timestamp
+    }
+
+    /// The current key's list of a list state registered in `open`.
+    pub fn list_state<V: Send + 'static>(
+        &mut self,
+        handle: &ListStateHandle<V>,
+    ) -> ListState<'_, K, V> {
+        self.store.list_state(handle, self.key, self.hash)
+    }
+
+    /// The current key's map of a map state registered in `open`.
+    pub fn map_state<UK, UV>(&mut self, handle: &MapStateHandle<UK, UV>) -> MapState<'_, K, UK, UV>
+    where
+        UK: std::hash::Hash + Eq + Send + 'static,
+        UV: Send + 'static,
+    {
+        self.store.map_state(handle, self.key, self.hash)
+    }
+
+    /// The current key's value of a reducing state registered in `open`.
+    pub fn reducing_state<'s, V: Send + 'static>(
+        &'s mut self,
+        handle: &'s ReducingStateHandle<V>,
+    ) -> ReducingState<'s, K, V> {
+        self.store.reducing_state(handle, self.key, self.hash)
+    }
+
+    /// The current key's accumulator of an aggregating state registered in `open`.
+    pub fn aggregating_state<'s, IN: 'static, ACC: Send + 'static, OUT: 'static>(
+        &'s mut self,
+        handle: &'s AggregatingStateHandle<IN, ACC, OUT>,
+    ) -> AggregatingState<'s, K, IN, ACC, OUT> {
+        self.store.aggregating_state(handle, self.key, self.hash)
     }
 
     /// The current key's value of a state registered in `open`.
