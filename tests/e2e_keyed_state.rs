@@ -38,6 +38,9 @@ struct Profile {
 
 type Purchase = (String, String, i64);
 
+/// The sequential model of one user: recent amounts, spend per shop, max, sum, count.
+type UserModel = (Vec<i64>, HashMap<String, i64>, i64, i64, i64);
+
 impl KeyedProcessFunction<String, Purchase, String> for Profile {
     fn open(&mut self, ctx: &mut OpenContext<'_, String>) -> UserResult {
         self.recent = Some(ctx.list_state("recent")?);
@@ -91,8 +94,7 @@ fn all_state_kinds_keep_per_key_values_across_subtasks() {
     }
     // Sequential model, per user in input order.
     let mut expected: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let mut model: HashMap<String, (Vec<i64>, HashMap<String, i64>, i64, i64, i64)> =
-        HashMap::new();
+    let mut model: HashMap<String, UserModel> = HashMap::new();
     for (user, shop, amount) in &purchases {
         let m = model
             .entry(user.clone())

@@ -232,11 +232,7 @@ mod tests {
         assert_eq!(s.list_state(&h, &b, stable_hash(&b)).clear(), vec!["other"]);
         assert!(s.list_state(&h, &b, stable_hash(&b)).get().is_empty());
         s.list_state(&h, &a, stable_hash(&a)).update(vec![]);
-        assert_eq!(
-            s.table_len_for_test(h.clone()),
-            0,
-            "empty lists hold no key"
-        );
+        assert_eq!(s.table_len_for_test(h), 0, "empty lists hold no key");
     }
 
     #[test]
