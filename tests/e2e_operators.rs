@@ -258,3 +258,16 @@ fn explain_shows_chains_and_partitioning() {
         "{plan}"
     );
 }
+
+#[test]
+fn execute_runs_each_job_once_and_leaves_an_empty_environment() {
+    let env = env(2);
+    let first = env.from_sequence(1, 10).collect();
+    env.execute("first").unwrap();
+    let second = env.from_sequence(100, 104).collect();
+    env.execute("second").unwrap();
+    assert_eq!(first.take().len(), 10, "the first job ran once");
+    assert_eq!(sorted(second.take()), vec![100, 101, 102, 103, 104]);
+    let err = env.execute("empty").unwrap_err().to_string();
+    assert!(err.contains("no operators"), "{err}");
+}

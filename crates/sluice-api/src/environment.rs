@@ -193,7 +193,18 @@ impl StreamExecutionEnvironment {
         Ok(plan(&graph, &self.config())?.describe(&graph))
     }
 
-    /// Runs the job defined so far in this process and waits for it to end.
+    /// Takes the job defined so far out of the environment (as Flink does on execute):
+    /// a later job starts from an empty graph.
+    fn take_job_graph(&self, name: &str) -> JobGraph {
+        self.with_builder(|b| {
+            let graph = b.build(name);
+            *b = GraphBuilder::default();
+            graph
+        })
+    }
+
+    /// Runs the job defined so far in this process and waits for it to end. The job's
+    /// operators are then removed from the environment, so it can define the next job.
     ///
     /// Bounded jobs end when their sources are exhausted; unbounded ones run until
     /// stopped (Ctrl-C, unless disabled with [`Self::set_handle_ctrl_c`]).
@@ -210,15 +221,16 @@ impl StreamExecutionEnvironment {
         {
             ctrl_c::register(&control);
         }
-        let graph = self.job_graph(name);
+        let graph = self.take_job_graph(name);
         LocalExecutor::new(self.config()).execute(&graph, control)
     }
 
     /// Starts the job on a background thread and returns a handle to stop, cancel or
-    /// wait for it.
+    /// wait for it. Like [`Self::execute`], it removes the job's operators from the
+    /// environment.
     pub fn execute_async(&self, name: &str) -> JobHandle {
         let control = JobControl::new();
-        let graph = self.job_graph(name);
+        let graph = self.take_job_graph(name);
         let executor = LocalExecutor::new(self.config());
         let c = Arc::clone(&control);
         let thread = std::thread::Builder::new()
