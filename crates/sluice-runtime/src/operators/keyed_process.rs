@@ -8,7 +8,9 @@
 use std::hash::Hash;
 use std::marker::PhantomData;
 
-use sluice_core::{stable_hash, EventTime, Records};
+use std::sync::Arc;
+
+use sluice_core::{stable_hash, Clock, EventTime, Records, Watermark};
 use sluice_state::{
     AggregateFunction, AggregatingState, AggregatingStateHandle, KeyedStateStore, ListState,
     ListStateHandle, MapState, MapStateHandle, ReducingState, ReducingStateHandle, ValueState,
@@ -92,6 +94,8 @@ pub struct KeyedContext<'a, K> {
     key: &'a K,
     hash: u64,
     timestamp: Option<EventTime>,
+    watermark: Watermark,
+    clock: &'a dyn Clock,
     store: &'a mut KeyedStateStore<K>,
 }
 
@@ -104,6 +108,16 @@ impl<K: Eq + Clone + Send + 'static> KeyedContext<'_, K> {
     /// The current record's event time, if timestamps were assigned.
     pub fn timestamp(&self) -> Option<EventTime> {
         self.timestamp
+    }
+
+    /// The operator's current watermark ([`Watermark::MIN`] before the first one).
+    pub fn current_watermark(&self) -> Watermark {
+        self.watermark
+    }
+
+    /// The current processing time (ms since the Unix epoch) from the job's clock.
+    pub fn current_processing_time(&self) -> i64 {
+        self.clock.now_ms()
     }
 
     /// The current key's list of a list state registered in `open`.
@@ -192,6 +206,8 @@ pub struct KeyedProcessOperator<K, I, O, P> {
     key_of: KeySelector<I, K>,
     function: P,
     store: KeyedStateStore<K>,
+    watermark: Watermark,
+    clock: Arc<dyn Clock>,
     _types: PhantomData<fn(I) -> O>,
 }
 
@@ -205,6 +221,8 @@ where
             key_of,
             function,
             store: KeyedStateStore::new(ctx.key_group_range, ctx.max_parallelism),
+            watermark: Watermark::MIN,
+            clock: Arc::clone(&ctx.clock),
             _types: PhantomData,
         }
     }
@@ -241,6 +259,8 @@ where
                 key: &key,
                 hash,
                 timestamp,
+                watermark: self.watermark,
+                clock: self.clock.as_ref(),
                 store: &mut self.store,
             };
             let mut emit = ProcessOutput {
@@ -252,5 +272,14 @@ where
                 .map_err(Error::User)?;
         }
         out.collect(output)
+    }
+
+    fn on_watermark(
+        &mut self,
+        watermark: Watermark,
+        out: &mut Collector<'_, Records<O>>,
+    ) -> Result<()> {
+        self.watermark = watermark;
+        out.emit_watermark(watermark)
     }
 }
