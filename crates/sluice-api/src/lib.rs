@@ -43,7 +43,7 @@ pub use sluice_connectors as connectors;
 pub use sluice_core::{Data, EventTime, Records};
 pub use sluice_runtime as runtime;
 pub use sluice_runtime::operators::{
-    KeyedContext, KeyedProcessFunction, OpenContext, ProcessOutput, UserResult,
+    KeyedContext, KeyedProcessFunction, OpenContext, ProcessOutput, TimeDomain, UserResult,
 };
 pub use sluice_runtime::{Error, JobConfig, JobResult, JobStatus, Result, RuntimeMode};
 pub use sluice_state::{
@@ -57,6 +57,6 @@ pub mod prelude {
         AggregateFunction, AggregatingStateHandle, DataStream, Error, JobResult, JobStatus,
         KeyedContext, KeyedProcessFunction, KeyedStream, ListStateHandle, MapStateHandle,
         OpenContext, ProcessOutput, ReducingStateHandle, RuntimeMode, StreamExecutionEnvironment,
-        UserResult, ValueStateHandle, WatermarkStrategy,
+        TimeDomain, UserResult, ValueStateHandle, WatermarkStrategy,
     };
 }

@@ -205,6 +205,7 @@ where
             gate,
             Box::new(head),
             control,
+            Arc::clone(&ctx.clock),
         )))
     }
 }

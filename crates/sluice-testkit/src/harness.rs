@@ -90,6 +90,16 @@ impl<Op: Operator> OperatorHarness<Op> {
             .on_event(StreamEvent::Watermark(Watermark(EventTime(time))))
     }
 
+    /// Hands the harness clock's current time to the operator (processing-time timers);
+    /// advance the clock with [`OperatorHarness::clock`] first.
+    ///
+    /// # Errors
+    /// The operator's failure.
+    pub fn tick(&mut self) -> Result<()> {
+        use sluice_core::Clock;
+        self.link.on_processing_time(self.clock.now_ms())
+    }
+
     /// Ends the input.
     ///
     /// # Errors

@@ -115,15 +115,19 @@ impl<B: Send> InputGate<B> {
     }
 
     /// The next event from any readable channel, round robin. When none has an event,
-    /// calls `on_idle` once (tasks flush partial output batches there, so latency stays low
-    /// when input is slow) and then waits.
+    /// calls `on_idle` before each wait (tasks flush partial output batches there, so
+    /// latency stays low when input is slow, and fire processing-time timers) and waits
+    /// at most one polling sleep at a time.
     ///
     /// Returns `Ok(None)` once every channel finished.
     ///
     /// # Errors
     /// [`Error::Cancelled`] when the job is cancelled while waiting; [`Error::ChannelClosed`]
     /// when an upstream task disappeared without an end-of-stream (it failed).
-    pub fn next(&mut self, on_idle: impl FnOnce() -> Result<()>) -> Result<Option<GateEvent<B>>> {
+    pub fn next(
+        &mut self,
+        mut on_idle: impl FnMut() -> Result<()>,
+    ) -> Result<Option<GateEvent<B>>> {
         if self.open == 0 {
             return Ok(None);
         }
@@ -134,9 +138,9 @@ impl<B: Send> InputGate<B> {
         if let Some(event) = self.poll()? {
             return Ok(Some(event));
         }
-        on_idle()?;
         let mut poll = POLL_MIN;
         loop {
+            on_idle()?;
             if self.control.is_cancelled() {
                 return Err(Error::Cancelled);
             }

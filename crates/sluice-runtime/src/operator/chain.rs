@@ -26,6 +26,16 @@ pub trait EventSink<B>: Send {
     /// # Errors
     /// Any failure downstream.
     fn flush(&mut self) -> Result<()>;
+
+    /// Processing time is now `now_ms`: operators of the chain fire due timers. Called by
+    /// the task between events and while it waits. Default: nothing (task outputs).
+    ///
+    /// # Errors
+    /// Any failure of an operator or downstream.
+    fn on_processing_time(&mut self, now_ms: i64) -> Result<()> {
+        let _ = now_ms;
+        Ok(())
+    }
 }
 
 impl<B, S: EventSink<B> + ?Sized> EventSink<B> for Box<S> {
@@ -34,6 +44,9 @@ impl<B, S: EventSink<B> + ?Sized> EventSink<B> for Box<S> {
     }
     fn flush(&mut self) -> Result<()> {
         (**self).flush()
+    }
+    fn on_processing_time(&mut self, now_ms: i64) -> Result<()> {
+        (**self).on_processing_time(now_ms)
     }
 }
 
@@ -108,6 +121,12 @@ impl<Op: Operator> EventSink<Op::In> for ChainLink<Op> {
 
     fn flush(&mut self) -> Result<()> {
         self.downstream.flush()
+    }
+
+    fn on_processing_time(&mut self, now_ms: i64) -> Result<()> {
+        self.ensure_open()?;
+        self.guarded(|op, out, _| op.on_processing_time(now_ms, out))?;
+        self.downstream.on_processing_time(now_ms)
     }
 }
 

@@ -105,6 +105,21 @@ pub trait Operator: Send + 'static {
         out.emit_watermark(watermark)
     }
 
+    /// Processing time reached `now_ms` (ms since the Unix epoch, from the job's clock):
+    /// fire processing-time timers that are due. Called between events and while the task
+    /// waits for input, at least every few milliseconds. Default: nothing.
+    ///
+    /// # Errors
+    /// An error fails the job.
+    fn on_processing_time(
+        &mut self,
+        now_ms: i64,
+        out: &mut Collector<'_, Self::Out>,
+    ) -> Result<()> {
+        let _ = (now_ms, out);
+        Ok(())
+    }
+
     /// Every input ended. Emit final results here. Default: nothing. The runtime sends
     /// end-of-stream downstream afterwards.
     ///

@@ -17,6 +17,7 @@ use sluice_state::{
     ValueStateHandle,
 };
 
+use super::timers::{TimeDomain, TimerQueue};
 use super::{KeySelector, UserResult};
 use crate::error::{Error, Result};
 use crate::operator::{Collector, Operator, OperatorContext};
@@ -97,6 +98,49 @@ pub struct KeyedContext<'a, K> {
     watermark: Watermark,
     clock: &'a dyn Clock,
     store: &'a mut KeyedStateStore<K>,
+    timers: &'a mut Timers<K>,
+}
+
+/// The event-time and processing-time timers of a keyed process operator.
+#[derive(Debug)]
+pub(crate) struct Timers<K> {
+    event: TimerQueue<K>,
+    processing: TimerQueue<K>,
+}
+
+impl<K> Default for Timers<K> {
+    fn default() -> Self {
+        Timers {
+            event: TimerQueue::default(),
+            processing: TimerQueue::default(),
+        }
+    }
+}
+
+impl<K: Hash + Eq + Clone + Send + 'static> KeyedContext<'_, K> {
+    /// Asks for [`KeyedProcessFunction::on_timer`] to be called for the current key once
+    /// the watermark reaches `time` (ms). One timer per key and time: registering it again
+    /// does nothing. A bounded input's final watermark fires every event-time timer.
+    pub fn register_event_time_timer(&mut self, time: i64) {
+        self.timers.event.register(time, self.key);
+    }
+
+    /// Cancels the current key's event-time timer at `time`, if any.
+    pub fn delete_event_time_timer(&mut self, time: i64) {
+        self.timers.event.delete(time, self.key);
+    }
+
+    /// Asks for [`KeyedProcessFunction::on_timer`] to be called for the current key once
+    /// the job's clock reaches `time` (ms since the Unix epoch). One timer per key and
+    /// time. Processing-time timers still pending when the input ends do not fire.
+    pub fn register_processing_time_timer(&mut self, time: i64) {
+        self.timers.processing.register(time, self.key);
+    }
+
+    /// Cancels the current key's processing-time timer at `time`, if any.
+    pub fn delete_processing_time_timer(&mut self, time: i64) {
+        self.timers.processing.delete(time, self.key);
+    }
 }
 
 impl<K: Eq + Clone + Send + 'static> KeyedContext<'_, K> {
@@ -199,6 +243,23 @@ pub trait KeyedProcessFunction<K, I, O>: Send + 'static {
         ctx: &mut KeyedContext<'_, K>,
         out: &mut ProcessOutput<'_, O>,
     ) -> UserResult;
+
+    /// A timer of `ctx.key()` registered for `time` in `domain` fired. Outputs of an
+    /// event-time timer carry `time` as their timestamp; those of a processing-time timer
+    /// carry none. Default: nothing.
+    ///
+    /// # Errors
+    /// An error fails the job, naming the operator and subtask.
+    fn on_timer(
+        &mut self,
+        time: i64,
+        domain: TimeDomain,
+        ctx: &mut KeyedContext<'_, K>,
+        out: &mut ProcessOutput<'_, O>,
+    ) -> UserResult {
+        let _ = (time, domain, ctx, out);
+        Ok(())
+    }
 }
 
 /// Runs a [`KeyedProcessFunction`] over a keyed stream.
@@ -206,6 +267,7 @@ pub struct KeyedProcessOperator<K, I, O, P> {
     key_of: KeySelector<I, K>,
     function: P,
     store: KeyedStateStore<K>,
+    timers: Timers<K>,
     watermark: Watermark,
     clock: Arc<dyn Clock>,
     _types: PhantomData<fn(I) -> O>,
@@ -221,10 +283,61 @@ where
             key_of,
             function,
             store: KeyedStateStore::new(ctx.key_group_range, ctx.max_parallelism),
+            timers: Timers::default(),
             watermark: Watermark::MIN,
             clock: Arc::clone(&ctx.clock),
             _types: PhantomData,
         }
+    }
+}
+
+impl<K, I, O, P> KeyedProcessOperator<K, I, O, P>
+where
+    K: Hash + Eq + Clone + Send + 'static,
+    I: Send + 'static,
+    O: Send + 'static,
+    P: KeyedProcessFunction<K, I, O>,
+{
+    /// Fires every timer of `domain` due at `up_to`, including timers that firing ones
+    /// register for times already due.
+    fn fire(
+        &mut self,
+        domain: TimeDomain,
+        up_to: i64,
+        out: &mut Collector<'_, Records<O>>,
+    ) -> Result<()> {
+        let mut output = Records::new();
+        loop {
+            let queue = match domain {
+                TimeDomain::EventTime => &mut self.timers.event,
+                TimeDomain::ProcessingTime => &mut self.timers.processing,
+            };
+            let Some((time, key)) = queue.pop_due(up_to) else {
+                break;
+            };
+            let timestamp = match domain {
+                TimeDomain::EventTime => Some(EventTime(time)),
+                TimeDomain::ProcessingTime => None,
+            };
+            let hash = stable_hash(&key);
+            let mut ctx = KeyedContext {
+                key: &key,
+                hash,
+                timestamp,
+                watermark: self.watermark,
+                clock: self.clock.as_ref(),
+                store: &mut self.store,
+                timers: &mut self.timers,
+            };
+            let mut emit = ProcessOutput {
+                records: &mut output,
+                timestamp,
+            };
+            self.function
+                .on_timer(time, domain, &mut ctx, &mut emit)
+                .map_err(Error::User)?;
+        }
+        out.collect(output)
     }
 }
 
@@ -262,6 +375,7 @@ where
                 watermark: self.watermark,
                 clock: self.clock.as_ref(),
                 store: &mut self.store,
+                timers: &mut self.timers,
             };
             let mut emit = ProcessOutput {
                 records: &mut output,
@@ -280,6 +394,15 @@ where
         out: &mut Collector<'_, Records<O>>,
     ) -> Result<()> {
         self.watermark = watermark;
+        self.fire(TimeDomain::EventTime, watermark.0.millis(), out)?;
         out.emit_watermark(watermark)
+    }
+
+    fn on_processing_time(
+        &mut self,
+        now_ms: i64,
+        out: &mut Collector<'_, Records<O>>,
+    ) -> Result<()> {
+        self.fire(TimeDomain::ProcessingTime, now_ms, out)
     }
 }

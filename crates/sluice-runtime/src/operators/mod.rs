@@ -13,6 +13,7 @@ mod keyed_reduce;
 mod local_reduce;
 mod map;
 mod reduce_table;
+mod timers;
 mod timestamps;
 
 pub use flat_map::{FilterOperator, FlatMapOperator};
@@ -24,6 +25,7 @@ pub use keyed_process::{
 pub use keyed_reduce::KeyedReduceOperator;
 pub use local_reduce::{LocalReduceOperator, LOCAL_REDUCE_KEYS_MAX};
 pub use map::MapOperator;
+pub use timers::TimeDomain;
 pub use timestamps::{TimestampFn, TimestampsAndWatermarksOperator};
 
 /// The result type of user functions: any error, boxed.

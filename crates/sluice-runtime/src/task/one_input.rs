@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use sluice_core::{Batch, StreamEvent};
+use sluice_core::{Batch, Clock, StreamEvent};
 
 use super::Task;
 use crate::channel::{GateEvent, InputGate};
@@ -18,6 +18,7 @@ pub struct OneInputTask<B> {
     head: Box<dyn EventSink<B>>,
     watermarks: WatermarkTracker,
     control: Arc<JobControl>,
+    clock: Arc<dyn Clock>,
 }
 
 impl<B: Batch> OneInputTask<B> {
@@ -27,6 +28,7 @@ impl<B: Batch> OneInputTask<B> {
         gate: InputGate<B>,
         head: Box<dyn EventSink<B>>,
         control: Arc<JobControl>,
+        clock: Arc<dyn Clock>,
     ) -> Self {
         let watermarks = WatermarkTracker::new(gate.len());
         OneInputTask {
@@ -35,6 +37,7 @@ impl<B: Batch> OneInputTask<B> {
             head,
             watermarks,
             control,
+            clock,
         }
     }
 }
@@ -50,9 +53,29 @@ impl<B: Batch> Task for OneInputTask<B> {
             head,
             watermarks,
             control,
+            clock,
             ..
         } = &mut *self;
-        while let Some(GateEvent { channel, event }) = gate.next(|| head.flush())? {
+        // Processing time is handed to the chain when it moved (millisecond resolution):
+        // between events, and while the task waits for input.
+        let mut last_tick = i64::MIN;
+        let mut tick = |head: &mut Box<dyn EventSink<B>>| -> Result<()> {
+            let now = clock.now_ms();
+            if now != last_tick {
+                last_tick = now;
+                head.on_processing_time(now)?;
+            }
+            Ok(())
+        };
+        loop {
+            let next = gate.next(|| {
+                head.flush()?;
+                tick(head)
+            })?;
+            let Some(GateEvent { channel, event }) = next else {
+                break;
+            };
+            tick(head)?;
             match event {
                 StreamEvent::Data(batch) => head.on_event(StreamEvent::Data(batch))?,
                 StreamEvent::Watermark(w) => {

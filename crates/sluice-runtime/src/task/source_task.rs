@@ -60,12 +60,19 @@ impl<T: Send + 'static> Task for SourceTask<T> {
         let mut reader = self.guarded(|| self.source.create_reader(&self.ctx))?;
         let batch_size = self.ctx.batch_size;
         let mut backoff = PENDING_BACKOFF_MIN;
+        let mut last_tick = i64::MIN;
         let finished_naturally = loop {
             if self.control.is_cancelled() {
                 return Err(Error::Cancelled);
             }
             if self.control.is_stop_requested() {
                 break false;
+            }
+            // Processing time moves on for the chain behind the source too.
+            let now = self.ctx.clock.now_ms();
+            if now != last_tick {
+                last_tick = now;
+                self.downstream.on_processing_time(now)?;
             }
             let mut batch = Records::with_capacity(batch_size);
             let poll = self.guarded(|| reader.poll(&mut batch, batch_size))?;
