@@ -16,8 +16,8 @@ use crate::datastream::DataStream;
 
 /// A stream whose records are grouped by a key of type `K`.
 pub struct KeyedStream<K, T> {
-    stream: DataStream<T>,
-    key_of: KeySelector<T, K>,
+    pub(crate) stream: DataStream<T>,
+    pub(crate) key_of: KeySelector<T, K>,
 }
 
 impl<K, T> Clone for KeyedStream<K, T> {

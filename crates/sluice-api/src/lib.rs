@@ -4,6 +4,7 @@
 //! - **[`DataStream`]**: `map`, `flat_map`, `filter`, `key_by`, `union`, partitioning
 //!   and sinks.
 //! - **[`WatermarkStrategy`]**: event timestamps and watermarks for a stream.
+//! - **[`WindowedStream`]**: tumbling event-time windows aggregated per key.
 //! - **[`KeyedStream`]**: running `reduce`/`sum`/`min`/`max` and keyed `process` with state.
 //! - **[`JobHandle`]**: stop, cancel or wait for a job started with `execute_async`.
 //!
@@ -32,12 +33,15 @@ pub mod environment;
 pub mod handle;
 pub mod keyed;
 pub mod time;
+pub mod window;
 
 pub use datastream::{DataStream, DataStreamSink};
 pub use environment::StreamExecutionEnvironment;
 pub use handle::JobHandle;
 pub use keyed::KeyedStream;
+pub use sluice_runtime::operators::window::TimeWindow;
 pub use time::WatermarkStrategy;
+pub use window::{TumblingEventTimeWindows, WindowedStream};
 
 pub use sluice_connectors as connectors;
 pub use sluice_core::{Data, EventTime, Records};

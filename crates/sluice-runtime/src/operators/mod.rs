@@ -15,6 +15,7 @@ mod map;
 mod reduce_table;
 mod timers;
 mod timestamps;
+pub mod window;
 
 pub use flat_map::{FilterOperator, FlatMapOperator};
 pub use identity::IdentityOperator;

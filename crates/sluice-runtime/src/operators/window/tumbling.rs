@@ -1,0 +1,160 @@
+//! [`TumblingWindowOperator`]: per key, fixed-size, non-overlapping event-time windows,
+//! aggregated incrementally as records arrive.
+//!
+//! State per key is the short list of its open windows (usually one or two) with their
+//! accumulators, in the key's key group. A window registers its key once under its end
+//! time; when the watermark reaches `end - 1` the window's result goes out, stamped
+//! `end - 1`, and its state is removed.
+
+use std::collections::BTreeMap;
+use std::hash::Hash;
+use std::sync::Arc;
+
+use sluice_core::{EventTime, Records, Watermark};
+use sluice_state::{AggregateFunction, KeyedTable};
+
+use super::TimeWindow;
+use crate::error::{Error, Result};
+use crate::operator::{Collector, Operator, OperatorContext};
+use crate::operators::KeySelector;
+
+/// Turns a key, its window and the aggregate's result into the emitted record.
+pub type WindowResultFn<K, M, R> = Arc<dyn Fn(&K, TimeWindow, M) -> R + Send + Sync>;
+
+/// Aggregates records per key into tumbling event-time windows.
+pub struct TumblingWindowOperator<K, T, ACC, M, R> {
+    key_of: KeySelector<T, K>,
+    size_ms: i64,
+    offset_ms: i64,
+    aggregate: Arc<dyn AggregateFunction<T, ACC, M>>,
+    result: WindowResultFn<K, M, R>,
+    /// Open windows per key: (window start, accumulator).
+    state: KeyedTable<K, Vec<(i64, ACC)>>,
+    /// Keys with an open window, by window end.
+    pending: BTreeMap<i64, Vec<(K, u64)>>,
+    watermark: i64,
+    late_dropped: u64,
+    operator: String,
+}
+
+impl<K, T, ACC, M, R> TumblingWindowOperator<K, T, ACC, M, R>
+where
+    K: Hash + Eq + Clone + Send + 'static,
+{
+    /// Windows of `size_ms` (aligned to the epoch plus `offset_ms`) over records keyed by
+    /// `key_of`, aggregated by `aggregate`, emitted through `result`.
+    pub fn new(
+        ctx: &OperatorContext,
+        key_of: KeySelector<T, K>,
+        size_ms: i64,
+        offset_ms: i64,
+        aggregate: Arc<dyn AggregateFunction<T, ACC, M>>,
+        result: WindowResultFn<K, M, R>,
+    ) -> Self {
+        TumblingWindowOperator {
+            key_of,
+            size_ms: size_ms.max(1),
+            offset_ms,
+            aggregate,
+            result,
+            state: KeyedTable::new(ctx.key_group_range, ctx.max_parallelism),
+            pending: BTreeMap::new(),
+            watermark: i64::MIN,
+            late_dropped: 0,
+            operator: ctx.location.operator.clone(),
+        }
+    }
+
+    /// Records dropped because every window they belonged to had fired.
+    pub fn late_dropped(&self) -> u64 {
+        self.late_dropped
+    }
+}
+
+impl<K, T, ACC, M, R> Operator for TumblingWindowOperator<K, T, ACC, M, R>
+where
+    K: Hash + Eq + Clone + Send + 'static,
+    T: Send + 'static,
+    ACC: Send + 'static,
+    M: 'static,
+    R: Send + 'static,
+{
+    type In = Records<T>;
+    type Out = Records<R>;
+
+    fn on_data(&mut self, batch: Records<T>, _out: &mut Collector<'_, Records<R>>) -> Result<()> {
+        let (values, timestamps) = batch.into_parts();
+        let Some(timestamps) = timestamps else {
+            return Err(Error::User(
+                format!(
+                    "`{}` windows by event time, but its records have no timestamps; call `assign_timestamps_and_watermarks` upstream",
+                    self.operator
+                )
+                .into(),
+            ));
+        };
+        for (value, ts) in values.into_iter().zip(timestamps) {
+            let window = TimeWindow::tumbling(ts.millis(), self.size_ms, self.offset_ms);
+            if window.max_timestamp() <= self.watermark {
+                // TODO(#3): route late records to a side output instead of dropping them.
+                self.late_dropped += 1;
+                continue;
+            }
+            let (state, pending, aggregate) = (&mut self.state, &mut self.pending, &self.aggregate);
+            // The key may be borrowed from the record: find the accumulator first, then
+            // move the record into it.
+            let acc = self.key_of.with_key(&value, move |key, hash| {
+                let windows = state.get_or_insert_with(key, hash, Vec::new);
+                let index = match windows.iter().position(|(start, _)| *start == window.start) {
+                    Some(i) => i,
+                    None => {
+                        windows.push((window.start, aggregate.create_accumulator()));
+                        pending
+                            .entry(window.end)
+                            .or_default()
+                            .push((key.clone(), hash));
+                        windows.len() - 1
+                    }
+                };
+                &mut windows[index].1
+            });
+            self.aggregate.add(value, acc);
+        }
+        Ok(())
+    }
+
+    fn on_watermark(
+        &mut self,
+        watermark: Watermark,
+        out: &mut Collector<'_, Records<R>>,
+    ) -> Result<()> {
+        self.watermark = watermark.0.millis();
+        let mut output = Records::new();
+        while let Some(entry) = self.pending.first_entry() {
+            let end = *entry.key();
+            if end - 1 > self.watermark {
+                break;
+            }
+            let window = TimeWindow {
+                start: end - self.size_ms,
+                end,
+            };
+            for (key, hash) in entry.remove() {
+                let Some(windows) = self.state.get_mut(&key, hash) else {
+                    continue;
+                };
+                let Some(i) = windows.iter().position(|(start, _)| *start == window.start) else {
+                    continue;
+                };
+                let (_, acc) = windows.swap_remove(i);
+                if windows.is_empty() {
+                    self.state.remove(&key, hash);
+                }
+                let value = (self.result)(&key, window, self.aggregate.get_result(&acc));
+                output.push(value, Some(EventTime(window.max_timestamp())));
+            }
+        }
+        out.collect(output)?;
+        out.emit_watermark(watermark)
+    }
+}
