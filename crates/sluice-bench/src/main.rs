@@ -30,6 +30,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use sluice_api::prelude::*;
+use sluice_api::{TumblingEventTimeWindows, WatermarkStrategy};
 use sluice_core::{Clock, SystemClock};
 
 #[derive(Parser, Debug)]
@@ -70,6 +71,16 @@ enum Workload {
     /// Running sum per key of an in-process sequence of (index % keys, index).
     KeyedSum {
         #[arg(long, default_value_t = 100_000_000)]
+        events: u64,
+        #[arg(long, default_value_t = 100_000)]
+        keys: u64,
+        #[arg(long, default_value_t = 1)]
+        parallelism: u32,
+    },
+    /// 1-second tumbling event-time windows summing (index % keys, index) per key; event
+    /// time = index / 1000 ms (1 M events per event-time second), monotonous watermarks.
+    Window {
+        #[arg(long, default_value_t = 50_000_000)]
         events: u64,
         #[arg(long, default_value_t = 100_000)]
         keys: u64,
@@ -253,6 +264,32 @@ fn keyed_sum(events: u64, keys: u64, parallelism: u32) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn window(events: u64, keys: u64, parallelism: u32) -> anyhow::Result<()> {
+    eprintln!("window: {events} events, {keys} keys, 1 s tumbling windows, parallelism {parallelism}");
+    let env = env_with(parallelism);
+    let sink = env
+        .generate(events, move |i| (i % keys, i))
+        .assign_timestamps_and_watermarks(
+            WatermarkStrategy::for_monotonous_timestamps().with_timestamp_assigner(|(_, i)| (*i / 1000) as i64),
+        )
+        .key_by(|(k, _)| *k)
+        .window(TumblingEventTimeWindows::of(Duration::from_secs(1)))
+        .reduce(|a, b| (a.0, a.1 + b.1))
+        .discard();
+    let _progress = Progress::start("window".into(), Some(sink.counter()));
+    let result = env.execute("bench-window")?;
+    let windows = (events / 1000).div_ceil(1000);
+    let expected = if events == 0 { 0 } else { keys.min(events) * windows.max(1) };
+    report(
+        "window",
+        parallelism,
+        events,
+        &result,
+        &format!(" keys={keys} results={} expected_results~={expected}", sink.count()),
+    );
+    Ok(())
+}
+
 fn grep(input: &Path, pattern: String, parallelism: u32) -> anyhow::Result<()> {
     let (lines, _) = count_lines_and_words(input)?;
     eprintln!("grep: {lines} lines, pattern {pattern:?}, parallelism {parallelism}");
@@ -298,6 +335,11 @@ fn main() -> anyhow::Result<()> {
             pattern,
             parallelism,
         } => grep(&input, pattern, parallelism),
+        Workload::Window {
+            events,
+            keys,
+            parallelism,
+        } => window(events, keys.max(1), parallelism),
         Workload::MicroState { events, keys } => micro::state(events, keys.max(1)),
         Workload::MicroPartition { events, channels } => micro::partition(events, channels.max(1)),
         Workload::MicroChannel { events, batch } => micro::channel(events, batch.max(1)),

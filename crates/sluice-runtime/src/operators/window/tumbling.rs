@@ -35,6 +35,7 @@ pub struct TumblingWindowOperator<K, T, ACC, M, R> {
     watermark: i64,
     late_dropped: u64,
     operator: String,
+    hashes: Vec<u64>,
 }
 
 impl<K, T, ACC, M, R> TumblingWindowOperator<K, T, ACC, M, R>
@@ -62,6 +63,7 @@ where
             watermark: i64::MIN,
             late_dropped: 0,
             operator: ctx.location.operator.clone(),
+            hashes: Vec::new(),
         }
     }
 
@@ -93,7 +95,15 @@ where
                 .into(),
             ));
         };
-        for (value, ts) in values.into_iter().zip(timestamps) {
+        // Hash every key first so the state slots of records 16 ahead can be prefetched
+        // while the current one is added (see `ReduceTable`).
+        self.hashes.clear();
+        self.hashes
+            .extend(values.iter().map(|value| self.key_of.hash(value)));
+        for (i, (value, ts)) in values.into_iter().zip(timestamps).enumerate() {
+            if let Some(&ahead) = self.hashes.get(i + 16) {
+                self.state.prefetch(ahead);
+            }
             let window = TimeWindow::tumbling(ts.millis(), self.size_ms, self.offset_ms);
             if window.max_timestamp() <= self.watermark {
                 // TODO(#3): route late records to a side output instead of dropping them.
