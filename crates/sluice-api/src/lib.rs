@@ -61,6 +61,7 @@ pub mod prelude {
         AggregateFunction, AggregatingStateHandle, DataStream, Error, JobResult, JobStatus,
         KeyedContext, KeyedProcessFunction, KeyedStream, ListStateHandle, MapStateHandle,
         OpenContext, ProcessOutput, ReducingStateHandle, RuntimeMode, StreamExecutionEnvironment,
-        TimeDomain, UserResult, ValueStateHandle, WatermarkStrategy,
+        TimeDomain, TimeWindow, TumblingEventTimeWindows, UserResult, ValueStateHandle,
+        WatermarkStrategy, WindowedStream,
     };
 }

@@ -265,12 +265,15 @@ fn keyed_sum(events: u64, keys: u64, parallelism: u32) -> anyhow::Result<()> {
 }
 
 fn window(events: u64, keys: u64, parallelism: u32) -> anyhow::Result<()> {
-    eprintln!("window: {events} events, {keys} keys, 1 s tumbling windows, parallelism {parallelism}");
+    eprintln!(
+        "window: {events} events, {keys} keys, 1 s tumbling windows, parallelism {parallelism}"
+    );
     let env = env_with(parallelism);
     let sink = env
         .generate(events, move |i| (i % keys, i))
         .assign_timestamps_and_watermarks(
-            WatermarkStrategy::for_monotonous_timestamps().with_timestamp_assigner(|(_, i)| (*i / 1000) as i64),
+            WatermarkStrategy::for_monotonous_timestamps()
+                .with_timestamp_assigner(|(_, i)| (*i / 1000) as i64),
         )
         .key_by(|(k, _)| *k)
         .window(TumblingEventTimeWindows::of(Duration::from_secs(1)))
@@ -279,13 +282,20 @@ fn window(events: u64, keys: u64, parallelism: u32) -> anyhow::Result<()> {
     let _progress = Progress::start("window".into(), Some(sink.counter()));
     let result = env.execute("bench-window")?;
     let windows = (events / 1000).div_ceil(1000);
-    let expected = if events == 0 { 0 } else { keys.min(events) * windows.max(1) };
+    let expected = if events == 0 {
+        0
+    } else {
+        keys.min(events) * windows.max(1)
+    };
     report(
         "window",
         parallelism,
         events,
         &result,
-        &format!(" keys={keys} results={} expected_results~={expected}", sink.count()),
+        &format!(
+            " keys={keys} results={} expected_results~={expected}",
+            sink.count()
+        ),
     );
     Ok(())
 }
