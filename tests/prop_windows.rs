@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use proptest::test_runner::TestRunner;
-use sluice_api::{EventTime, TimeWindow, TumblingEventTimeWindows, WatermarkStrategy};
+use sluice_api::{
+    EventTime, SlidingEventTimeWindows, TimeWindow, TumblingEventTimeWindows, WatermarkStrategy,
+};
 use sluice_testkit::pipeline::env;
 use sluice_testkit::seed::proptest_config;
 use sluice_testkit::sink::TimedCollectSink;
@@ -91,6 +93,101 @@ fn tumbling_window_sums_equal_the_reference() {
                 got.sort_unstable();
                 expected.sort_unstable();
                 prop_assert_eq!(got, expected);
+                Ok(())
+            },
+        )
+        .unwrap();
+}
+
+#[test]
+fn sliding_window_sums_equal_the_reference() {
+    let mut runner = TestRunner::new(proptest_config(
+        "sliding_window_sums_equal_the_reference",
+        48,
+    ));
+    let strategy = (
+        events(),
+        1i64..60,
+        1i64..6,
+        0i64..50,
+        1u32..=4,
+        1u32..=4,
+        1usize..64,
+        1usize..4,
+    );
+    runner
+        .run(
+            &strategy,
+            |(
+                events,
+                slide,
+                panes_per_window,
+                offset,
+                source_parallelism,
+                window_parallelism,
+                batch,
+                capacity,
+            )| {
+                // Sizes that are and are not multiples of the slide.
+                let size = if panes_per_window % 2 == 0 {
+                    slide * panes_per_window
+                } else {
+                    slide * panes_per_window + slide / 2 + 1
+                };
+                let offset = offset % slide;
+                // Reference: every window (end aligned to the slide) that holds an event.
+                let mut expected: BTreeMap<(u64, i64), u64> = BTreeMap::new();
+                for &(k, v, t) in &events {
+                    // Ends e with e - size <= t < e, e = offset + n * slide.
+                    let first_end = t + 1 + (offset - (t + 1)).rem_euclid(slide);
+                    let mut end = first_end;
+                    while end - size <= t {
+                        *expected.entry((k, end - size)).or_insert(0) += v;
+                        end += slide;
+                    }
+                }
+                let mut expected: Vec<((u64, i64, u64), Option<EventTime>)> = expected
+                    .into_iter()
+                    .map(|((k, start), sum)| ((k, start, sum), Some(EventTime(start + size - 1))))
+                    .collect();
+
+                let env = env(source_parallelism, batch, capacity);
+                let sink = TimedCollectSink::new();
+                env.from_collection(events.clone())
+                    .set_parallelism(source_parallelism)
+                    .assign_timestamps_and_watermarks(
+                        WatermarkStrategy::for_bounded_out_of_orderness(Duration::from_millis(
+                            MAX_DELAY_MS as u64,
+                        ))
+                        .with_timestamp_assigner(|(_, _, t)| *t),
+                    )
+                    .key_by(|(k, _, _)| *k)
+                    .window(
+                        SlidingEventTimeWindows::of(
+                            Duration::from_millis(size as u64),
+                            Duration::from_millis(slide as u64),
+                        )
+                        .with_offset(Duration::from_millis(offset as u64)),
+                    )
+                    .reduce_with(
+                        |a, b| (a.0, a.1 + b.1, a.2.max(b.2)),
+                        |k, w, r| (*k, w.start, r.1),
+                    )
+                    .set_parallelism(window_parallelism)
+                    .add_sink("Windows", sink.clone());
+                env.execute("prop-sliding")
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                let mut got = sink.records();
+                got.sort_unstable();
+                expected.sort_unstable();
+                prop_assert_eq!(
+                    got,
+                    expected,
+                    "size {} slide {} offset {}",
+                    size,
+                    slide,
+                    offset
+                );
                 Ok(())
             },
         )

@@ -41,7 +41,9 @@ pub use handle::JobHandle;
 pub use keyed::KeyedStream;
 pub use sluice_runtime::operators::window::TimeWindow;
 pub use time::WatermarkStrategy;
-pub use window::{TumblingEventTimeWindows, WindowedStream};
+pub use window::{
+    EventTimeWindows, SlidingEventTimeWindows, TumblingEventTimeWindows, WindowedStream,
+};
 
 pub use sluice_connectors as connectors;
 pub use sluice_core::{Data, EventTime, Records};
@@ -60,8 +62,8 @@ pub mod prelude {
     pub use crate::{
         AggregateFunction, AggregatingStateHandle, DataStream, Error, JobResult, JobStatus,
         KeyedContext, KeyedProcessFunction, KeyedStream, ListStateHandle, MapStateHandle,
-        OpenContext, ProcessOutput, ReducingStateHandle, RuntimeMode, StreamExecutionEnvironment,
-        TimeDomain, TimeWindow, TumblingEventTimeWindows, UserResult, ValueStateHandle,
-        WatermarkStrategy, WindowedStream,
+        OpenContext, ProcessOutput, ReducingStateHandle, RuntimeMode, SlidingEventTimeWindows,
+        StreamExecutionEnvironment, TimeDomain, TimeWindow, TumblingEventTimeWindows, UserResult,
+        ValueStateHandle, WatermarkStrategy, WindowedStream,
     };
 }

@@ -1,4 +1,5 @@
-//! Windowed keyed streams: [`TumblingEventTimeWindows`] and [`WindowedStream`].
+//! Windowed keyed streams: [`TumblingEventTimeWindows`], [`SlidingEventTimeWindows`] and
+//! [`WindowedStream`].
 
 use std::hash::Hash;
 use std::sync::Arc;
@@ -6,7 +7,9 @@ use std::time::Duration;
 
 use sluice_core::Data;
 use sluice_runtime::graph::NodeKind;
-use sluice_runtime::operators::window::{TimeWindow, TumblingWindowOperator, WindowResultFn};
+use sluice_runtime::operators::window::{
+    SlidingWindowOperator, TimeWindow, TumblingWindowOperator, WindowResultFn,
+};
 use sluice_state::AggregateFunction;
 
 use crate::datastream::DataStream;
@@ -35,10 +38,59 @@ impl TumblingEventTimeWindows {
     }
 }
 
+/// Event-time windows of `size` that start every `slide`, so each record belongs to
+/// `size / slide` windows (Flink's `SlidingEventTimeWindows`). Records are aggregated once
+/// per pane of `gcd(size, slide)`, not once per window.
+#[derive(Debug, Clone, Copy)]
+pub struct SlidingEventTimeWindows {
+    size_ms: i64,
+    slide_ms: i64,
+    offset_ms: i64,
+}
+
+impl SlidingEventTimeWindows {
+    /// Windows of `size` starting every `slide`, aligned to the Unix epoch.
+    pub fn of(size: Duration, slide: Duration) -> Self {
+        SlidingEventTimeWindows {
+            size_ms: i64::try_from(size.as_millis()).unwrap_or(i64::MAX).max(1),
+            slide_ms: i64::try_from(slide.as_millis()).unwrap_or(i64::MAX).max(1),
+            offset_ms: 0,
+        }
+    }
+
+    /// Shifts window boundaries by `offset`.
+    pub fn with_offset(mut self, offset: Duration) -> Self {
+        self.offset_ms = i64::try_from(offset.as_millis()).unwrap_or(0);
+        self
+    }
+}
+
+/// Which event-time windows a [`WindowedStream`] uses.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub enum EventTimeWindows {
+    /// See [`TumblingEventTimeWindows`].
+    Tumbling(TumblingEventTimeWindows),
+    /// See [`SlidingEventTimeWindows`].
+    Sliding(SlidingEventTimeWindows),
+}
+
+impl From<TumblingEventTimeWindows> for EventTimeWindows {
+    fn from(w: TumblingEventTimeWindows) -> Self {
+        EventTimeWindows::Tumbling(w)
+    }
+}
+
+impl From<SlidingEventTimeWindows> for EventTimeWindows {
+    fn from(w: SlidingEventTimeWindows) -> Self {
+        EventTimeWindows::Sliding(w)
+    }
+}
+
 /// A keyed stream cut into windows; aggregate it to get one result per key and window.
 pub struct WindowedStream<K, T> {
     keyed: KeyedStream<K, T>,
-    windows: TumblingEventTimeWindows,
+    windows: EventTimeWindows,
 }
 
 impl<K, T> std::fmt::Debug for WindowedStream<K, T> {
@@ -81,10 +133,10 @@ impl<T: Clone + Send + 'static> AggregateFunction<T, Option<T>, T> for ReduceAgg
 impl<K: Data + Hash + Eq, T: Data> KeyedStream<K, T> {
     /// Cuts the keyed stream into event-time windows (records need timestamps: see
     /// [`DataStream::assign_timestamps_and_watermarks`]).
-    pub fn window(&self, windows: TumblingEventTimeWindows) -> WindowedStream<K, T> {
+    pub fn window(&self, windows: impl Into<EventTimeWindows>) -> WindowedStream<K, T> {
         WindowedStream {
             keyed: self.clone(),
-            windows,
+            windows: windows.into(),
         }
     }
 }
@@ -100,26 +152,42 @@ impl<K: Data + Hash + Eq, T: Data> WindowedStream<K, T> {
         f: impl Fn(&K, TimeWindow, M) -> R + Send + Sync + 'static,
     ) -> DataStream<R>
     where
-        ACC: Send + 'static,
+        ACC: Clone + Send + 'static,
         M: 'static,
         R: Data,
     {
         let key_of = self.keyed.key_of.clone();
         let aggregate: Arc<dyn AggregateFunction<T, ACC, M>> = Arc::new(aggregate);
         let result: WindowResultFn<K, M, R> = Arc::new(f);
-        let TumblingEventTimeWindows { size_ms, offset_ms } = self.windows;
-        self.keyed
-            .stream
-            .add_operator("Tumbling Window", NodeKind::Operator, move |ctx| {
-                Ok(TumblingWindowOperator::new(
+        let stream = &self.keyed.stream;
+        match self.windows {
+            EventTimeWindows::Tumbling(TumblingEventTimeWindows { size_ms, offset_ms }) => stream
+                .add_operator("Tumbling Window", NodeKind::Operator, move |ctx| {
+                    Ok(TumblingWindowOperator::new(
+                        ctx,
+                        key_of.clone(),
+                        size_ms,
+                        offset_ms,
+                        Arc::clone(&aggregate),
+                        Arc::clone(&result),
+                    ))
+                }),
+            EventTimeWindows::Sliding(SlidingEventTimeWindows {
+                size_ms,
+                slide_ms,
+                offset_ms,
+            }) => stream.add_operator("Sliding Window", NodeKind::Operator, move |ctx| {
+                Ok(SlidingWindowOperator::new(
                     ctx,
                     key_of.clone(),
                     size_ms,
+                    slide_ms,
                     offset_ms,
                     Arc::clone(&aggregate),
                     Arc::clone(&result),
                 ))
-            })
+            }),
+        }
     }
 
     /// One result per key and window from `aggregate`.
@@ -128,7 +196,7 @@ impl<K: Data + Hash + Eq, T: Data> WindowedStream<K, T> {
         aggregate: impl AggregateFunction<T, ACC, OUT>,
     ) -> DataStream<OUT>
     where
-        ACC: Send + 'static,
+        ACC: Clone + Send + 'static,
         OUT: Data,
     {
         self.aggregate_with(aggregate, |_, _, result| result)

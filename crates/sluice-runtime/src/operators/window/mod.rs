@@ -5,8 +5,10 @@
 //! (`end - 1`), with a result stamped `end - 1`; a record whose windows all fired already
 //! is late: it is dropped and counted, never added to a fired window.
 
+mod sliding;
 mod tumbling;
 
+pub use sliding::SlidingWindowOperator;
 pub use tumbling::{TumblingWindowOperator, WindowResultFn};
 
 /// A half-open event-time interval `start..end` (milliseconds).
@@ -28,10 +30,10 @@ impl TimeWindow {
     /// The tumbling window of `size_ms` (aligned to the epoch plus `offset_ms`) that
     /// contains `timestamp`.
     pub fn tumbling(timestamp: i64, size_ms: i64, offset_ms: i64) -> TimeWindow {
-        let start = timestamp - (timestamp - offset_ms).rem_euclid(size_ms);
+        let start = timestamp - timestamp.wrapping_sub(offset_ms).rem_euclid(size_ms);
         TimeWindow {
             start,
-            end: start + size_ms,
+            end: start.saturating_add(size_ms),
         }
     }
 }
