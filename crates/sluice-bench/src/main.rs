@@ -30,7 +30,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use sluice_api::prelude::*;
-use sluice_api::{TumblingEventTimeWindows, WatermarkStrategy};
+use sluice_api::{SlidingEventTimeWindows, TumblingEventTimeWindows, WatermarkStrategy};
 use sluice_core::{Clock, SystemClock};
 
 #[derive(Parser, Debug)]
@@ -80,6 +80,15 @@ enum Workload {
     /// 1-second tumbling event-time windows summing (index % keys, index) per key; event
     /// time = index / 1000 ms (1 M events per event-time second), monotonous watermarks.
     Window {
+        #[arg(long, default_value_t = 50_000_000)]
+        events: u64,
+        #[arg(long, default_value_t = 100_000)]
+        keys: u64,
+        #[arg(long, default_value_t = 1)]
+        parallelism: u32,
+    },
+    /// Like `window`, with 10-second windows sliding by 1 second (pane-based).
+    Sliding {
         #[arg(long, default_value_t = 50_000_000)]
         events: u64,
         #[arg(long, default_value_t = 100_000)]
@@ -264,31 +273,37 @@ fn keyed_sum(events: u64, keys: u64, parallelism: u32) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn window(events: u64, keys: u64, parallelism: u32) -> anyhow::Result<()> {
-    eprintln!(
-        "window: {events} events, {keys} keys, 1 s tumbling windows, parallelism {parallelism}"
-    );
+fn window(events: u64, keys: u64, parallelism: u32, sliding: bool) -> anyhow::Result<()> {
+    let name = if sliding { "sliding" } else { "window" };
+    eprintln!("{name}: {events} events, {keys} keys, parallelism {parallelism}");
     let env = env_with(parallelism);
-    let sink = env
+    let keyed = env
         .generate(events, move |i| (i % keys, i))
         .assign_timestamps_and_watermarks(
             WatermarkStrategy::for_monotonous_timestamps()
                 .with_timestamp_assigner(|(_, i)| (*i / 1000) as i64),
         )
-        .key_by(|(k, _)| *k)
-        .window(TumblingEventTimeWindows::of(Duration::from_secs(1)))
-        .reduce(|a, b| (a.0, a.1 + b.1))
-        .discard();
-    let _progress = Progress::start("window".into(), Some(sink.counter()));
+        .key_by(|(k, _)| *k);
+    let windowed = if sliding {
+        keyed.window(SlidingEventTimeWindows::of(
+            Duration::from_secs(10),
+            Duration::from_secs(1),
+        ))
+    } else {
+        keyed.window(TumblingEventTimeWindows::of(Duration::from_secs(1)))
+    };
+    let sink = windowed.reduce(|a, b| (a.0, a.1 + b.1)).discard();
+    let _progress = Progress::start(name.into(), Some(sink.counter()));
     let result = env.execute("bench-window")?;
-    let windows = (events / 1000).div_ceil(1000);
+    let seconds = (events / 1000).div_ceil(1000).max(1);
+    let windows = if sliding { seconds + 9 } else { seconds };
     let expected = if events == 0 {
         0
     } else {
-        keys.min(events) * windows.max(1)
+        keys.min(events) * windows
     };
     report(
-        "window",
+        name,
         parallelism,
         events,
         &result,
@@ -349,7 +364,12 @@ fn main() -> anyhow::Result<()> {
             events,
             keys,
             parallelism,
-        } => window(events, keys.max(1), parallelism),
+        } => window(events, keys.max(1), parallelism, false),
+        Workload::Sliding {
+            events,
+            keys,
+            parallelism,
+        } => window(events, keys.max(1), parallelism, true),
         Workload::MicroState { events, keys } => micro::state(events, keys.max(1)),
         Workload::MicroPartition { events, channels } => micro::partition(events, channels.max(1)),
         Workload::MicroChannel { events, batch } => micro::channel(events, batch.max(1)),
