@@ -12,7 +12,8 @@ use std::time::Duration;
 use proptest::prelude::*;
 use proptest::test_runner::TestRunner;
 use sluice_api::{
-    EventTime, SlidingEventTimeWindows, TimeWindow, TumblingEventTimeWindows, WatermarkStrategy,
+    EventTime, EventTimeSessionWindows, SlidingEventTimeWindows, TimeWindow,
+    TumblingEventTimeWindows, WatermarkStrategy,
 };
 use sluice_testkit::pipeline::env;
 use sluice_testkit::seed::proptest_config;
@@ -188,6 +189,83 @@ fn sliding_window_sums_equal_the_reference() {
                     slide,
                     offset
                 );
+                Ok(())
+            },
+        )
+        .unwrap();
+}
+
+#[test]
+fn session_window_sums_equal_the_reference() {
+    let mut runner = TestRunner::new(proptest_config(
+        "session_window_sums_equal_the_reference",
+        48,
+    ));
+    let strategy = (
+        events(),
+        1i64..120,
+        1u32..=4,
+        1u32..=4,
+        1usize..64,
+        1usize..4,
+    );
+    runner
+        .run(
+            &strategy,
+            |(events, gap, source_parallelism, window_parallelism, batch, capacity)| {
+                // Reference: per key, events in time order; a session goes on while the next
+                // event starts before the session's end (last event + gap).
+                let mut per_key: BTreeMap<u64, Vec<(i64, u64)>> = BTreeMap::new();
+                for &(k, v, t) in &events {
+                    per_key.entry(k).or_default().push((t, v));
+                }
+                let mut expected: Vec<((u64, i64, u64), Option<EventTime>)> = Vec::new();
+                for (k, mut list) in per_key {
+                    list.sort_unstable();
+                    let mut current: Option<(i64, i64, u64)> = None;
+                    for (t, v) in list {
+                        current = match current {
+                            Some((start, end, sum)) if t < end => {
+                                Some((start, end.max(t + gap), sum + v))
+                            }
+                            Some((start, end, sum)) => {
+                                expected.push(((k, start, sum), Some(EventTime(end - 1))));
+                                Some((t, t + gap, v))
+                            }
+                            None => Some((t, t + gap, v)),
+                        };
+                    }
+                    if let Some((start, end, sum)) = current {
+                        expected.push(((k, start, sum), Some(EventTime(end - 1))));
+                    }
+                }
+
+                let env = env(source_parallelism, batch, capacity);
+                let sink = TimedCollectSink::new();
+                env.from_collection(events.clone())
+                    .set_parallelism(source_parallelism)
+                    .assign_timestamps_and_watermarks(
+                        WatermarkStrategy::for_bounded_out_of_orderness(Duration::from_millis(
+                            MAX_DELAY_MS as u64,
+                        ))
+                        .with_timestamp_assigner(|(_, _, t)| *t),
+                    )
+                    .key_by(|(k, _, _)| *k)
+                    .window(EventTimeSessionWindows::with_gap(Duration::from_millis(
+                        gap as u64,
+                    )))
+                    .reduce_with(
+                        |a, b| (a.0, a.1 + b.1, a.2.max(b.2)),
+                        |k, w, r| (*k, w.start, r.1),
+                    )
+                    .set_parallelism(window_parallelism)
+                    .add_sink("Sessions", sink.clone());
+                env.execute("prop-sessions")
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                let mut got = sink.records();
+                got.sort_unstable();
+                expected.sort_unstable();
+                prop_assert_eq!(got, expected, "gap {}", gap);
                 Ok(())
             },
         )

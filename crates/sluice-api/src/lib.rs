@@ -42,7 +42,8 @@ pub use keyed::KeyedStream;
 pub use sluice_runtime::operators::window::TimeWindow;
 pub use time::WatermarkStrategy;
 pub use window::{
-    EventTimeWindows, SlidingEventTimeWindows, TumblingEventTimeWindows, WindowedStream,
+    EventTimeSessionWindows, EventTimeWindows, SlidingEventTimeWindows, TumblingEventTimeWindows,
+    WindowedStream,
 };
 
 pub use sluice_connectors as connectors;
@@ -60,10 +61,10 @@ pub use sluice_state::{
 /// Everything a job usually needs, in one import.
 pub mod prelude {
     pub use crate::{
-        AggregateFunction, AggregatingStateHandle, DataStream, Error, JobResult, JobStatus,
-        KeyedContext, KeyedProcessFunction, KeyedStream, ListStateHandle, MapStateHandle,
-        OpenContext, ProcessOutput, ReducingStateHandle, RuntimeMode, SlidingEventTimeWindows,
-        StreamExecutionEnvironment, TimeDomain, TimeWindow, TumblingEventTimeWindows, UserResult,
-        ValueStateHandle, WatermarkStrategy, WindowedStream,
+        AggregateFunction, AggregatingStateHandle, DataStream, Error, EventTimeSessionWindows,
+        JobResult, JobStatus, KeyedContext, KeyedProcessFunction, KeyedStream, ListStateHandle,
+        MapStateHandle, OpenContext, ProcessOutput, ReducingStateHandle, RuntimeMode,
+        SlidingEventTimeWindows, StreamExecutionEnvironment, TimeDomain, TimeWindow,
+        TumblingEventTimeWindows, UserResult, ValueStateHandle, WatermarkStrategy, WindowedStream,
     };
 }

@@ -8,7 +8,8 @@ use std::time::Duration;
 use sluice_core::Data;
 use sluice_runtime::graph::NodeKind;
 use sluice_runtime::operators::window::{
-    SlidingWindowOperator, TimeWindow, TumblingWindowOperator, WindowResultFn,
+    SessionWindowOperator, SlidingWindowOperator, TimeWindow, TumblingWindowOperator,
+    WindowResultFn,
 };
 use sluice_state::AggregateFunction;
 
@@ -65,6 +66,22 @@ impl SlidingEventTimeWindows {
     }
 }
 
+/// Sessions per key: runs of records with gaps shorter than `gap` between them (Flink's
+/// `EventTimeSessionWindows`). Sessions merge as records arrive, in any order.
+#[derive(Debug, Clone, Copy)]
+pub struct EventTimeSessionWindows {
+    gap_ms: i64,
+}
+
+impl EventTimeSessionWindows {
+    /// Sessions that close after `gap` without records.
+    pub fn with_gap(gap: Duration) -> Self {
+        EventTimeSessionWindows {
+            gap_ms: i64::try_from(gap.as_millis()).unwrap_or(i64::MAX).max(1),
+        }
+    }
+}
+
 /// Which event-time windows a [`WindowedStream`] uses.
 #[derive(Debug, Clone, Copy)]
 #[non_exhaustive]
@@ -73,6 +90,14 @@ pub enum EventTimeWindows {
     Tumbling(TumblingEventTimeWindows),
     /// See [`SlidingEventTimeWindows`].
     Sliding(SlidingEventTimeWindows),
+    /// See [`EventTimeSessionWindows`].
+    Session(EventTimeSessionWindows),
+}
+
+impl From<EventTimeSessionWindows> for EventTimeWindows {
+    fn from(w: EventTimeSessionWindows) -> Self {
+        EventTimeWindows::Session(w)
+    }
 }
 
 impl From<TumblingEventTimeWindows> for EventTimeWindows {
@@ -187,6 +212,17 @@ impl<K: Data + Hash + Eq, T: Data> WindowedStream<K, T> {
                     Arc::clone(&result),
                 ))
             }),
+            EventTimeWindows::Session(EventTimeSessionWindows { gap_ms }) => {
+                stream.add_operator("Session Window", NodeKind::Operator, move |ctx| {
+                    Ok(SessionWindowOperator::new(
+                        ctx,
+                        key_of.clone(),
+                        gap_ms,
+                        Arc::clone(&aggregate),
+                        Arc::clone(&result),
+                    ))
+                })
+            }
         }
     }
 

@@ -5,9 +5,11 @@
 //! (`end - 1`), with a result stamped `end - 1`; a record whose windows all fired already
 //! is late: it is dropped and counted, never added to a fired window.
 
+mod session;
 mod sliding;
 mod tumbling;
 
+pub use session::SessionWindowOperator;
 pub use sliding::SlidingWindowOperator;
 pub use tumbling::{TumblingWindowOperator, WindowResultFn};
 
