@@ -30,7 +30,9 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use sluice_api::prelude::*;
-use sluice_api::{SlidingEventTimeWindows, TumblingEventTimeWindows, WatermarkStrategy};
+use sluice_api::{
+    EventTimeSessionWindows, SlidingEventTimeWindows, TumblingEventTimeWindows, WatermarkStrategy,
+};
 use sluice_core::{Clock, SystemClock};
 
 #[derive(Parser, Debug)]
@@ -89,6 +91,16 @@ enum Workload {
     },
     /// Like `window`, with 10-second windows sliding by 1 second (pane-based).
     Sliding {
+        #[arg(long, default_value_t = 50_000_000)]
+        events: u64,
+        #[arg(long, default_value_t = 100_000)]
+        keys: u64,
+        #[arg(long, default_value_t = 1)]
+        parallelism: u32,
+    },
+    /// Session windows with a 1-second gap: like `window`, but event time pauses for 5 s
+    /// after every 5 M events, so each key has one session per burst.
+    Session {
         #[arg(long, default_value_t = 50_000_000)]
         events: u64,
         #[arg(long, default_value_t = 100_000)]
@@ -315,6 +327,36 @@ fn window(events: u64, keys: u64, parallelism: u32, sliding: bool) -> anyhow::Re
     Ok(())
 }
 
+fn session(events: u64, keys: u64, parallelism: u32) -> anyhow::Result<()> {
+    const BURST: u64 = 5_000_000;
+    eprintln!("session: {events} events, {keys} keys, 1 s gap, bursts of {BURST}, parallelism {parallelism}");
+    let env = env_with(parallelism);
+    let sink = env
+        .generate(events, move |i| (i % keys, i))
+        .assign_timestamps_and_watermarks(
+            WatermarkStrategy::for_monotonous_timestamps()
+                .with_timestamp_assigner(|(_, i)| (*i / 1000 + (*i / BURST) * 5_000) as i64),
+        )
+        .key_by(|(k, _)| *k)
+        .window(EventTimeSessionWindows::with_gap(Duration::from_secs(1)))
+        .reduce(|a, b| (a.0, a.1 + b.1))
+        .discard();
+    let _progress = Progress::start("session".into(), Some(sink.counter()));
+    let result = env.execute("bench-session")?;
+    let expected = keys.min(events) * events.div_ceil(BURST);
+    report(
+        "session",
+        parallelism,
+        events,
+        &result,
+        &format!(
+            " keys={keys} results={} expected_results~={expected}",
+            sink.count()
+        ),
+    );
+    Ok(())
+}
+
 fn grep(input: &Path, pattern: String, parallelism: u32) -> anyhow::Result<()> {
     let (lines, _) = count_lines_and_words(input)?;
     eprintln!("grep: {lines} lines, pattern {pattern:?}, parallelism {parallelism}");
@@ -370,6 +412,11 @@ fn main() -> anyhow::Result<()> {
             keys,
             parallelism,
         } => window(events, keys.max(1), parallelism, true),
+        Workload::Session {
+            events,
+            keys,
+            parallelism,
+        } => session(events, keys.max(1), parallelism),
         Workload::MicroState { events, keys } => micro::state(events, keys.max(1)),
         Workload::MicroPartition { events, channels } => micro::partition(events, channels.max(1)),
         Workload::MicroChannel { events, batch } => micro::channel(events, batch.max(1)),
