@@ -5,6 +5,7 @@
 //! (`end - 1`), with a result stamped `end - 1`; a record whose windows all fired already
 //! is late: it is dropped and counted, never added to a fired window.
 
+mod firing;
 mod session;
 mod sliding;
 mod tumbling;
@@ -12,6 +13,8 @@ mod tumbling;
 pub use session::SessionWindowOperator;
 pub use sliding::SlidingWindowOperator;
 pub use tumbling::{TumblingWindowOperator, WindowResultFn};
+
+pub(crate) use firing::{require_timestamps, WindowFirings};
 
 /// A half-open event-time interval `start..end` (milliseconds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

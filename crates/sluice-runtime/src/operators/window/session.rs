@@ -3,15 +3,14 @@
 //! (their accumulators with [`AggregateFunction::merge`]), whatever order records arrive
 //! in. A session fires when the watermark reaches its last millisecond.
 
-use std::collections::BTreeMap;
 use std::hash::Hash;
 use std::sync::Arc;
 
 use sluice_core::{EventTime, Records, Watermark};
 use sluice_state::{AggregateFunction, KeyedTable};
 
-use super::{TimeWindow, WindowResultFn};
-use crate::error::{Error, Result};
+use super::{require_timestamps, TimeWindow, WindowFirings, WindowResultFn};
+use crate::error::Result;
 use crate::operator::{Collector, Operator, OperatorContext};
 use crate::operators::KeySelector;
 
@@ -25,7 +24,7 @@ pub struct SessionWindowOperator<K, T, ACC, M, R> {
     state: KeyedTable<K, Vec<(TimeWindow, ACC)>>,
     /// Keys by the end of a session they had open when registered (may be stale: a
     /// session that grew registers again under its new end).
-    pending: BTreeMap<i64, Vec<(K, u64)>>,
+    pending: WindowFirings<K>,
     watermark: i64,
     late_dropped: u64,
     operator: String,
@@ -49,7 +48,7 @@ where
             aggregate,
             result,
             state: KeyedTable::new(ctx.key_group_range, ctx.max_parallelism),
-            pending: BTreeMap::new(),
+            pending: WindowFirings::default(),
             watermark: i64::MIN,
             late_dropped: 0,
             operator: ctx.location.operator.clone(),
@@ -75,15 +74,7 @@ where
 
     fn on_data(&mut self, batch: Records<T>, _out: &mut Collector<'_, Records<R>>) -> Result<()> {
         let (values, timestamps) = batch.into_parts();
-        let Some(timestamps) = timestamps else {
-            return Err(Error::User(
-                format!(
-                    "`{}` windows by event time, but its records have no timestamps; call `assign_timestamps_and_watermarks` upstream",
-                    self.operator
-                )
-                .into(),
-            ));
-        };
+        let timestamps = require_timestamps(&self.operator, timestamps)?;
         for (value, ts) in values.into_iter().zip(timestamps) {
             let t = ts.millis();
             let window = TimeWindow {
@@ -123,10 +114,7 @@ where
                 let acc = acc.unwrap_or_else(|| aggregate.create_accumulator());
                 if !ends.contains(&merged.end) {
                     // A session that keeps its end is registered there already.
-                    pending
-                        .entry(merged.end)
-                        .or_default()
-                        .push((key.clone(), hash));
+                    pending.register(merged.end, key.clone(), hash);
                 }
                 sessions.push((merged, acc));
                 let last = sessions.len() - 1;
@@ -144,12 +132,8 @@ where
     ) -> Result<()> {
         self.watermark = watermark.0.millis();
         let mut output = Records::new();
-        while let Some(entry) = self.pending.first_entry() {
-            let end = *entry.key();
-            if end - 1 > self.watermark {
-                break;
-            }
-            for (key, hash) in entry.remove() {
+        while let Some((end, keys)) = self.pending.pop_due(self.watermark) {
+            for (key, hash) in keys {
                 let Some(sessions) = self.state.get_mut(&key, hash) else {
                     continue;
                 };

@@ -7,15 +7,14 @@
 //! Gain"). Panes no later window needs are dropped right away. A key registers under the
 //! end of its next window that holds data, so empty windows are skipped.
 
-use std::collections::BTreeMap;
 use std::hash::Hash;
 use std::sync::Arc;
 
 use sluice_core::{EventTime, Records, Watermark};
 use sluice_state::{AggregateFunction, KeyedTable};
 
-use super::{TimeWindow, WindowResultFn};
-use crate::error::{Error, Result};
+use super::{require_timestamps, TimeWindow, WindowFirings, WindowResultFn};
+use crate::error::Result;
 use crate::operator::{Collector, Operator, OperatorContext};
 use crate::operators::KeySelector;
 
@@ -35,7 +34,7 @@ pub struct SlidingWindowOperator<K, T, ACC, M, R> {
     aggregate: Arc<dyn AggregateFunction<T, ACC, M>>,
     result: WindowResultFn<K, M, R>,
     state: KeyedTable<K, KeyPanes<ACC>>,
-    pending: BTreeMap<i64, Vec<(K, u64)>>,
+    pending: WindowFirings<K>,
     watermark: i64,
     late_dropped: u64,
     operator: String,
@@ -84,7 +83,7 @@ where
             aggregate,
             result,
             state: KeyedTable::new(ctx.key_group_range, ctx.max_parallelism),
-            pending: BTreeMap::new(),
+            pending: WindowFirings::default(),
             watermark: i64::MIN,
             late_dropped: 0,
             operator: ctx.location.operator.clone(),
@@ -126,15 +125,7 @@ where
 
     fn on_data(&mut self, batch: Records<T>, _out: &mut Collector<'_, Records<R>>) -> Result<()> {
         let (values, timestamps) = batch.into_parts();
-        let Some(timestamps) = timestamps else {
-            return Err(Error::User(
-                format!(
-                    "`{}` windows by event time, but its records have no timestamps; call `assign_timestamps_and_watermarks` upstream",
-                    self.operator
-                )
-                .into(),
-            ));
-        };
+        let timestamps = require_timestamps(&self.operator, timestamps)?;
         self.hashes.clear();
         self.hashes
             .extend(values.iter().map(|value| self.key_of.hash(value)));
@@ -161,10 +152,7 @@ where
                 });
                 if fire_at < entry.registered_end {
                     entry.registered_end = fire_at;
-                    pending
-                        .entry(fire_at)
-                        .or_default()
-                        .push((key.clone(), hash));
+                    pending.register(fire_at, key.clone(), hash);
                 }
                 let index = match entry
                     .panes
@@ -194,16 +182,12 @@ where
         self.watermark = watermark.0.millis();
         let mut output = Records::new();
         let (offset, slide, pane_ms) = (self.offset_ms, self.slide_ms, self.pane_ms);
-        while let Some(entry) = self.pending.first_entry() {
-            let end = *entry.key();
-            if end - 1 > self.watermark {
-                break;
-            }
+        while let Some((end, keys)) = self.pending.pop_due(self.watermark) {
             let window = TimeWindow {
                 start: end - self.size_ms,
                 end,
             };
-            for (key, hash) in entry.remove() {
+            for (key, hash) in keys {
                 let Some(panes) = self.state.get_mut(&key, hash) else {
                     continue;
                 };
@@ -238,7 +222,7 @@ where
                 match next {
                     Some(next) => {
                         panes.registered_end = next;
-                        self.pending.entry(next).or_default().push((key, hash));
+                        self.pending.register(next, key, hash);
                     }
                     None => {
                         self.state.remove(&key, hash);

@@ -6,15 +6,14 @@
 //! time; when the watermark reaches `end - 1` the window's result goes out, stamped
 //! `end - 1`, and its state is removed.
 
-use std::collections::BTreeMap;
 use std::hash::Hash;
 use std::sync::Arc;
 
 use sluice_core::{EventTime, Records, Watermark};
 use sluice_state::{AggregateFunction, KeyedTable};
 
-use super::TimeWindow;
-use crate::error::{Error, Result};
+use super::{require_timestamps, TimeWindow, WindowFirings};
+use crate::error::Result;
 use crate::operator::{Collector, Operator, OperatorContext};
 use crate::operators::KeySelector;
 
@@ -31,7 +30,7 @@ pub struct TumblingWindowOperator<K, T, ACC, M, R> {
     /// Open windows per key: (window start, accumulator).
     state: KeyedTable<K, Vec<(i64, ACC)>>,
     /// Keys with an open window, by window end.
-    pending: BTreeMap<i64, Vec<(K, u64)>>,
+    pending: WindowFirings<K>,
     watermark: i64,
     late_dropped: u64,
     operator: String,
@@ -59,7 +58,7 @@ where
             aggregate,
             result,
             state: KeyedTable::new(ctx.key_group_range, ctx.max_parallelism),
-            pending: BTreeMap::new(),
+            pending: WindowFirings::default(),
             watermark: i64::MIN,
             late_dropped: 0,
             operator: ctx.location.operator.clone(),
@@ -86,15 +85,7 @@ where
 
     fn on_data(&mut self, batch: Records<T>, _out: &mut Collector<'_, Records<R>>) -> Result<()> {
         let (values, timestamps) = batch.into_parts();
-        let Some(timestamps) = timestamps else {
-            return Err(Error::User(
-                format!(
-                    "`{}` windows by event time, but its records have no timestamps; call `assign_timestamps_and_watermarks` upstream",
-                    self.operator
-                )
-                .into(),
-            ));
-        };
+        let timestamps = require_timestamps(&self.operator, timestamps)?;
         // Hash every key first so the state slots of records 16 ahead can be prefetched
         // while the current one is added (see `ReduceTable`).
         self.hashes.clear();
@@ -119,10 +110,7 @@ where
                     Some(i) => i,
                     None => {
                         windows.push((window.start, aggregate.create_accumulator()));
-                        pending
-                            .entry(window.end)
-                            .or_default()
-                            .push((key.clone(), hash));
+                        pending.register(window.end, key.clone(), hash);
                         windows.len() - 1
                     }
                 };
@@ -140,16 +128,12 @@ where
     ) -> Result<()> {
         self.watermark = watermark.0.millis();
         let mut output = Records::new();
-        while let Some(entry) = self.pending.first_entry() {
-            let end = *entry.key();
-            if end - 1 > self.watermark {
-                break;
-            }
+        while let Some((end, keys)) = self.pending.pop_due(self.watermark) {
             let window = TimeWindow {
                 start: end - self.size_ms,
                 end,
             };
-            for (key, hash) in entry.remove() {
+            for (key, hash) in keys {
                 let Some(windows) = self.state.get_mut(&key, hash) else {
                     continue;
                 };
