@@ -266,11 +266,31 @@ pub trait KeyedProcessFunction<K, I, O>: Send + 'static {
 pub struct KeyedProcessOperator<K, I, O, P> {
     key_of: KeySelector<I, K>,
     function: P,
+    keyed: KeyedRuntime<K>,
+    _types: PhantomData<fn(I) -> O>,
+}
+
+/// What a process function's contexts give access to: state, timers, time.
+struct KeyedRuntime<K> {
     store: KeyedStateStore<K>,
     timers: Timers<K>,
     watermark: Watermark,
     clock: Arc<dyn Clock>,
-    _types: PhantomData<fn(I) -> O>,
+}
+
+impl<K: Hash + Eq + Clone + Send + 'static> KeyedRuntime<K> {
+    /// The context of `key` for a record or timer stamped `timestamp`.
+    fn context<'a>(&'a mut self, key: &'a K, timestamp: Option<EventTime>) -> KeyedContext<'a, K> {
+        KeyedContext {
+            key,
+            hash: stable_hash(key),
+            timestamp,
+            watermark: self.watermark,
+            clock: self.clock.as_ref(),
+            store: &mut self.store,
+            timers: &mut self.timers,
+        }
+    }
 }
 
 impl<K, I, O, P> KeyedProcessOperator<K, I, O, P>
@@ -282,10 +302,12 @@ where
         KeyedProcessOperator {
             key_of,
             function,
-            store: KeyedStateStore::new(ctx.key_group_range, ctx.max_parallelism),
-            timers: Timers::default(),
-            watermark: Watermark::MIN,
-            clock: Arc::clone(&ctx.clock),
+            keyed: KeyedRuntime {
+                store: KeyedStateStore::new(ctx.key_group_range, ctx.max_parallelism),
+                timers: Timers::default(),
+                watermark: Watermark::MIN,
+                clock: Arc::clone(&ctx.clock),
+            },
             _types: PhantomData,
         }
     }
@@ -309,8 +331,8 @@ where
         let mut output = Records::new();
         loop {
             let queue = match domain {
-                TimeDomain::EventTime => &mut self.timers.event,
-                TimeDomain::ProcessingTime => &mut self.timers.processing,
+                TimeDomain::EventTime => &mut self.keyed.timers.event,
+                TimeDomain::ProcessingTime => &mut self.keyed.timers.processing,
             };
             let Some((time, key)) = queue.pop_due(up_to) else {
                 break;
@@ -319,16 +341,7 @@ where
                 TimeDomain::EventTime => Some(EventTime(time)),
                 TimeDomain::ProcessingTime => None,
             };
-            let hash = stable_hash(&key);
-            let mut ctx = KeyedContext {
-                key: &key,
-                hash,
-                timestamp,
-                watermark: self.watermark,
-                clock: self.clock.as_ref(),
-                store: &mut self.store,
-                timers: &mut self.timers,
-            };
+            let mut ctx = self.keyed.context(&key, timestamp);
             let mut emit = ProcessOutput {
                 records: &mut output,
                 timestamp,
@@ -353,7 +366,7 @@ where
 
     fn open(&mut self, ctx: &OperatorContext) -> Result<()> {
         let mut open = OpenContext {
-            store: &mut self.store,
+            store: &mut self.keyed.store,
             operator: ctx,
         };
         self.function.open(&mut open).map_err(Error::User)
@@ -367,16 +380,7 @@ where
                 KeySelector::Owned(f) => f(&value),
                 KeySelector::Borrowed(f) => f(&value).clone(),
             };
-            let hash = stable_hash(&key);
-            let mut ctx = KeyedContext {
-                key: &key,
-                hash,
-                timestamp,
-                watermark: self.watermark,
-                clock: self.clock.as_ref(),
-                store: &mut self.store,
-                timers: &mut self.timers,
-            };
+            let mut ctx = self.keyed.context(&key, timestamp);
             let mut emit = ProcessOutput {
                 records: &mut output,
                 timestamp,
@@ -393,7 +397,7 @@ where
         watermark: Watermark,
         out: &mut Collector<'_, Records<O>>,
     ) -> Result<()> {
-        self.watermark = watermark;
+        self.keyed.watermark = watermark;
         self.fire(TimeDomain::EventTime, watermark.0.millis(), out)?;
         out.emit_watermark(watermark)
     }
