@@ -12,7 +12,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 use proptest::test_runner::TestRunner;
 use sluice_api::{
-    EventTime, EventTimeSessionWindows, SlidingEventTimeWindows, TimeWindow,
+    EventTime, EventTimeSessionWindows, EventTimeWindows, SlidingEventTimeWindows, TimeWindow,
     TumblingEventTimeWindows, WatermarkStrategy,
 };
 use sluice_testkit::pipeline::env;
@@ -35,6 +35,46 @@ fn events() -> impl Strategy<Value = Vec<(u64, u64, i64)>> {
                 .collect()
         },
     )
+}
+
+/// Parallelism and channel settings of one windowed job.
+struct Job {
+    source_parallelism: u32,
+    window_parallelism: u32,
+    batch: usize,
+    capacity: usize,
+}
+
+impl Job {
+    /// Sums values per key and window of `windows` over `events`; each result is
+    /// `(key, window start, sum)` with its timestamp.
+    fn run(
+        &self,
+        events: &[(u64, u64, i64)],
+        windows: impl Into<EventTimeWindows>,
+    ) -> Result<Vec<((u64, i64, u64), Option<EventTime>)>, TestCaseError> {
+        let env = env(self.source_parallelism, self.batch, self.capacity);
+        let sink = TimedCollectSink::new();
+        env.from_collection(events.to_vec())
+            .set_parallelism(self.source_parallelism)
+            .assign_timestamps_and_watermarks(
+                WatermarkStrategy::for_bounded_out_of_orderness(Duration::from_millis(
+                    MAX_DELAY_MS as u64,
+                ))
+                .with_timestamp_assigner(|(_, _, t)| *t),
+            )
+            .key_by(|(k, _, _)| *k)
+            .window(windows)
+            .reduce_with(
+                |a, b| (a.0, a.1 + b.1, a.2.max(b.2)),
+                |k, w, r| (*k, w.start, r.1),
+            )
+            .set_parallelism(self.window_parallelism)
+            .add_sink("Windows", sink.clone());
+        env.execute("prop-windows")
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        Ok(sink.records())
+    }
 }
 
 #[test]
@@ -67,30 +107,17 @@ fn tumbling_window_sums_equal_the_reference() {
                     .map(|((k, start), sum)| ((k, start, sum), Some(EventTime(start + size - 1))))
                     .collect();
 
-                let env = env(source_parallelism, batch, capacity);
-                let sink = TimedCollectSink::new();
-                env.from_collection(events.clone())
-                    .set_parallelism(source_parallelism)
-                    .assign_timestamps_and_watermarks(
-                        WatermarkStrategy::for_bounded_out_of_orderness(Duration::from_millis(
-                            MAX_DELAY_MS as u64,
-                        ))
-                        .with_timestamp_assigner(|(_, _, t)| *t),
-                    )
-                    .key_by(|(k, _, _)| *k)
-                    .window(
-                        TumblingEventTimeWindows::of(Duration::from_millis(size as u64))
-                            .with_offset(Duration::from_millis(offset as u64)),
-                    )
-                    .reduce_with(
-                        |a, b| (a.0, a.1 + b.1, a.2.max(b.2)),
-                        |k, w, r| (*k, w.start, r.1),
-                    )
-                    .set_parallelism(window_parallelism)
-                    .add_sink("Windows", sink.clone());
-                env.execute("prop-windows")
-                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
-                let mut got = sink.records();
+                let job = Job {
+                    source_parallelism,
+                    window_parallelism,
+                    batch,
+                    capacity,
+                };
+                let mut got = job.run(
+                    &events,
+                    TumblingEventTimeWindows::of(Duration::from_millis(size as u64))
+                        .with_offset(Duration::from_millis(offset as u64)),
+                )?;
                 got.sort_unstable();
                 expected.sort_unstable();
                 prop_assert_eq!(got, expected);
@@ -152,33 +179,20 @@ fn sliding_window_sums_equal_the_reference() {
                     .map(|((k, start), sum)| ((k, start, sum), Some(EventTime(start + size - 1))))
                     .collect();
 
-                let env = env(source_parallelism, batch, capacity);
-                let sink = TimedCollectSink::new();
-                env.from_collection(events.clone())
-                    .set_parallelism(source_parallelism)
-                    .assign_timestamps_and_watermarks(
-                        WatermarkStrategy::for_bounded_out_of_orderness(Duration::from_millis(
-                            MAX_DELAY_MS as u64,
-                        ))
-                        .with_timestamp_assigner(|(_, _, t)| *t),
+                let job = Job {
+                    source_parallelism,
+                    window_parallelism,
+                    batch,
+                    capacity,
+                };
+                let mut got = job.run(
+                    &events,
+                    SlidingEventTimeWindows::of(
+                        Duration::from_millis(size as u64),
+                        Duration::from_millis(slide as u64),
                     )
-                    .key_by(|(k, _, _)| *k)
-                    .window(
-                        SlidingEventTimeWindows::of(
-                            Duration::from_millis(size as u64),
-                            Duration::from_millis(slide as u64),
-                        )
-                        .with_offset(Duration::from_millis(offset as u64)),
-                    )
-                    .reduce_with(
-                        |a, b| (a.0, a.1 + b.1, a.2.max(b.2)),
-                        |k, w, r| (*k, w.start, r.1),
-                    )
-                    .set_parallelism(window_parallelism)
-                    .add_sink("Windows", sink.clone());
-                env.execute("prop-sliding")
-                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
-                let mut got = sink.records();
+                    .with_offset(Duration::from_millis(offset as u64)),
+                )?;
                 got.sort_unstable();
                 expected.sort_unstable();
                 prop_assert_eq!(
@@ -240,29 +254,16 @@ fn session_window_sums_equal_the_reference() {
                     }
                 }
 
-                let env = env(source_parallelism, batch, capacity);
-                let sink = TimedCollectSink::new();
-                env.from_collection(events.clone())
-                    .set_parallelism(source_parallelism)
-                    .assign_timestamps_and_watermarks(
-                        WatermarkStrategy::for_bounded_out_of_orderness(Duration::from_millis(
-                            MAX_DELAY_MS as u64,
-                        ))
-                        .with_timestamp_assigner(|(_, _, t)| *t),
-                    )
-                    .key_by(|(k, _, _)| *k)
-                    .window(EventTimeSessionWindows::with_gap(Duration::from_millis(
-                        gap as u64,
-                    )))
-                    .reduce_with(
-                        |a, b| (a.0, a.1 + b.1, a.2.max(b.2)),
-                        |k, w, r| (*k, w.start, r.1),
-                    )
-                    .set_parallelism(window_parallelism)
-                    .add_sink("Sessions", sink.clone());
-                env.execute("prop-sessions")
-                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
-                let mut got = sink.records();
+                let job = Job {
+                    source_parallelism,
+                    window_parallelism,
+                    batch,
+                    capacity,
+                };
+                let mut got = job.run(
+                    &events,
+                    EventTimeSessionWindows::with_gap(Duration::from_millis(gap as u64)),
+                )?;
                 got.sort_unstable();
                 expected.sort_unstable();
                 prop_assert_eq!(got, expected, "gap {}", gap);
