@@ -37,6 +37,9 @@ fn events() -> impl Strategy<Value = Vec<(u64, u64, i64)>> {
     )
 }
 
+/// A window result `(key, window start, sum)` with its timestamp.
+type Fired = ((u64, i64, u64), Option<EventTime>);
+
 /// Parallelism and channel settings of one windowed job.
 struct Job {
     source_parallelism: u32,
@@ -52,7 +55,7 @@ impl Job {
         &self,
         events: &[(u64, u64, i64)],
         windows: impl Into<EventTimeWindows>,
-    ) -> Result<Vec<((u64, i64, u64), Option<EventTime>)>, TestCaseError> {
+    ) -> Result<Vec<Fired>, TestCaseError> {
         let env = env(self.source_parallelism, self.batch, self.capacity);
         let sink = TimedCollectSink::new();
         env.from_collection(events.to_vec())
@@ -102,7 +105,7 @@ fn tumbling_window_sums_equal_the_reference() {
                     let w = TimeWindow::tumbling(t, size, offset);
                     *expected.entry((k, w.start)).or_insert(0) += v;
                 }
-                let mut expected: Vec<((u64, i64, u64), Option<EventTime>)> = expected
+                let mut expected: Vec<Fired> = expected
                     .into_iter()
                     .map(|((k, start), sum)| ((k, start, sum), Some(EventTime(start + size - 1))))
                     .collect();
@@ -174,7 +177,7 @@ fn sliding_window_sums_equal_the_reference() {
                         end += slide;
                     }
                 }
-                let mut expected: Vec<((u64, i64, u64), Option<EventTime>)> = expected
+                let mut expected: Vec<Fired> = expected
                     .into_iter()
                     .map(|((k, start), sum)| ((k, start, sum), Some(EventTime(start + size - 1))))
                     .collect();
@@ -233,7 +236,7 @@ fn session_window_sums_equal_the_reference() {
                 for &(k, v, t) in &events {
                     per_key.entry(k).or_default().push((t, v));
                 }
-                let mut expected: Vec<((u64, i64, u64), Option<EventTime>)> = Vec::new();
+                let mut expected: Vec<Fired> = Vec::new();
                 for (k, mut list) in per_key {
                     list.sort_unstable();
                     let mut current: Option<(i64, i64, u64)> = None;
