@@ -33,6 +33,7 @@ fn describe(events: Vec<StreamEvent<Records<(String, u64)>>>) -> Vec<String> {
                 .collect::<Vec<_>>()
                 .join(" "),
             StreamEvent::Watermark(w) => format!("wm {}", w.0 .0),
+            StreamEvent::WatermarkStatus(s) => format!("{s:?}"),
             StreamEvent::Barrier(b) => format!("barrier {}", b.id.0),
             StreamEvent::EndOfStream => "end".into(),
         })

@@ -17,7 +17,18 @@ type EdgeMaker = Arc<dyn Fn(bool) -> Arc<dyn EdgeFactory> + Send + Sync>;
 pub(crate) struct PendingEdge {
     from: OperatorId,
     to: OperatorId,
+    port: EdgePort,
     make: EdgeMaker,
+}
+
+/// Which output of the upstream node an edge leaves from, and which input of the downstream
+/// node it enters.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct EdgePort {
+    /// The side-output tag id, or `None` for the main output.
+    pub(crate) side_output: Option<u64>,
+    /// The input of the downstream node (0, or 1 for a second input).
+    pub(crate) input: usize,
 }
 
 /// The job under construction.
@@ -63,13 +74,14 @@ impl GraphBuilder {
         self.nodes.get(id.0 as usize).map_or(1, |n| n.parallelism)
     }
 
-    /// Connects `from` to `to`; `strategy` `None` means "forward if possible, else
-    /// rebalance".
+    /// Connects `port` of `from` to `to`; `strategy` `None` means "forward if possible,
+    /// else rebalance".
     pub(crate) fn add_edge<T: Data>(
         &mut self,
         from: OperatorId,
         to: OperatorId,
         strategy: Option<PartitionStrategy<T>>,
+        port: EdgePort,
     ) {
         let make: EdgeMaker = match strategy {
             Some(s) => {
@@ -85,7 +97,12 @@ impl GraphBuilder {
                 Arc::new(RecordsEdge::new(s))
             }),
         };
-        self.edges.push(PendingEdge { from, to, make });
+        self.edges.push(PendingEdge {
+            from,
+            to,
+            port,
+            make,
+        });
     }
 
     pub(crate) fn build(&mut self, name: &str) -> JobGraph {
@@ -101,6 +118,8 @@ impl GraphBuilder {
             .map(|e| EdgeSpec {
                 from: e.from,
                 to: e.to,
+                side_output: e.port.side_output,
+                input: e.port.input,
                 factory: (e.make)(self.parallelism(e.from) == self.parallelism(e.to)),
             })
             .collect();

@@ -15,10 +15,11 @@ use sluice_runtime::operators::{
 };
 use sluice_runtime::partition::PartitionStrategy;
 use sluice_runtime::sink::{Sink, SinkOperator};
-use sluice_runtime::{Operator, OperatorContext, Result};
+use sluice_runtime::{Operator, OperatorContext, OutputTag, Result};
 
 use sluice_connectors::{CollectSink, DiscardSink, PrintSink, TextFileSink};
 
+use crate::builder::EdgePort;
 use crate::environment::StreamExecutionEnvironment;
 use crate::keyed::KeyedStream;
 use crate::time::WatermarkStrategy;
@@ -31,6 +32,8 @@ pub struct DataStream<T> {
     pub(crate) env: StreamExecutionEnvironment,
     pub(crate) id: OperatorId,
     pub(crate) partition: Option<PartitionStrategy<T>>,
+    /// The side output of `id` this stream is, or `None` for its main output.
+    pub(crate) side: Option<u64>,
     _records: PhantomData<fn() -> T>,
 }
 
@@ -40,6 +43,7 @@ impl<T> Clone for DataStream<T> {
             env: self.env.clone(),
             id: self.id,
             partition: self.partition.clone(),
+            side: self.side,
             _records: PhantomData,
         }
     }
@@ -59,6 +63,7 @@ impl<T: Data> DataStream<T> {
             env,
             id,
             partition: None,
+            side: None,
             _records: PhantomData,
         }
     }
@@ -77,10 +82,28 @@ impl<T: Data> DataStream<T> {
         let factory = Arc::new(OperatorNode::new(make));
         let id = self.env.with_builder(|b| {
             let id = b.add_node(name.to_string(), parallelism, kind, factory);
-            b.add_edge(self.id, id, self.partition.clone());
+            b.add_edge(self.id, id, self.partition.clone(), self.port());
             id
         });
         DataStream::new(self.env.clone(), id)
+    }
+
+    /// Where edges from this stream leave its operator.
+    pub(crate) fn port(&self) -> EdgePort {
+        EdgePort {
+            side_output: self.side,
+            input: 0,
+        }
+    }
+
+    /// The records the operator that produced this stream sent to the side output `tag`
+    /// (late records of a window, or what a process function emitted with
+    /// `ProcessOutput::output`). Side records carry the timestamps they were given and
+    /// the same watermarks as the main stream.
+    pub fn side_output<U: Data>(&self, tag: &OutputTag<U>) -> DataStream<U> {
+        let mut side = DataStream::new(self.env.clone(), self.id);
+        side.side = Some(tag.id());
+        side
     }
 
     fn update_node(&self, f: impl FnOnce(&mut sluice_runtime::graph::NodeSpec)) -> Self {
@@ -207,7 +230,7 @@ impl<T: Data> DataStream<T> {
         });
         self.env.with_builder(|b| {
             for other in others {
-                b.add_edge(other.id, merged.id, other.partition.clone());
+                b.add_edge(other.id, merged.id, other.partition.clone(), other.port());
             }
         });
         merged

@@ -52,7 +52,7 @@ pub use sluice_runtime as runtime;
 pub use sluice_runtime::operators::{
     KeyedContext, KeyedProcessFunction, OpenContext, ProcessOutput, TimeDomain, UserResult,
 };
-pub use sluice_runtime::{Error, JobConfig, JobResult, JobStatus, Result, RuntimeMode};
+pub use sluice_runtime::{Error, JobConfig, JobResult, JobStatus, OutputTag, Result, RuntimeMode};
 pub use sluice_state::{
     AggregateFunction, AggregatingState, AggregatingStateHandle, ListState, ListStateHandle,
     MapState, MapStateHandle, ReducingState, ReducingStateHandle, ValueState, ValueStateHandle,
@@ -63,7 +63,7 @@ pub mod prelude {
     pub use crate::{
         AggregateFunction, AggregatingStateHandle, DataStream, Error, EventTimeSessionWindows,
         JobResult, JobStatus, KeyedContext, KeyedProcessFunction, KeyedStream, ListStateHandle,
-        MapStateHandle, OpenContext, ProcessOutput, ReducingStateHandle, RuntimeMode,
+        MapStateHandle, OpenContext, OutputTag, ProcessOutput, ReducingStateHandle, RuntimeMode,
         SlidingEventTimeWindows, StreamExecutionEnvironment, TimeDomain, TimeWindow,
         TumblingEventTimeWindows, UserResult, ValueStateHandle, WatermarkStrategy, WindowedStream,
     };

@@ -40,6 +40,26 @@ impl<T: Send + 'static> Batch for Records<T> {
     }
 }
 
+/// A batch of one of the two inputs of a two-input operator (`connect`, joins). The task
+/// of such an operator reads the channels of both inputs through one gate, so watermarks,
+/// barriers and end of stream are handled over all of them together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TwoInputBatch<A, B> {
+    /// A batch of the first input.
+    First(A),
+    /// A batch of the second input.
+    Second(B),
+}
+
+impl<A: Batch, B: Batch> Batch for TwoInputBatch<A, B> {
+    fn len(&self) -> usize {
+        match self {
+            TwoInputBatch::First(a) => a.len(),
+            TwoInputBatch::Second(b) => b.len(),
+        }
+    }
+}
+
 impl<T> From<Vec<T>> for Records<T> {
     fn from(values: Vec<T>) -> Self {
         Records {

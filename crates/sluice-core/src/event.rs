@@ -19,6 +19,19 @@ pub struct CheckpointBarrier {
     pub timestamp_ms: i64,
 }
 
+/// Whether a channel currently carries event time (Flink's `WatermarkStatus`).
+///
+/// An idle channel (a source partition without data for longer than its idleness timeout)
+/// does not hold back the minimum watermark of the tasks downstream until it becomes
+/// active again, which it does by sending records or [`WatermarkStatus::Active`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WatermarkStatus {
+    /// The channel sends watermarks; it counts in the minimum.
+    Active,
+    /// The channel sends nothing for now; it is left out of the minimum.
+    Idle,
+}
+
 /// One event on a channel between two tasks.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StreamEvent<B> {
@@ -27,6 +40,8 @@ pub enum StreamEvent<B> {
     /// Event time on this channel has reached the watermark: no record with an earlier
     /// timestamp follows (records that do are late).
     Watermark(Watermark),
+    /// The channel went idle or became active again.
+    WatermarkStatus(WatermarkStatus),
     /// A checkpoint barrier.
     Barrier(CheckpointBarrier),
     /// The sender will send nothing more on this channel.
@@ -44,6 +59,7 @@ impl<B> StreamEvent<B> {
         match self {
             StreamEvent::Data(_) => None,
             StreamEvent::Watermark(w) => Some(StreamEvent::Watermark(*w)),
+            StreamEvent::WatermarkStatus(s) => Some(StreamEvent::WatermarkStatus(*s)),
             StreamEvent::Barrier(b) => Some(StreamEvent::Barrier(*b)),
             StreamEvent::EndOfStream => Some(StreamEvent::EndOfStream),
         }

@@ -18,6 +18,7 @@ use crate::error::{Error, Result, TaskLocation};
 use crate::graph::{
     ChannelSettings, ErasedReceiver, ErasedSink, ErasedWriter, JobGraph, RouterSettings, TaskInputs,
 };
+use crate::operator::side_output::SideOutputs;
 use crate::operator::OperatorContext;
 use crate::plan::{plan, PhysicalPlan};
 use crate::task::Task;
@@ -55,7 +56,7 @@ struct Channels {
     /// Writers per (network edge, upstream subtask), in downstream-subtask order.
     writers: HashMap<(usize, u32), Vec<ErasedWriter>>,
     /// Receivers per (downstream node, subtask), in edge then upstream-subtask order.
-    receivers: HashMap<(OperatorId, u32), Vec<ErasedReceiver>>,
+    receivers: HashMap<(OperatorId, u32), Vec<(usize, ErasedReceiver)>>,
     /// The wake-up signal of each (downstream node, subtask)'s input gate.
     signals: HashMap<(OperatorId, u32), Arc<GateSignal>>,
 }
@@ -154,7 +155,11 @@ impl LocalExecutor {
                         control,
                     );
                     channels.writers.entry((e, i)).or_default().push(w);
-                    channels.receivers.entry((edge.to, j)).or_default().push(r);
+                    channels
+                        .receivers
+                        .entry((edge.to, j))
+                        .or_default()
+                        .push((edge.input, r));
                 }
             }
         }
@@ -199,26 +204,26 @@ impl LocalExecutor {
                 .node(id)
                 .ok_or_else(|| Error::Internal(format!("unknown node {id}")))
         };
+        let settings = RouterSettings {
+            batch_size: self.config.batch_size,
+            max_parallelism: self.config.max_parallelism,
+            first_channel: subtask as usize,
+        };
         let mut routers: Vec<ErasedSink> = Vec::new();
         for (e, edge) in graph.edges.iter().enumerate() {
-            if edge.from != tail_id {
+            if edge.from != tail_id || edge.side_output.is_some() {
                 continue;
             }
             let writers = channels.writers.remove(&(e, subtask)).unwrap_or_default();
-            routers.push(edge.factory.build_router(
-                writers,
-                RouterSettings {
-                    batch_size: self.config.batch_size,
-                    max_parallelism: self.config.max_parallelism,
-                    first_channel: subtask as usize,
-                },
-            )?);
+            routers.push(edge.factory.build_router(writers, settings)?);
         }
         let mut output = node(tail_id)?.factory.build_output(routers)?;
         for &id in chain.nodes.iter().skip(1).rev() {
             let ctx = self.context(graph, id, subtask)?;
-            output = node(id)?.factory.build_link(&ctx, output)?;
+            let side = self.side_outputs(graph, id, subtask, channels, settings)?;
+            output = node(id)?.factory.build_link(&ctx, output, side)?;
         }
+        let head_side = self.side_outputs(graph, head_id, subtask, channels, settings)?;
         let inputs = channels
             .receivers
             .remove(&(head_id, subtask))
@@ -231,12 +236,44 @@ impl LocalExecutor {
         node(head_id)?.factory.build_task(
             ctx,
             output,
+            head_side,
             TaskInputs {
                 receivers: inputs,
                 signal,
             },
             Arc::clone(control),
         )
+    }
+}
+
+impl LocalExecutor {
+    /// The side outputs of node `id`'s subtask: one per side-output tag with consumers,
+    /// writing to the routers of that tag's edges.
+    fn side_outputs(
+        &self,
+        graph: &JobGraph,
+        id: OperatorId,
+        subtask: u32,
+        channels: &mut Channels,
+        settings: RouterSettings,
+    ) -> Result<SideOutputs> {
+        let mut by_tag: Vec<(u64, usize, Vec<ErasedSink>)> = Vec::new();
+        for (e, edge) in graph.edges.iter().enumerate() {
+            let (true, Some(tag)) = (edge.from == id, edge.side_output) else {
+                continue;
+            };
+            let writers = channels.writers.remove(&(e, subtask)).unwrap_or_default();
+            let router = edge.factory.build_router(writers, settings)?;
+            match by_tag.iter_mut().find(|(t, _, _)| *t == tag) {
+                Some((_, _, routers)) => routers.push(router),
+                None => by_tag.push((tag, e, vec![router])),
+            }
+        }
+        let outputs = by_tag
+            .into_iter()
+            .map(|(tag, e, routers)| graph.edges[e].factory.build_side_output(tag, routers))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(SideOutputs::new(outputs))
     }
 }
 

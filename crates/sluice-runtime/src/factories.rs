@@ -15,6 +15,7 @@ use crate::graph::{
     RouterSettings, TaskInputs,
 };
 use crate::operator::chain::{ChainLink, EventSink, FanOut, Terminal};
+use crate::operator::side_output::{SideOutput, SideOutputs, TypedSideOutput};
 use crate::operator::{Operator, OperatorContext};
 use crate::partition::{PartitionStrategy, Partitioning, RouterOutput};
 use crate::source::Source;
@@ -82,6 +83,11 @@ impl<T: Clone + Send + 'static> EdgeFactory for RecordsEdge<T> {
         (Box::new(writer), Box::new(r))
     }
 
+    fn build_side_output(&self, id: u64, routers: Vec<ErasedSink>) -> Result<Box<dyn SideOutput>> {
+        let sink = downcast_sink::<Records<T>>(build_output::<Records<T>>(routers)?)?;
+        Ok(Box::new(TypedSideOutput::new(id, sink)))
+    }
+
     fn build_router(
         &self,
         writers: Vec<ErasedWriter>,
@@ -119,7 +125,12 @@ impl<T: Clone + Send + 'static> NodeFactory for SourceNode<T> {
         build_output::<Records<T>>(routers)
     }
 
-    fn build_link(&self, ctx: &OperatorContext, _downstream: ErasedSink) -> Result<ErasedSink> {
+    fn build_link(
+        &self,
+        ctx: &OperatorContext,
+        _downstream: ErasedSink,
+        _side: SideOutputs,
+    ) -> Result<ErasedSink> {
         Err(Error::Internal(format!(
             "source `{}` cannot be chained behind another operator",
             ctx.location.operator
@@ -130,6 +141,7 @@ impl<T: Clone + Send + 'static> NodeFactory for SourceNode<T> {
         &self,
         ctx: OperatorContext,
         downstream: ErasedSink,
+        _side: SideOutputs,
         _inputs: TaskInputs,
         control: Arc<JobControl>,
     ) -> Result<Box<dyn Task>> {
@@ -164,10 +176,15 @@ where
     Op: Operator,
     F: Fn(&OperatorContext) -> Result<Op> + Send + Sync,
 {
-    fn link(&self, ctx: &OperatorContext, downstream: ErasedSink) -> Result<ChainLink<Op>> {
+    fn link(
+        &self,
+        ctx: &OperatorContext,
+        downstream: ErasedSink,
+        side: SideOutputs,
+    ) -> Result<ChainLink<Op>> {
         let downstream = downcast_sink::<Op::Out>(downstream)?;
         let operator = (self.make)(ctx).map_err(|e| e.at(|| ctx.location.clone()))?;
-        Ok(ChainLink::new(operator, ctx.clone(), downstream))
+        Ok(ChainLink::new(operator, ctx.clone(), downstream).with_side_outputs(side))
     }
 }
 
@@ -181,8 +198,13 @@ where
         build_output::<Op::Out>(routers)
     }
 
-    fn build_link(&self, ctx: &OperatorContext, downstream: ErasedSink) -> Result<ErasedSink> {
-        let link: Box<dyn EventSink<Op::In>> = Box::new(self.link(ctx, downstream)?);
+    fn build_link(
+        &self,
+        ctx: &OperatorContext,
+        downstream: ErasedSink,
+        side: SideOutputs,
+    ) -> Result<ErasedSink> {
+        let link: Box<dyn EventSink<Op::In>> = Box::new(self.link(ctx, downstream, side)?);
         Ok(erase_sink(link))
     }
 
@@ -190,14 +212,15 @@ where
         &self,
         ctx: OperatorContext,
         downstream: ErasedSink,
+        side: SideOutputs,
         inputs: TaskInputs,
         control: Arc<JobControl>,
     ) -> Result<Box<dyn Task>> {
-        let head = self.link(&ctx, downstream)?;
+        let head = self.link(&ctx, downstream, side)?;
         let receivers = inputs
             .receivers
             .into_iter()
-            .map(|r| downcast::<ChannelReceiver<Op::In>>(r, "channel receiver"))
+            .map(|(_, r)| downcast::<ChannelReceiver<Op::In>>(r, "channel receiver"))
             .collect::<Result<Vec<_>>>()?;
         let gate = InputGate::new(receivers, inputs.signal, Arc::clone(&control));
         Ok(Box::new(OneInputTask::new(

@@ -14,6 +14,7 @@ use sluice_core::OperatorId;
 use crate::channel::GateSignal;
 use crate::control::JobControl;
 use crate::error::Result;
+use crate::operator::side_output::{SideOutput, SideOutputs};
 use crate::operator::OperatorContext;
 use crate::partition::Partitioning;
 use crate::source::Boundedness;
@@ -52,12 +53,17 @@ pub trait NodeFactory: Send + Sync {
     fn build_output(&self, routers: Vec<ErasedSink>) -> Result<ErasedSink>;
 
     /// This node's operator as a chain link in front of `downstream` (the node is chained
-    /// behind another one).
+    /// behind another one), writing its side outputs to `side`.
     ///
     /// # Errors
     /// [`crate::Error::User`] if the operator cannot be created; internal errors on a
     /// type mismatch.
-    fn build_link(&self, ctx: &OperatorContext, downstream: ErasedSink) -> Result<ErasedSink>;
+    fn build_link(
+        &self,
+        ctx: &OperatorContext,
+        downstream: ErasedSink,
+        side: SideOutputs,
+    ) -> Result<ErasedSink>;
 
     /// The task of a chain headed by this node: a source task, or an input task reading
     /// `inputs` into this node's operator linked in front of `downstream`.
@@ -68,6 +74,7 @@ pub trait NodeFactory: Send + Sync {
         &self,
         ctx: OperatorContext,
         downstream: ErasedSink,
+        side: SideOutputs,
         inputs: TaskInputs,
         control: Arc<JobControl>,
     ) -> Result<Box<dyn Task>>;
@@ -85,6 +92,13 @@ pub trait EdgeFactory: Send + Sync {
         gate: Arc<GateSignal>,
         control: &Arc<JobControl>,
     ) -> (ErasedWriter, ErasedReceiver);
+
+    /// The side output `id` of one upstream subtask, writing to `routers` (built by
+    /// [`EdgeFactory::build_router`] of the edges leaving that side output).
+    ///
+    /// # Errors
+    /// [`crate::Error::Internal`] if a router has another type.
+    fn build_side_output(&self, id: u64, routers: Vec<ErasedSink>) -> Result<Box<dyn SideOutput>>;
 
     /// The router through which one upstream subtask writes to `writers`.
     ///
@@ -108,8 +122,9 @@ pub struct ChannelSettings {
 
 /// The inputs of a task: its channels' receivers and the signal that wakes it.
 pub struct TaskInputs {
-    /// Receivers, type-erased, in edge then upstream-subtask order.
-    pub receivers: Vec<ErasedReceiver>,
+    /// Receivers, type-erased, in edge then upstream-subtask order, each with the index of
+    /// the node input it feeds (0, or 1 for the second input of a two-input operator).
+    pub receivers: Vec<(usize, ErasedReceiver)>,
     /// Wakes the task's input gate.
     pub signal: Arc<GateSignal>,
 }
@@ -160,6 +175,12 @@ pub struct EdgeSpec {
     pub from: OperatorId,
     /// Downstream node.
     pub to: OperatorId,
+    /// The side output of `from` this edge carries (its tag id), or `None` for the main
+    /// output.
+    pub side_output: Option<u64>,
+    /// Which input of `to` this edge feeds (0, or 1 for the second input of a two-input
+    /// operator).
+    pub input: usize,
     /// Builds the edge's typed parts.
     pub factory: Arc<dyn EdgeFactory>,
 }
@@ -169,6 +190,8 @@ impl std::fmt::Debug for EdgeSpec {
         f.debug_struct("EdgeSpec")
             .field("from", &self.from)
             .field("to", &self.to)
+            .field("side_output", &self.side_output)
+            .field("input", &self.input)
             .field("partitioning", &self.factory.partitioning())
             .finish()
     }
@@ -191,9 +214,14 @@ impl JobGraph {
         self.nodes.iter().find(|n| n.id == id)
     }
 
-    /// Edges leaving `id`, in insertion order.
+    /// Edges leaving `id`, in insertion order (main and side outputs).
     pub fn outputs(&self, id: OperatorId) -> impl Iterator<Item = &EdgeSpec> + '_ {
         self.edges.iter().filter(move |e| e.from == id)
+    }
+
+    /// Edges leaving `id`'s main output, in insertion order.
+    pub fn main_outputs(&self, id: OperatorId) -> impl Iterator<Item = &EdgeSpec> + '_ {
+        self.outputs(id).filter(|e| e.side_output.is_none())
     }
 
     /// Edges entering `id`, in insertion order.

@@ -49,5 +49,6 @@ pub use control::JobControl;
 pub use error::{BoxError, Error, ErrorKind, Result, TaskLocation};
 pub use executor::{JobResult, JobStatus, LocalExecutor};
 pub use graph::JobGraph;
+pub use operator::side_output::OutputTag;
 pub use operator::{Collector, Operator, OperatorContext};
 pub use plan::PhysicalPlan;

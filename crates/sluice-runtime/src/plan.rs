@@ -12,7 +12,7 @@ use sluice_core::OperatorId;
 
 use crate::config::{JobConfig, RuntimeMode};
 use crate::error::{Error, Result};
-use crate::graph::{JobGraph, NodeKind};
+use crate::graph::{EdgeSpec, JobGraph, NodeKind};
 use crate::partition::Partitioning;
 use crate::source::Boundedness;
 
@@ -53,7 +53,7 @@ pub fn plan(graph: &JobGraph, config: &JobConfig) -> Result<PhysicalPlan> {
         .edges
         .iter()
         .enumerate()
-        .filter(|(_, e)| is_chainable(graph, e.from, e.to, e.factory.partitioning()))
+        .filter(|(_, e)| is_chainable(graph, e))
         .map(|(i, _)| i)
         .collect();
     let mut chain_of: HashMap<OperatorId, usize> = HashMap::new();
@@ -93,15 +93,18 @@ pub fn plan(graph: &JobGraph, config: &JobConfig) -> Result<PhysicalPlan> {
     })
 }
 
-fn is_chainable(graph: &JobGraph, from: OperatorId, to: OperatorId, p: Partitioning) -> bool {
-    let (Some(up), Some(down)) = (graph.node(from), graph.node(to)) else {
+/// A side-output edge is never chained: the side output is not the stream the chain
+/// hands on by function call.
+fn is_chainable(graph: &JobGraph, edge: &EdgeSpec) -> bool {
+    let (Some(up), Some(down)) = (graph.node(edge.from), graph.node(edge.to)) else {
         return false;
     };
-    p == Partitioning::Forward
+    edge.side_output.is_none()
+        && edge.factory.partitioning() == Partitioning::Forward
         && up.parallelism == down.parallelism
         && down.chainable
-        && graph.outputs(from).count() == 1
-        && graph.inputs(to).count() == 1
+        && graph.main_outputs(edge.from).count() == 1
+        && graph.inputs(edge.to).count() == 1
 }
 
 fn validate(graph: &JobGraph, config: &JobConfig) -> Result<()> {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use sluice_core::StreamEvent;
 
 use super::local::{next_poll, spin_until, GateSignal, TryRecv, POLL_MIN};
-use super::ChannelReceiver;
+use super::{ChannelReceiver, GateInput};
 use crate::control::JobControl;
 use crate::error::{Error, Result};
 
@@ -24,7 +24,7 @@ pub struct GateEvent<B> {
 
 /// The input channels of one task.
 pub struct InputGate<B> {
-    channels: Vec<ChannelReceiver<B>>,
+    channels: Vec<Box<dyn GateInput<B>>>,
     finished: Vec<bool>,
     blocked: Vec<bool>,
     open: usize,
@@ -42,10 +42,23 @@ impl<B> std::fmt::Debug for InputGate<B> {
     }
 }
 
-impl<B: Send> InputGate<B> {
+impl<B: Send + 'static> InputGate<B> {
     /// A gate over `channels`, whose senders wake it through `signal`.
     pub fn new(
         channels: Vec<ChannelReceiver<B>>,
+        signal: Arc<GateSignal>,
+        control: Arc<JobControl>,
+    ) -> Self {
+        let inputs = channels
+            .into_iter()
+            .map(|c| Box::new(c) as Box<dyn GateInput<B>>)
+            .collect();
+        Self::from_inputs(inputs, signal, control)
+    }
+
+    /// A gate over converted channels (see [`super::MappedInput`]).
+    pub fn from_inputs(
+        channels: Vec<Box<dyn GateInput<B>>>,
         signal: Arc<GateSignal>,
         control: Arc<JobControl>,
     ) -> Self {

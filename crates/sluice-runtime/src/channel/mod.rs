@@ -15,6 +15,7 @@ mod input_gate;
 mod local;
 
 pub use input_gate::{GateEvent, InputGate};
+
 pub use local::{
     local_channel, next_poll, spin_until, GateSignal, LocalChannelReceiver, LocalChannelWriter,
     TryRecv, POLL_MAX, POLL_MIN,
@@ -37,3 +38,53 @@ pub trait ChannelWriter<B>: Send {
 /// The receiving end of one channel, read by an [`InputGate`]. Remote channels (issue #7)
 /// feed the same local queue from a network reader.
 pub type ChannelReceiver<B> = LocalChannelReceiver<B>;
+
+/// One input of an [`InputGate`]: a channel, or a channel whose batches are converted (the
+/// two inputs of a two-input operator are read as one gate of [`sluice_core::TwoInputBatch`]).
+pub trait GateInput<B>: Send {
+    /// Takes the next event without waiting.
+    fn try_recv(&self) -> TryRecv<StreamEvent<B>>;
+    /// Whether an event may be queued, read without locking (for spinning).
+    fn has_queued(&self) -> bool;
+}
+
+impl<B: Send> GateInput<B> for LocalChannelReceiver<B> {
+    fn try_recv(&self) -> TryRecv<StreamEvent<B>> {
+        LocalChannelReceiver::try_recv(self)
+    }
+    fn has_queued(&self) -> bool {
+        LocalChannelReceiver::has_queued(self)
+    }
+}
+
+/// A channel of `A` batches read as `B` batches, converted by a function pointer.
+pub struct MappedInput<A, B> {
+    receiver: ChannelReceiver<A>,
+    convert: fn(A) -> B,
+}
+
+impl<A, B> MappedInput<A, B> {
+    /// Reads `receiver`, converting each batch with `convert`.
+    pub fn new(receiver: ChannelReceiver<A>, convert: fn(A) -> B) -> Self {
+        MappedInput { receiver, convert }
+    }
+}
+
+impl<A: Send, B: Send> GateInput<B> for MappedInput<A, B> {
+    fn try_recv(&self) -> TryRecv<StreamEvent<B>> {
+        match self.receiver.try_recv() {
+            TryRecv::Event(StreamEvent::Data(batch)) => {
+                TryRecv::Event(StreamEvent::Data((self.convert)(batch)))
+            }
+            TryRecv::Event(control) => match control.map_control() {
+                Some(event) => TryRecv::Event(event),
+                None => TryRecv::Empty,
+            },
+            TryRecv::Empty => TryRecv::Empty,
+            TryRecv::Disconnected => TryRecv::Disconnected,
+        }
+    }
+    fn has_queued(&self) -> bool {
+        self.receiver.has_queued()
+    }
+}

@@ -9,6 +9,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use sluice_core::{Batch, StreamEvent};
 
+use super::side_output::SideOutputs;
 use super::{Collector, Operator, OperatorContext};
 use crate::error::{panic_message, Error, Result};
 
@@ -55,6 +56,7 @@ pub struct ChainLink<Op: Operator> {
     operator: Op,
     ctx: OperatorContext,
     downstream: Box<dyn EventSink<Op::Out>>,
+    side: SideOutputs,
     opened: bool,
 }
 
@@ -69,8 +71,16 @@ impl<Op: Operator> ChainLink<Op> {
             operator,
             ctx,
             downstream,
+            side: SideOutputs::default(),
             opened: false,
         }
+    }
+
+    /// Gives the operator side outputs.
+    #[must_use]
+    pub fn with_side_outputs(mut self, side: SideOutputs) -> Self {
+        self.side = side;
+        self
     }
 
     fn guarded(
@@ -81,11 +91,13 @@ impl<Op: Operator> ChainLink<Op> {
             operator,
             ctx,
             downstream,
+            side,
             ..
         } = self;
         let result = catch_unwind(AssertUnwindSafe(|| {
-            let mut out = Collector::new(downstream.as_mut());
-            call(operator, &mut out, ctx)
+            let mut out = Collector::with_side_outputs(downstream.as_mut(), side);
+            call(operator, &mut out, ctx)?;
+            side.send_buffered()
         }));
         match result {
             Ok(r) => r.map_err(|e| e.at(|| ctx.location.clone())),
@@ -111,15 +123,23 @@ impl<Op: Operator> EventSink<Op::In> for ChainLink<Op> {
         match event {
             StreamEvent::Data(batch) => self.guarded(|op, out, _| op.on_data(batch, out)),
             StreamEvent::Watermark(w) => self.guarded(|op, out, _| op.on_watermark(w, out)),
-            StreamEvent::Barrier(b) => self.downstream.on_event(StreamEvent::Barrier(b)),
+            StreamEvent::WatermarkStatus(s) => {
+                self.guarded(|op, out, _| op.on_watermark_status(s, out))
+            }
+            StreamEvent::Barrier(b) => {
+                self.side.on_control(&StreamEvent::Barrier(b))?;
+                self.downstream.on_event(StreamEvent::Barrier(b))
+            }
             StreamEvent::EndOfStream => {
                 self.guarded(|op, out, _| op.on_end_of_input(out))?;
+                self.side.on_control(&StreamEvent::EndOfStream)?;
                 self.downstream.on_event(StreamEvent::EndOfStream)
             }
         }
     }
 
     fn flush(&mut self) -> Result<()> {
+        self.side.flush()?;
         self.downstream.flush()
     }
 
@@ -200,6 +220,7 @@ mod tests {
             let text = match event {
                 StreamEvent::Data(b) => format!("data{:?}", b.values()),
                 StreamEvent::Watermark(w) => format!("wm{}", w.0 .0),
+                StreamEvent::WatermarkStatus(s) => format!("{s:?}"),
                 StreamEvent::Barrier(_) => "barrier".into(),
                 StreamEvent::EndOfStream => "end".into(),
             };

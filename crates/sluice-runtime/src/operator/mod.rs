@@ -6,14 +6,16 @@
 //! barriers and watermark alignment across inputs.
 
 pub mod chain;
+pub mod side_output;
 
 use std::sync::Arc;
 
-use sluice_core::{Batch, Clock, KeyGroupRange, StreamEvent, Watermark};
+use sluice_core::{Batch, Clock, KeyGroupRange, Records, StreamEvent, Watermark, WatermarkStatus};
 
 use crate::config::RuntimeMode;
 use crate::error::{Result, TaskLocation};
 use chain::EventSink;
+use side_output::{OutputTag, SideOutputs};
 
 /// What an operator instance knows about where it runs.
 #[derive(Debug, Clone)]
@@ -32,15 +34,39 @@ pub struct OperatorContext {
     pub clock: Arc<dyn Clock>,
 }
 
-/// Where an operator sends its output: batches and watermarks, in order.
+/// Where an operator sends its output: batches and watermarks, in order, and records of
+/// side outputs.
 pub struct Collector<'a, B> {
     sink: &'a mut dyn EventSink<B>,
+    side: Option<&'a mut SideOutputs>,
 }
 
 impl<'a, B> Collector<'a, B> {
-    /// A collector writing into `sink`.
+    /// A collector writing into `sink`, without side outputs.
     pub fn new(sink: &'a mut dyn EventSink<B>) -> Self {
-        Collector { sink }
+        Collector { sink, side: None }
+    }
+
+    /// A collector writing into `sink` and `side`.
+    pub fn with_side_outputs(sink: &'a mut dyn EventSink<B>, side: &'a mut SideOutputs) -> Self {
+        Collector {
+            sink,
+            side: Some(side),
+        }
+    }
+
+    /// The buffer of `tag`'s side output, or `None` when nothing consumes that side
+    /// output. Records pushed there go downstream when the operator call returns.
+    pub fn side_output<T: Send + 'static>(
+        &mut self,
+        tag: &OutputTag<T>,
+    ) -> Option<&mut Records<T>> {
+        self.side.as_deref_mut().and_then(|s| s.buffer(tag))
+    }
+
+    /// All side outputs, for code that hands them on (process function contexts).
+    pub fn side_outputs(&mut self) -> Option<&mut SideOutputs> {
+        self.side.as_deref_mut()
     }
 }
 
@@ -61,7 +87,21 @@ impl<B: Batch> Collector<'_, B> {
     /// # Errors
     /// Whatever the downstream operators or channels report; return it unchanged.
     pub fn emit_watermark(&mut self, watermark: Watermark) -> Result<()> {
+        if let Some(side) = self.side.as_deref_mut() {
+            side.on_control(&StreamEvent::Watermark(watermark))?;
+        }
         self.sink.on_event(StreamEvent::Watermark(watermark))
+    }
+
+    /// Emits a change of watermark status (idle or active).
+    ///
+    /// # Errors
+    /// Whatever the downstream operators or channels report; return it unchanged.
+    pub fn emit_watermark_status(&mut self, status: WatermarkStatus) -> Result<()> {
+        if let Some(side) = self.side.as_deref_mut() {
+            side.on_control(&StreamEvent::WatermarkStatus(status))?;
+        }
+        self.sink.on_event(StreamEvent::WatermarkStatus(status))
     }
 }
 
@@ -103,6 +143,19 @@ pub trait Operator: Send + 'static {
         out: &mut Collector<'_, Self::Out>,
     ) -> Result<()> {
         out.emit_watermark(watermark)
+    }
+
+    /// Every input of the operator went idle ([`WatermarkStatus::Idle`]) or one became
+    /// active again. Default: forward it.
+    ///
+    /// # Errors
+    /// An error fails the job.
+    fn on_watermark_status(
+        &mut self,
+        status: WatermarkStatus,
+        out: &mut Collector<'_, Self::Out>,
+    ) -> Result<()> {
+        out.emit_watermark_status(status)
     }
 
     /// Processing time reached `now_ms` (ms since the Unix epoch, from the job's clock):

@@ -20,6 +20,7 @@ use sluice_state::{
 use super::timers::{TimeDomain, TimerQueue};
 use super::{KeySelector, UserResult};
 use crate::error::{Error, Result};
+use crate::operator::side_output::{OutputTag, SideOutputs};
 use crate::operator::{Collector, Operator, OperatorContext};
 
 /// What a process function can do when it opens: register its states.
@@ -210,12 +211,39 @@ impl<K: Eq + Clone + Send + 'static> KeyedContext<'_, K> {
 pub struct ProcessOutput<'a, O> {
     records: &'a mut Records<O>,
     timestamp: Option<EventTime>,
+    side: Option<&'a mut SideOutputs>,
+    unconsumed_side: &'a mut u64,
 }
 
-impl<O> ProcessOutput<'_, O> {
+impl<'a, O> ProcessOutput<'a, O> {
+    /// Output into `records` (and `side`), stamped `timestamp`. Side records whose tag
+    /// nothing consumes are counted in `unconsumed_side`.
+    pub(crate) fn new(
+        records: &'a mut Records<O>,
+        timestamp: Option<EventTime>,
+        side: Option<&'a mut SideOutputs>,
+        unconsumed_side: &'a mut u64,
+    ) -> Self {
+        ProcessOutput {
+            records,
+            timestamp,
+            side,
+            unconsumed_side,
+        }
+    }
+
     /// Emits one value.
     pub fn collect(&mut self, value: O) {
         self.records.push(value, self.timestamp);
+    }
+
+    /// Emits one value to the side output `tag` (read it with `DataStream::side_output`).
+    /// When no operator consumes that side output, the value is counted and dropped.
+    pub fn output<X: Send + 'static>(&mut self, tag: &OutputTag<X>, value: X) {
+        match self.side.as_deref_mut().and_then(|s| s.buffer(tag)) {
+            Some(buffer) => buffer.push(value, self.timestamp),
+            None => *self.unconsumed_side += 1,
+        }
     }
 }
 
@@ -267,6 +295,7 @@ pub struct KeyedProcessOperator<K, I, O, P> {
     key_of: KeySelector<I, K>,
     function: P,
     keyed: KeyedRuntime<K>,
+    unconsumed_side: u64,
     _types: PhantomData<fn(I) -> O>,
 }
 
@@ -308,6 +337,7 @@ where
                 watermark: Watermark::MIN,
                 clock: Arc::clone(&ctx.clock),
             },
+            unconsumed_side: 0,
             _types: PhantomData,
         }
     }
@@ -342,10 +372,12 @@ where
                 TimeDomain::ProcessingTime => None,
             };
             let mut ctx = self.keyed.context(&key, timestamp);
-            let mut emit = ProcessOutput {
-                records: &mut output,
+            let mut emit = ProcessOutput::new(
+                &mut output,
                 timestamp,
-            };
+                out.side_outputs(),
+                &mut self.unconsumed_side,
+            );
             self.function
                 .on_timer(time, domain, &mut ctx, &mut emit)
                 .map_err(Error::User)?;
@@ -381,10 +413,12 @@ where
                 KeySelector::Borrowed(f) => f(&value).clone(),
             };
             let mut ctx = self.keyed.context(&key, timestamp);
-            let mut emit = ProcessOutput {
-                records: &mut output,
+            let mut emit = ProcessOutput::new(
+                &mut output,
                 timestamp,
-            };
+                out.side_outputs(),
+                &mut self.unconsumed_side,
+            );
             self.function
                 .process_element(value, &mut ctx, &mut emit)
                 .map_err(Error::User)?;

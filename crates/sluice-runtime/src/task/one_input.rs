@@ -83,6 +83,15 @@ impl<B: Batch> Task for OneInputTask<B> {
                         head.on_event(StreamEvent::Watermark(combined))?;
                     }
                 }
+                StreamEvent::WatermarkStatus(status) => {
+                    let change = watermarks.set_status(channel, status);
+                    if let Some(w) = change.watermark {
+                        head.on_event(StreamEvent::Watermark(w))?;
+                    }
+                    if let Some(s) = change.status {
+                        head.on_event(StreamEvent::WatermarkStatus(s))?;
+                    }
+                }
                 // TODO(#4): align barriers over channels before forwarding.
                 StreamEvent::Barrier(b) => head.on_event(StreamEvent::Barrier(b))?,
                 StreamEvent::EndOfStream => {

@@ -5,4 +5,4 @@ mod generator;
 mod tracker;
 
 pub use generator::{BoundedOutOfOrdernessGenerator, WatermarkBound};
-pub use tracker::WatermarkTracker;
+pub use tracker::{StatusChange, WatermarkTracker};
