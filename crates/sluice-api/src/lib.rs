@@ -28,6 +28,7 @@
 //! ```
 
 mod builder;
+pub mod connected;
 pub mod datastream;
 pub mod environment;
 pub mod handle;
@@ -35,6 +36,7 @@ pub mod keyed;
 pub mod time;
 pub mod window;
 
+pub use connected::{IntervalJoin, IntervalJoinBetween, KeyedConnectedStreams};
 pub use datastream::{DataStream, DataStreamSink};
 pub use environment::StreamExecutionEnvironment;
 pub use handle::JobHandle;
@@ -50,7 +52,8 @@ pub use sluice_connectors as connectors;
 pub use sluice_core::{Data, EventTime, Records};
 pub use sluice_runtime as runtime;
 pub use sluice_runtime::operators::{
-    KeyedContext, KeyedProcessFunction, OpenContext, ProcessOutput, TimeDomain, UserResult,
+    KeyedCoProcessFunction, KeyedContext, KeyedProcessFunction, OpenContext, ProcessOutput,
+    TimeDomain, UserResult,
 };
 pub use sluice_runtime::{Error, JobConfig, JobResult, JobStatus, OutputTag, Result, RuntimeMode};
 pub use sluice_state::{
@@ -62,9 +65,10 @@ pub use sluice_state::{
 pub mod prelude {
     pub use crate::{
         AggregateFunction, AggregatingStateHandle, DataStream, Error, EventTimeSessionWindows,
-        JobResult, JobStatus, KeyedContext, KeyedProcessFunction, KeyedStream, ListStateHandle,
-        MapStateHandle, OpenContext, OutputTag, ProcessOutput, ReducingStateHandle, RuntimeMode,
-        SlidingEventTimeWindows, StreamExecutionEnvironment, TimeDomain, TimeWindow,
-        TumblingEventTimeWindows, UserResult, ValueStateHandle, WatermarkStrategy, WindowedStream,
+        JobResult, JobStatus, KeyedCoProcessFunction, KeyedContext, KeyedProcessFunction,
+        KeyedStream, ListStateHandle, MapStateHandle, OpenContext, OutputTag, ProcessOutput,
+        ReducingStateHandle, RuntimeMode, SlidingEventTimeWindows, StreamExecutionEnvironment,
+        TimeDomain, TimeWindow, TumblingEventTimeWindows, UserResult, ValueStateHandle,
+        WatermarkStrategy, WindowedStream,
     };
 }

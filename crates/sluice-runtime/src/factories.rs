@@ -5,9 +5,11 @@ use std::any::type_name;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use sluice_core::{Batch, Records};
+use sluice_core::{Batch, Records, TwoInputBatch};
 
-use crate::channel::{local_channel, ChannelReceiver, ChannelWriter, GateSignal, InputGate};
+use crate::channel::{
+    local_channel, ChannelReceiver, ChannelWriter, GateInput, GateSignal, InputGate, MappedInput,
+};
 use crate::control::JobControl;
 use crate::error::{Error, Result};
 use crate::graph::{
@@ -16,6 +18,7 @@ use crate::graph::{
 };
 use crate::operator::chain::{ChainLink, EventSink, FanOut, Terminal};
 use crate::operator::side_output::{SideOutput, SideOutputs, TypedSideOutput};
+use crate::operator::two_input::{TwoInput, TwoInputOperator};
 use crate::operator::{Operator, OperatorContext};
 use crate::partition::{PartitionStrategy, Partitioning, RouterOutput};
 use crate::source::Source;
@@ -223,6 +226,80 @@ where
             .map(|(_, r)| downcast::<ChannelReceiver<Op::In>>(r, "channel receiver"))
             .collect::<Result<Vec<_>>>()?;
         let gate = InputGate::new(receivers, inputs.signal, Arc::clone(&control));
+        Ok(Box::new(OneInputTask::new(
+            ctx.location.clone(),
+            gate,
+            Box::new(head),
+            control,
+            Arc::clone(&ctx.clock),
+        )))
+    }
+}
+
+/// A node running a [`TwoInputOperator`] made by `make` for each subtask; edges with
+/// `input == 0` feed its first input, `input == 1` its second.
+pub struct TwoInputOperatorNode<Op, F> {
+    make: F,
+    _op: PhantomData<fn() -> Op>,
+}
+
+impl<Op, F> TwoInputOperatorNode<Op, F> {
+    /// A node whose subtasks run `make(ctx)`.
+    pub fn new(make: F) -> Self {
+        TwoInputOperatorNode {
+            make,
+            _op: PhantomData,
+        }
+    }
+}
+
+impl<Op, F> NodeFactory for TwoInputOperatorNode<Op, F>
+where
+    Op: TwoInputOperator,
+    Op::Out: Clone,
+    F: Fn(&OperatorContext) -> Result<Op> + Send + Sync,
+{
+    fn build_output(&self, routers: Vec<ErasedSink>) -> Result<ErasedSink> {
+        build_output::<Op::Out>(routers)
+    }
+
+    fn build_link(
+        &self,
+        ctx: &OperatorContext,
+        _downstream: ErasedSink,
+        _side: SideOutputs,
+    ) -> Result<ErasedSink> {
+        Err(Error::Internal(format!(
+            "two-input operator `{}` cannot be chained behind another operator",
+            ctx.location.operator
+        )))
+    }
+
+    fn build_task(
+        &self,
+        ctx: OperatorContext,
+        downstream: ErasedSink,
+        side: SideOutputs,
+        inputs: TaskInputs,
+        control: Arc<JobControl>,
+    ) -> Result<Box<dyn Task>> {
+        type Both<Op> = TwoInputBatch<<Op as TwoInputOperator>::In1, <Op as TwoInputOperator>::In2>;
+        let downstream = downcast_sink::<Op::Out>(downstream)?;
+        let operator = (self.make)(&ctx).map_err(|e| e.at(|| ctx.location.clone()))?;
+        let head =
+            ChainLink::new(TwoInput(operator), ctx.clone(), downstream).with_side_outputs(side);
+        let mut gate_inputs: Vec<Box<dyn GateInput<Both<Op>>>> = Vec::new();
+        for (input, receiver) in inputs.receivers {
+            let gate_input: Box<dyn GateInput<Both<Op>>> = if input == 0 {
+                let r = downcast::<ChannelReceiver<Op::In1>>(receiver, "first input receiver")?;
+                Box::new(MappedInput::new(r, TwoInputBatch::First))
+            } else {
+                let r = downcast::<ChannelReceiver<Op::In2>>(receiver, "second input receiver")?;
+                Box::new(MappedInput::new(r, TwoInputBatch::Second))
+            };
+            gate_inputs.push(gate_input);
+        }
+        let gate = InputGate::from_inputs(gate_inputs, inputs.signal, Arc::clone(&control));
         Ok(Box::new(OneInputTask::new(
             ctx.location.clone(),
             gate,

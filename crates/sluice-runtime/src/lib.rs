@@ -50,5 +50,6 @@ pub use error::{BoxError, Error, ErrorKind, Result, TaskLocation};
 pub use executor::{JobResult, JobStatus, LocalExecutor};
 pub use graph::JobGraph;
 pub use operator::side_output::OutputTag;
+pub use operator::two_input::{TwoInput, TwoInputOperator};
 pub use operator::{Collector, Operator, OperatorContext};
 pub use plan::PhysicalPlan;

@@ -7,6 +7,7 @@
 
 pub mod chain;
 pub mod side_output;
+pub mod two_input;
 
 use std::sync::Arc;
 

@@ -29,6 +29,13 @@ pub struct OpenContext<'a, K> {
     operator: &'a OperatorContext,
 }
 
+impl<'a, K> OpenContext<'a, K> {
+    /// The open context over `store`.
+    pub(crate) fn new(store: &'a mut KeyedStateStore<K>, operator: &'a OperatorContext) -> Self {
+        OpenContext { store, operator }
+    }
+}
+
 impl<K: Eq + Clone + Send + 'static> OpenContext<'_, K> {
     /// Registers the value state `name` holding one `V` per key.
     ///
@@ -237,6 +244,11 @@ impl<'a, O> ProcessOutput<'a, O> {
         self.records.push(value, self.timestamp);
     }
 
+    /// Emits one value stamped `timestamp` instead of the input's timestamp.
+    pub fn collect_at(&mut self, value: O, timestamp: EventTime) {
+        self.records.push(value, Some(timestamp));
+    }
+
     /// Emits one value to the side output `tag` (read it with `DataStream::side_output`).
     /// When no operator consumes that side output, the value is counted and dropped.
     pub fn output<X: Send + 'static>(&mut self, tag: &OutputTag<X>, value: X) {
@@ -300,16 +312,66 @@ pub struct KeyedProcessOperator<K, I, O, P> {
 }
 
 /// What a process function's contexts give access to: state, timers, time.
-struct KeyedRuntime<K> {
-    store: KeyedStateStore<K>,
+pub(crate) struct KeyedRuntime<K> {
+    pub(crate) store: KeyedStateStore<K>,
     timers: Timers<K>,
-    watermark: Watermark,
+    pub(crate) watermark: Watermark,
     clock: Arc<dyn Clock>,
 }
 
 impl<K: Hash + Eq + Clone + Send + 'static> KeyedRuntime<K> {
+    /// State and timers for the key groups of `ctx`.
+    pub(crate) fn new(ctx: &OperatorContext) -> Self {
+        KeyedRuntime {
+            store: KeyedStateStore::new(ctx.key_group_range, ctx.max_parallelism),
+            timers: Timers::default(),
+            watermark: Watermark::MIN,
+            clock: Arc::clone(&ctx.clock),
+        }
+    }
+
+    /// Fires every timer of `domain` due at `up_to` through `on_timer`, including timers
+    /// that firing ones register for times already due, and emits what they output.
+    pub(crate) fn fire_timers<O: Send + 'static>(
+        &mut self,
+        domain: TimeDomain,
+        up_to: i64,
+        out: &mut Collector<'_, Records<O>>,
+        unconsumed_side: &mut u64,
+        mut on_timer: impl FnMut(
+            i64,
+            TimeDomain,
+            &mut KeyedContext<'_, K>,
+            &mut ProcessOutput<'_, O>,
+        ) -> UserResult,
+    ) -> Result<()> {
+        let mut output = Records::new();
+        loop {
+            let queue = match domain {
+                TimeDomain::EventTime => &mut self.timers.event,
+                TimeDomain::ProcessingTime => &mut self.timers.processing,
+            };
+            let Some((time, key)) = queue.pop_due(up_to) else {
+                break;
+            };
+            let timestamp = match domain {
+                TimeDomain::EventTime => Some(EventTime(time)),
+                TimeDomain::ProcessingTime => None,
+            };
+            let mut ctx = self.context(&key, timestamp);
+            let mut emit =
+                ProcessOutput::new(&mut output, timestamp, out.side_outputs(), unconsumed_side);
+            on_timer(time, domain, &mut ctx, &mut emit).map_err(Error::User)?;
+        }
+        out.collect(output)
+    }
+
     /// The context of `key` for a record or timer stamped `timestamp`.
-    fn context<'a>(&'a mut self, key: &'a K, timestamp: Option<EventTime>) -> KeyedContext<'a, K> {
+    pub(crate) fn context<'a>(
+        &'a mut self,
+        key: &'a K,
+        timestamp: Option<EventTime>,
+    ) -> KeyedContext<'a, K> {
         KeyedContext {
             key,
             hash: stable_hash(key),
@@ -331,12 +393,7 @@ where
         KeyedProcessOperator {
             key_of,
             function,
-            keyed: KeyedRuntime {
-                store: KeyedStateStore::new(ctx.key_group_range, ctx.max_parallelism),
-                timers: Timers::default(),
-                watermark: Watermark::MIN,
-                clock: Arc::clone(&ctx.clock),
-            },
+            keyed: KeyedRuntime::new(ctx),
             unconsumed_side: 0,
             _types: PhantomData,
         }
@@ -350,39 +407,20 @@ where
     O: Send + 'static,
     P: KeyedProcessFunction<K, I, O>,
 {
-    /// Fires every timer of `domain` due at `up_to`, including timers that firing ones
-    /// register for times already due.
     fn fire(
         &mut self,
         domain: TimeDomain,
         up_to: i64,
         out: &mut Collector<'_, Records<O>>,
     ) -> Result<()> {
-        let mut output = Records::new();
-        loop {
-            let queue = match domain {
-                TimeDomain::EventTime => &mut self.keyed.timers.event,
-                TimeDomain::ProcessingTime => &mut self.keyed.timers.processing,
-            };
-            let Some((time, key)) = queue.pop_due(up_to) else {
-                break;
-            };
-            let timestamp = match domain {
-                TimeDomain::EventTime => Some(EventTime(time)),
-                TimeDomain::ProcessingTime => None,
-            };
-            let mut ctx = self.keyed.context(&key, timestamp);
-            let mut emit = ProcessOutput::new(
-                &mut output,
-                timestamp,
-                out.side_outputs(),
-                &mut self.unconsumed_side,
-            );
-            self.function
-                .on_timer(time, domain, &mut ctx, &mut emit)
-                .map_err(Error::User)?;
-        }
-        out.collect(output)
+        let function = &mut self.function;
+        self.keyed.fire_timers(
+            domain,
+            up_to,
+            out,
+            &mut self.unconsumed_side,
+            |time, domain, ctx, emit| function.on_timer(time, domain, ctx, emit),
+        )
     }
 }
 

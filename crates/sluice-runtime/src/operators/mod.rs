@@ -5,8 +5,10 @@
 //! ([`KeyedReduceOperator`], [`KeyedProcessOperator`]) keep per-key state in tables
 //! partitioned by key group, and expect their input hash-partitioned by the same key.
 
+mod co_process;
 mod flat_map;
 mod identity;
+mod interval_join;
 mod key;
 mod keyed_process;
 mod keyed_reduce;
@@ -17,8 +19,10 @@ mod timers;
 mod timestamps;
 pub mod window;
 
+pub use co_process::{KeyedCoProcessFunction, KeyedCoProcessOperator};
 pub use flat_map::{FilterOperator, FlatMapOperator};
 pub use identity::IdentityOperator;
+pub use interval_join::{IntervalJoinFunction, JoinFn};
 pub use key::KeySelector;
 pub use keyed_process::{
     KeyedContext, KeyedProcessFunction, KeyedProcessOperator, OpenContext, ProcessOutput,
