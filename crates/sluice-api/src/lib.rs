@@ -42,9 +42,15 @@ pub use environment::StreamExecutionEnvironment;
 pub use handle::JobHandle;
 pub use keyed::KeyedStream;
 pub use sluice_runtime::operators::window::TimeWindow;
+pub use sluice_runtime::operators::window::{
+    CountEvictor, CountTrigger, DeltaTrigger, EventTimeTrigger, Evictor, NoEvictor,
+    ProcessWindowFunction, ProcessingTimeTrigger, PurgingTrigger, TimeEvictor, Trigger,
+    TriggerContext, TriggerResult, WindowAssigner, WindowBuffer, WindowContext,
+};
 pub use time::WatermarkStrategy;
 pub use window::{
-    EventTimeSessionWindows, EventTimeWindows, SlidingEventTimeWindows, TumblingEventTimeWindows,
+    EventTimeSessionWindows, EventTimeWindows, GlobalWindows, SlidingEventTimeWindows,
+    SlidingProcessingTimeWindows, TumblingEventTimeWindows, TumblingProcessingTimeWindows,
     WindowedStream,
 };
 

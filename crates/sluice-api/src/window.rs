@@ -1,5 +1,11 @@
-//! Windowed keyed streams: [`TumblingEventTimeWindows`], [`SlidingEventTimeWindows`] and
-//! [`WindowedStream`].
+//! Windowed keyed streams: the window assigners ([`TumblingEventTimeWindows`],
+//! [`SlidingEventTimeWindows`], [`EventTimeSessionWindows`], their processing-time
+//! counterparts, [`GlobalWindows`]) and [`WindowedStream`] with triggers, evictors, allowed
+//! lateness, the late-data side output and the window functions.
+//!
+//! The common case — an event-time tumbling, sliding or session window with its default
+//! trigger, no evictor, no allowed lateness, aggregated incrementally — runs on
+//! specialised operators; everything else runs on the general `WindowOperator`.
 
 use std::hash::Hash;
 use std::sync::Arc;
@@ -8,9 +14,12 @@ use std::time::Duration;
 use sluice_core::Data;
 use sluice_runtime::graph::NodeKind;
 use sluice_runtime::operators::window::{
-    SessionWindowOperator, SlidingWindowOperator, TimeWindow, TumblingWindowOperator,
-    WindowResultFn,
+    AggregateBuffer, Buffered, CountEvictor, CountTrigger, DefaultTrigger, Evictor, FinishFn,
+    Incremental, NoEvictor, ProcessWindowFunction, PurgingTrigger, SessionWindowOperator,
+    SlidingWindowOperator, TimeWindow, Trigger, TumblingWindowOperator, WindowAssigner,
+    WindowOperator, WindowResultFn, WindowSettings,
 };
+use sluice_runtime::OutputTag;
 use sluice_state::AggregateFunction;
 
 use crate::datastream::DataStream;
@@ -82,46 +91,128 @@ impl EventTimeSessionWindows {
     }
 }
 
-/// Which event-time windows a [`WindowedStream`] uses.
+/// Fixed-size, non-overlapping processing-time windows (Flink's
+/// `TumblingProcessingTimeWindows`): a record belongs to the window of the job clock's
+/// time when it arrives.
 #[derive(Debug, Clone, Copy)]
-#[non_exhaustive]
-pub enum EventTimeWindows {
-    /// See [`TumblingEventTimeWindows`].
-    Tumbling(TumblingEventTimeWindows),
-    /// See [`SlidingEventTimeWindows`].
-    Sliding(SlidingEventTimeWindows),
-    /// See [`EventTimeSessionWindows`].
-    Session(EventTimeSessionWindows),
+pub struct TumblingProcessingTimeWindows {
+    size_ms: i64,
+    offset_ms: i64,
 }
 
-impl From<EventTimeSessionWindows> for EventTimeWindows {
-    fn from(w: EventTimeSessionWindows) -> Self {
-        EventTimeWindows::Session(w)
+impl TumblingProcessingTimeWindows {
+    /// Windows of `size`, aligned to the Unix epoch.
+    pub fn of(size: Duration) -> Self {
+        TumblingProcessingTimeWindows {
+            size_ms: millis(size).max(1),
+            offset_ms: 0,
+        }
     }
 }
 
-impl From<TumblingEventTimeWindows> for EventTimeWindows {
+/// Processing-time windows of `size` starting every `slide` (Flink's
+/// `SlidingProcessingTimeWindows`).
+#[derive(Debug, Clone, Copy)]
+pub struct SlidingProcessingTimeWindows {
+    size_ms: i64,
+    slide_ms: i64,
+}
+
+impl SlidingProcessingTimeWindows {
+    /// Windows of `size` starting every `slide`, aligned to the Unix epoch.
+    pub fn of(size: Duration, slide: Duration) -> Self {
+        SlidingProcessingTimeWindows {
+            size_ms: millis(size).max(1),
+            slide_ms: millis(slide).max(1),
+        }
+    }
+}
+
+/// One window per key holding all its records (Flink's `GlobalWindows`). It never fires
+/// by itself: give it a trigger (a count, a delta, ...).
+#[derive(Debug, Clone, Copy)]
+pub struct GlobalWindows;
+
+impl GlobalWindows {
+    /// The global window assigner.
+    pub fn create() -> Self {
+        GlobalWindows
+    }
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Former name of [`WindowAssigner`], kept for existing jobs.
+pub type EventTimeWindows = WindowAssigner;
+
+impl From<TumblingEventTimeWindows> for WindowAssigner {
     fn from(w: TumblingEventTimeWindows) -> Self {
-        EventTimeWindows::Tumbling(w)
+        WindowAssigner::Tumbling {
+            size_ms: w.size_ms,
+            offset_ms: w.offset_ms,
+        }
     }
 }
 
-impl From<SlidingEventTimeWindows> for EventTimeWindows {
+impl From<SlidingEventTimeWindows> for WindowAssigner {
     fn from(w: SlidingEventTimeWindows) -> Self {
-        EventTimeWindows::Sliding(w)
+        WindowAssigner::Sliding {
+            size_ms: w.size_ms,
+            slide_ms: w.slide_ms,
+            offset_ms: w.offset_ms,
+        }
     }
 }
 
-/// A keyed stream cut into windows; aggregate it to get one result per key and window.
-pub struct WindowedStream<K, T> {
-    keyed: KeyedStream<K, T>,
-    windows: EventTimeWindows,
+impl From<EventTimeSessionWindows> for WindowAssigner {
+    fn from(w: EventTimeSessionWindows) -> Self {
+        WindowAssigner::Session { gap_ms: w.gap_ms }
+    }
 }
 
-impl<K, T> std::fmt::Debug for WindowedStream<K, T> {
+impl From<TumblingProcessingTimeWindows> for WindowAssigner {
+    fn from(w: TumblingProcessingTimeWindows) -> Self {
+        WindowAssigner::TumblingProcessingTime {
+            size_ms: w.size_ms,
+            offset_ms: w.offset_ms,
+        }
+    }
+}
+
+impl From<SlidingProcessingTimeWindows> for WindowAssigner {
+    fn from(w: SlidingProcessingTimeWindows) -> Self {
+        WindowAssigner::SlidingProcessingTime {
+            size_ms: w.size_ms,
+            slide_ms: w.slide_ms,
+            offset_ms: 0,
+        }
+    }
+}
+
+impl From<GlobalWindows> for WindowAssigner {
+    fn from(_: GlobalWindows) -> Self {
+        WindowAssigner::Global
+    }
+}
+
+/// A keyed stream cut into windows; give it a window function to get results per key and
+/// window. `TR` is its trigger and `EV` its evictor.
+pub struct WindowedStream<K, T, TR = DefaultTrigger, EV = NoEvictor> {
+    keyed: KeyedStream<K, T>,
+    assigner: WindowAssigner,
+    trigger: TR,
+    evictor: EV,
+    allowed_lateness_ms: i64,
+    late_tag: Option<OutputTag<T>>,
+}
+
+impl<K, T, TR, EV> std::fmt::Debug for WindowedStream<K, T, TR, EV> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WindowedStream")
-            .field("windows", &self.windows)
+            .field("assigner", &self.assigner)
+            .field("allowed_lateness_ms", &self.allowed_lateness_ms)
             .finish()
     }
 }
@@ -156,21 +247,137 @@ impl<T: Clone + Send + 'static> AggregateFunction<T, Option<T>, T> for ReduceAgg
 }
 
 impl<K: Data + Hash + Eq, T: Data> KeyedStream<K, T> {
-    /// Cuts the keyed stream into event-time windows (records need timestamps: see
+    /// Cuts the keyed stream into windows (event-time windows need timestamps: see
     /// [`DataStream::assign_timestamps_and_watermarks`]).
-    pub fn window(&self, windows: impl Into<EventTimeWindows>) -> WindowedStream<K, T> {
+    pub fn window(&self, windows: impl Into<WindowAssigner>) -> WindowedStream<K, T> {
+        let assigner = windows.into();
         WindowedStream {
             keyed: self.clone(),
-            windows: windows.into(),
+            assigner,
+            trigger: DefaultTrigger::for_assigner(&assigner),
+            evictor: NoEvictor,
+            allowed_lateness_ms: 0,
+            late_tag: None,
         }
+    }
+
+    /// Tumbling count windows: each window holds `size` records of a key and fires when
+    /// full (Flink's `countWindow(size)`).
+    pub fn count_window(&self, size: u64) -> WindowedStream<K, T, PurgingTrigger<CountTrigger>> {
+        self.window(GlobalWindows)
+            .trigger(PurgingTrigger::of(CountTrigger::of(size)))
+    }
+
+    /// Sliding count windows: every `slide` records of a key, a window over its last
+    /// `size` records (Flink's `countWindow(size, slide)`).
+    pub fn count_window_sliding(
+        &self,
+        size: u64,
+        slide: u64,
+    ) -> WindowedStream<K, T, CountTrigger, CountEvictor> {
+        self.window(GlobalWindows)
+            .evictor(CountEvictor::of(
+                usize::try_from(size).unwrap_or(usize::MAX),
+            ))
+            .trigger(CountTrigger::of(slide))
     }
 }
 
-impl<K: Data + Hash + Eq, T: Data> WindowedStream<K, T> {
-    /// One result per key and window from `aggregate`, emitted as `f(key, window,
-    /// result)` when the watermark passes the window's end, stamped with the window's
-    /// last millisecond. Records that arrive after their window fired are dropped (and
-    /// counted).
+impl<K, T, TR, EV> WindowedStream<K, T, TR, EV>
+where
+    K: Data + Hash + Eq,
+    T: Data,
+    TR: Trigger<T> + Clone,
+    EV: Evictor<T> + Clone,
+{
+    /// Fires windows with `trigger` instead of the assigner's default (Flink's
+    /// `trigger`).
+    pub fn trigger<TR2: Trigger<T> + Clone>(self, trigger: TR2) -> WindowedStream<K, T, TR2, EV> {
+        WindowedStream {
+            keyed: self.keyed,
+            assigner: self.assigner,
+            trigger,
+            evictor: self.evictor,
+            allowed_lateness_ms: self.allowed_lateness_ms,
+            late_tag: self.late_tag,
+        }
+    }
+
+    /// Evicts records with `evictor` before or after the window function (windows then
+    /// keep their records instead of an accumulator).
+    pub fn evictor<EV2: Evictor<T> + Clone>(self, evictor: EV2) -> WindowedStream<K, T, TR, EV2> {
+        WindowedStream {
+            keyed: self.keyed,
+            assigner: self.assigner,
+            trigger: self.trigger,
+            evictor,
+            allowed_lateness_ms: self.allowed_lateness_ms,
+            late_tag: self.late_tag,
+        }
+    }
+
+    /// Keeps event-time windows for `lateness` after their end: a late record within it
+    /// updates its window, which fires again with the updated result (Flink's
+    /// `allowedLateness`). Default: zero.
+    pub fn allowed_lateness(mut self, lateness: Duration) -> Self {
+        self.allowed_lateness_ms = millis(lateness);
+        self
+    }
+
+    /// Sends records too late for every window they belong to to the side output `tag`
+    /// (read it with [`DataStream::side_output`]) instead of dropping them; either way
+    /// they are counted (`numLateRecordsDropped` / `numLateRecordsSideOutput`).
+    pub fn side_output_late_data(mut self, tag: &OutputTag<T>) -> Self {
+        self.late_tag = Some(tag.clone());
+        self
+    }
+
+    fn settings(&self) -> WindowSettings<T> {
+        WindowSettings {
+            assigner: self.assigner,
+            allowed_lateness_ms: self.allowed_lateness_ms,
+            late_tag: self.late_tag.clone(),
+        }
+    }
+
+    /// Whether the specialised incremental operators can run this window.
+    fn fast_path(&self) -> bool {
+        self.trigger.is_default()
+            && self.evictor.is_none()
+            && self.allowed_lateness_ms == 0
+            && matches!(
+                self.assigner,
+                WindowAssigner::Tumbling { .. }
+                    | WindowAssigner::Sliding { .. }
+                    | WindowAssigner::Session { .. }
+            )
+    }
+
+    /// The general window operator with `contents`.
+    fn general<C>(&self, contents: impl Fn() -> C + Send + Sync + 'static) -> DataStream<C::Out>
+    where
+        C: sluice_runtime::operators::window::WindowContents<K, T>,
+        C::Out: Data,
+    {
+        let key_of = self.keyed.key_of.clone();
+        let settings = self.settings();
+        let trigger = self.trigger.clone();
+        self.keyed
+            .stream
+            .add_operator("Window", NodeKind::Operator, move |ctx| {
+                Ok(WindowOperator::new(
+                    ctx,
+                    key_of.clone(),
+                    settings.clone(),
+                    trigger.clone(),
+                    contents(),
+                ))
+            })
+    }
+
+    /// One result per key and window firing from `aggregate`, emitted as `f(key, window,
+    /// result)` and stamped with the window's last millisecond. Without an evictor the
+    /// records are aggregated as they arrive.
     pub fn aggregate_with<ACC, M, R>(
         &self,
         aggregate: impl AggregateFunction<T, ACC, M>,
@@ -181,52 +388,70 @@ impl<K: Data + Hash + Eq, T: Data> WindowedStream<K, T> {
         M: 'static,
         R: Data,
     {
-        let key_of = self.keyed.key_of.clone();
         let aggregate: Arc<dyn AggregateFunction<T, ACC, M>> = Arc::new(aggregate);
         let result: WindowResultFn<K, M, R> = Arc::new(f);
-        let stream = &self.keyed.stream;
-        match self.windows {
-            EventTimeWindows::Tumbling(TumblingEventTimeWindows { size_ms, offset_ms }) => stream
-                .add_operator("Tumbling Window", NodeKind::Operator, move |ctx| {
-                    Ok(TumblingWindowOperator::new(
-                        ctx,
-                        key_of.clone(),
-                        size_ms,
-                        offset_ms,
-                        Arc::clone(&aggregate),
-                        Arc::clone(&result),
-                    ))
-                }),
-            EventTimeWindows::Sliding(SlidingEventTimeWindows {
-                size_ms,
-                slide_ms,
-                offset_ms,
-            }) => stream.add_operator("Sliding Window", NodeKind::Operator, move |ctx| {
-                Ok(SlidingWindowOperator::new(
-                    ctx,
-                    key_of.clone(),
-                    size_ms,
-                    slide_ms,
-                    offset_ms,
-                    Arc::clone(&aggregate),
-                    Arc::clone(&result),
-                ))
-            }),
-            EventTimeWindows::Session(EventTimeSessionWindows { gap_ms }) => {
-                stream.add_operator("Session Window", NodeKind::Operator, move |ctx| {
-                    Ok(SessionWindowOperator::new(
-                        ctx,
-                        key_of.clone(),
-                        gap_ms,
-                        Arc::clone(&aggregate),
-                        Arc::clone(&result),
-                    ))
-                })
-            }
+        if self.fast_path() {
+            return self.fast_aggregate(aggregate, result);
         }
+        let finish: FinishFn<K, M, R> = Arc::new(move |key, ctx, m, out| {
+            out.push(result(key, ctx.window(), m));
+            Ok(())
+        });
+        self.aggregate_then(aggregate, finish)
     }
 
-    /// One result per key and window from `aggregate`.
+    /// Incremental aggregation (or aggregation of the buffered records when there is an
+    /// evictor), finished by `finish(key, window context, result, out)`.
+    fn aggregate_then<ACC, M, R>(
+        &self,
+        aggregate: Arc<dyn AggregateFunction<T, ACC, M>>,
+        finish: FinishFn<K, M, R>,
+    ) -> DataStream<R>
+    where
+        ACC: Send + 'static,
+        M: 'static,
+        R: Data,
+    {
+        if self.evictor.is_none() {
+            return self
+                .general(move || Incremental::new(Arc::clone(&aggregate), Arc::clone(&finish)));
+        }
+        let evictor = self.evictor.clone();
+        let function: Arc<dyn ProcessWindowFunction<K, T, R>> =
+            Arc::new(AggregateBuffer::new(aggregate, finish));
+        self.general(move || Buffered::new(evictor.clone(), Arc::clone(&function)))
+    }
+
+    /// Incremental aggregation combined with a process window function, which receives
+    /// the single aggregate result of each window firing together with the window
+    /// (Flink's `aggregate(aggFunction, windowFunction)`).
+    pub fn aggregate_process<ACC, M, R>(
+        &self,
+        aggregate: impl AggregateFunction<T, ACC, M>,
+        function: impl ProcessWindowFunction<K, M, R>,
+    ) -> DataStream<R>
+    where
+        ACC: Send + 'static,
+        M: 'static,
+        R: Data,
+    {
+        let function = Arc::new(function);
+        let finish: FinishFn<K, M, R> = Arc::new(move |key, ctx, m, out| {
+            function.process(key, ctx, std::slice::from_ref(&m), out)
+        });
+        self.aggregate_then(Arc::new(aggregate), finish)
+    }
+
+    /// A process window function over all records of each window firing (after
+    /// eviction), with the key and window (Flink's `process`). Windows keep their
+    /// records until cleanup.
+    pub fn process<R: Data>(&self, function: impl ProcessWindowFunction<K, T, R>) -> DataStream<R> {
+        let evictor = self.evictor.clone();
+        let function: Arc<dyn ProcessWindowFunction<K, T, R>> = Arc::new(function);
+        self.general(move || Buffered::new(evictor.clone(), Arc::clone(&function)))
+    }
+
+    /// One result per key and window firing from `aggregate`.
     pub fn aggregate<ACC, OUT>(
         &self,
         aggregate: impl AggregateFunction<T, ACC, OUT>,
@@ -257,5 +482,77 @@ impl<K: Data + Hash + Eq, T: Data> WindowedStream<K, T> {
             },
             g,
         )
+    }
+
+    /// The specialised operators for default-trigger event-time windows.
+    fn fast_aggregate<ACC, M, R>(
+        &self,
+        aggregate: Arc<dyn AggregateFunction<T, ACC, M>>,
+        result: WindowResultFn<K, M, R>,
+    ) -> DataStream<R>
+    where
+        ACC: Clone + Send + 'static,
+        M: 'static,
+        R: Data,
+    {
+        let key_of = self.keyed.key_of.clone();
+        let late = self.late_tag.clone();
+        let stream = &self.keyed.stream;
+        match self.assigner {
+            WindowAssigner::Sliding {
+                size_ms,
+                slide_ms,
+                offset_ms,
+            } => stream.add_operator("Sliding Window", NodeKind::Operator, move |ctx| {
+                let op = SlidingWindowOperator::new(
+                    ctx,
+                    key_of.clone(),
+                    size_ms,
+                    slide_ms,
+                    offset_ms,
+                    Arc::clone(&aggregate),
+                    Arc::clone(&result),
+                );
+                Ok(match &late {
+                    Some(tag) => op.with_late_output(ctx, tag.clone()),
+                    None => op,
+                })
+            }),
+            WindowAssigner::Session { gap_ms } => {
+                stream.add_operator("Session Window", NodeKind::Operator, move |ctx| {
+                    let op = SessionWindowOperator::new(
+                        ctx,
+                        key_of.clone(),
+                        gap_ms,
+                        Arc::clone(&aggregate),
+                        Arc::clone(&result),
+                    );
+                    Ok(match &late {
+                        Some(tag) => op.with_late_output(ctx, tag.clone()),
+                        None => op,
+                    })
+                })
+            }
+            _ => {
+                let (size_ms, offset_ms) = match self.assigner {
+                    WindowAssigner::Tumbling { size_ms, offset_ms } => (size_ms, offset_ms),
+                    _ => (i64::MAX, 0),
+                };
+                stream.add_operator("Tumbling Window", NodeKind::Operator, move |ctx| {
+                    let op = TumblingWindowOperator::new(
+                        ctx,
+                        key_of.clone(),
+                        size_ms,
+                        offset_ms,
+                        Arc::clone(&aggregate),
+                        Arc::clone(&result),
+                    );
+                    Ok(match &late {
+                        Some(tag) => op.with_late_output(ctx, tag.clone()),
+                        None => op,
+                    })
+                })
+            }
+        }
     }
 }

@@ -18,6 +18,7 @@ use crate::error::{Error, Result, TaskLocation};
 use crate::graph::{
     ChannelSettings, ErasedReceiver, ErasedSink, ErasedWriter, JobGraph, RouterSettings, TaskInputs,
 };
+use crate::metrics::{MetricRegistry, MetricValue};
 use crate::operator::side_output::SideOutputs;
 use crate::operator::OperatorContext;
 use crate::plan::{plan, PhysicalPlan};
@@ -43,6 +44,19 @@ pub struct JobResult {
     pub duration: Duration,
     /// Number of tasks (chain subtasks) that ran.
     pub tasks: usize,
+    /// The operators' counters when the job ended.
+    pub metrics: Vec<MetricValue>,
+}
+
+impl JobResult {
+    /// The sum of counter `name` over every operator and subtask.
+    pub fn counter_total(&self, name: &str) -> u64 {
+        self.metrics
+            .iter()
+            .filter(|m| m.name == name)
+            .map(|m| m.value)
+            .sum()
+    }
 }
 
 /// Runs jobs in this process.
@@ -59,6 +73,8 @@ struct Channels {
     receivers: HashMap<(OperatorId, u32), Vec<(usize, ErasedReceiver)>>,
     /// The wake-up signal of each (downstream node, subtask)'s input gate.
     signals: HashMap<(OperatorId, u32), Arc<GateSignal>>,
+    /// The job run's counters.
+    metrics: Arc<MetricRegistry>,
 }
 
 impl LocalExecutor {
@@ -95,6 +111,7 @@ impl LocalExecutor {
                 tasks.push(self.build_task(graph, chain, subtask, &mut channels, &control)?);
             }
         }
+        let metrics = Arc::clone(&channels.metrics);
         drop(channels);
         let task_count = tasks.len();
         run_tasks(tasks, &control)?;
@@ -112,6 +129,7 @@ impl LocalExecutor {
             status,
             duration,
             tasks: task_count,
+            metrics: metrics.snapshot(),
         })
     }
 
@@ -126,6 +144,7 @@ impl LocalExecutor {
             writers: HashMap::new(),
             receivers: HashMap::new(),
             signals: HashMap::new(),
+            metrics: MetricRegistry::new(),
         };
         for &e in &plan.network_edges {
             let edge = &graph.edges[e];
@@ -166,7 +185,13 @@ impl LocalExecutor {
         channels
     }
 
-    fn context(&self, graph: &JobGraph, id: OperatorId, subtask: u32) -> Result<OperatorContext> {
+    fn context(
+        &self,
+        graph: &JobGraph,
+        id: OperatorId,
+        subtask: u32,
+        metrics: &Arc<MetricRegistry>,
+    ) -> Result<OperatorContext> {
         let node = graph
             .node(id)
             .ok_or_else(|| Error::Internal(format!("unknown node {id}")))?;
@@ -185,6 +210,7 @@ impl LocalExecutor {
             runtime_mode: self.config.runtime_mode,
             batch_size: self.config.batch_size,
             clock: Arc::clone(&self.config.clock),
+            metrics: Arc::clone(metrics),
         })
     }
 
@@ -219,7 +245,7 @@ impl LocalExecutor {
         }
         let mut output = node(tail_id)?.factory.build_output(routers)?;
         for &id in chain.nodes.iter().skip(1).rev() {
-            let ctx = self.context(graph, id, subtask)?;
+            let ctx = self.context(graph, id, subtask, &channels.metrics)?;
             let side = self.side_outputs(graph, id, subtask, channels, settings)?;
             output = node(id)?.factory.build_link(&ctx, output, side)?;
         }
@@ -232,7 +258,7 @@ impl LocalExecutor {
             .signals
             .remove(&(head_id, subtask))
             .unwrap_or_default();
-        let ctx = self.context(graph, head_id, subtask)?;
+        let ctx = self.context(graph, head_id, subtask, &channels.metrics)?;
         node(head_id)?.factory.build_task(
             ctx,
             output,

@@ -35,6 +35,7 @@ pub mod error;
 pub mod executor;
 pub mod factories;
 pub mod graph;
+pub mod metrics;
 pub mod operator;
 pub mod operators;
 pub mod partition;

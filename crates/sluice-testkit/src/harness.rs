@@ -5,9 +5,11 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use sluice_api::runtime::error::TaskLocation;
+use sluice_api::runtime::metrics::MetricRegistry;
 use sluice_api::runtime::operator::chain::{ChainLink, EventSink};
-use sluice_api::runtime::{Operator, OperatorContext, Result, RuntimeMode};
-use sluice_core::{Batch, EventTime, KeyGroupRange, ManualClock, StreamEvent, Watermark};
+use sluice_api::runtime::operator::side_output::{SideOutput, SideOutputs, TypedSideOutput};
+use sluice_api::runtime::{Operator, OperatorContext, OutputTag, Result, RuntimeMode};
+use sluice_core::{Batch, EventTime, KeyGroupRange, ManualClock, Records, StreamEvent, Watermark};
 
 /// What the harnessed operator emitted, in order.
 type Emitted<B> = Arc<Mutex<Vec<StreamEvent<B>>>>;
@@ -34,6 +36,7 @@ pub struct OperatorHarness<Op: Operator> {
     link: ChainLink<Op>,
     emitted: Emitted<Op::Out>,
     clock: ManualClock,
+    metrics: Arc<MetricRegistry>,
 }
 
 impl<Op: Operator> OperatorHarness<Op> {
@@ -45,7 +48,20 @@ impl<Op: Operator> OperatorHarness<Op> {
         mode: RuntimeMode,
         make: impl FnOnce(&OperatorContext) -> Result<Op>,
     ) -> Result<Self> {
+        Self::with_side_outputs(mode, make, SideOutputs::default())
+    }
+
+    /// Like [`OperatorHarness::new`], with side outputs (see [`SideCapture`]).
+    ///
+    /// # Errors
+    /// Whatever `make` returns.
+    pub fn with_side_outputs(
+        mode: RuntimeMode,
+        make: impl FnOnce(&OperatorContext) -> Result<Op>,
+        side: SideOutputs,
+    ) -> Result<Self> {
         let clock = ManualClock::new(0);
+        let metrics = MetricRegistry::new();
         let ctx = OperatorContext {
             location: TaskLocation {
                 operator: "Harnessed".into(),
@@ -57,15 +73,28 @@ impl<Op: Operator> OperatorHarness<Op> {
             runtime_mode: mode,
             batch_size: 1024,
             clock: Arc::new(clock.clone()),
+            metrics: Arc::clone(&metrics),
         };
         let operator = make(&ctx)?;
         let emitted: Emitted<Op::Out> = Arc::new(Mutex::new(Vec::new()));
-        let link = ChainLink::new(operator, ctx, Box::new(Recorder(Arc::clone(&emitted))));
+        let link = ChainLink::new(operator, ctx, Box::new(Recorder(Arc::clone(&emitted))))
+            .with_side_outputs(side);
         Ok(OperatorHarness {
             link,
             emitted,
             clock,
+            metrics,
         })
+    }
+
+    /// The operator's counter `name` (0 if never registered).
+    pub fn counter(&self, name: &str) -> u64 {
+        self.metrics
+            .snapshot()
+            .iter()
+            .filter(|m| m.name == name)
+            .map(|m| m.value)
+            .sum()
     }
 
     /// The processing-time clock the operator sees.
@@ -111,5 +140,24 @@ impl<Op: Operator> OperatorHarness<Op> {
     /// Takes what the operator emitted since the last call.
     pub fn take_output(&self) -> Vec<StreamEvent<Op::Out>> {
         std::mem::take(&mut *self.emitted.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+/// Captures the events of one side output of a harnessed operator.
+pub struct SideCapture<T> {
+    emitted: Emitted<Records<T>>,
+}
+
+impl<T: Send + 'static> SideCapture<T> {
+    /// A capture of `tag` and the side output to give the harness.
+    pub fn new(tag: &OutputTag<T>) -> (Self, Box<dyn SideOutput>) {
+        let emitted: Emitted<Records<T>> = Arc::new(Mutex::new(Vec::new()));
+        let output = TypedSideOutput::new(tag.id(), Box::new(Recorder(Arc::clone(&emitted))));
+        (SideCapture { emitted }, Box::new(output))
+    }
+
+    /// Takes the events captured so far.
+    pub fn take(&self) -> Vec<StreamEvent<Records<T>>> {
+        std::mem::take(&mut *self.emitted.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }

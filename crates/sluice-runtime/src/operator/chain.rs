@@ -211,6 +211,7 @@ mod tests {
             runtime_mode: RuntimeMode::Streaming,
             batch_size: 1024,
             clock: Arc::new(SystemClock),
+            metrics: crate::metrics::MetricRegistry::new(),
         }
     }
 

@@ -15,6 +15,7 @@ use sluice_core::{Batch, Clock, KeyGroupRange, Records, StreamEvent, Watermark, 
 
 use crate::config::RuntimeMode;
 use crate::error::{Result, TaskLocation};
+use crate::metrics::{Counter, MetricRegistry};
 use chain::EventSink;
 use side_output::{OutputTag, SideOutputs};
 
@@ -33,6 +34,15 @@ pub struct OperatorContext {
     pub batch_size: usize,
     /// The processing-time clock.
     pub clock: Arc<dyn Clock>,
+    /// Where the operator registers its counters.
+    pub metrics: Arc<MetricRegistry>,
+}
+
+impl OperatorContext {
+    /// The counter `name` of this operator subtask.
+    pub fn counter(&self, name: &'static str) -> Counter {
+        self.metrics.counter(&self.location, name)
+    }
 }
 
 /// Where an operator sends its output: batches and watermarks, in order, and records of

@@ -13,6 +13,7 @@ use super::keyed_process::KeyedRuntime;
 use super::timers::TimeDomain;
 use super::{KeySelector, KeyedContext, OpenContext, ProcessOutput, UserResult};
 use crate::error::{Error, Result};
+use crate::metrics::{Counter, SIDE_OUTPUT_RECORDS_DROPPED};
 use crate::operator::two_input::TwoInputOperator;
 use crate::operator::{Collector, OperatorContext};
 
@@ -73,7 +74,7 @@ pub struct KeyedCoProcessOperator<K, I1, I2, O, P> {
     key2: KeySelector<I2, K>,
     function: P,
     keyed: KeyedRuntime<K>,
-    unconsumed_side: u64,
+    unconsumed_side: Counter,
     _types: PhantomData<fn(I1, I2) -> O>,
 }
 
@@ -93,7 +94,7 @@ where
             key2,
             function,
             keyed: KeyedRuntime::new(ctx),
-            unconsumed_side: 0,
+            unconsumed_side: ctx.counter(SIDE_OUTPUT_RECORDS_DROPPED),
             _types: PhantomData,
         }
     }
@@ -118,7 +119,7 @@ where
             domain,
             up_to,
             out,
-            &mut self.unconsumed_side,
+            &self.unconsumed_side,
             |time, domain, ctx, emit| function.on_timer(time, domain, ctx, emit),
         )
     }
@@ -157,7 +158,7 @@ where
                 &mut output,
                 timestamp,
                 out.side_outputs(),
-                &mut self.unconsumed_side,
+                &self.unconsumed_side,
             );
             self.function
                 .process_element1(value, &mut ctx, &mut emit)
@@ -175,7 +176,7 @@ where
                 &mut output,
                 timestamp,
                 out.side_outputs(),
-                &mut self.unconsumed_side,
+                &self.unconsumed_side,
             );
             self.function
                 .process_element2(value, &mut ctx, &mut emit)

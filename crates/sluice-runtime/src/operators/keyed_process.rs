@@ -20,6 +20,7 @@ use sluice_state::{
 use super::timers::{TimeDomain, TimerQueue};
 use super::{KeySelector, UserResult};
 use crate::error::{Error, Result};
+use crate::metrics::{Counter, SIDE_OUTPUT_RECORDS_DROPPED};
 use crate::operator::side_output::{OutputTag, SideOutputs};
 use crate::operator::{Collector, Operator, OperatorContext};
 
@@ -219,7 +220,7 @@ pub struct ProcessOutput<'a, O> {
     records: &'a mut Records<O>,
     timestamp: Option<EventTime>,
     side: Option<&'a mut SideOutputs>,
-    unconsumed_side: &'a mut u64,
+    unconsumed_side: &'a Counter,
 }
 
 impl<'a, O> ProcessOutput<'a, O> {
@@ -229,7 +230,7 @@ impl<'a, O> ProcessOutput<'a, O> {
         records: &'a mut Records<O>,
         timestamp: Option<EventTime>,
         side: Option<&'a mut SideOutputs>,
-        unconsumed_side: &'a mut u64,
+        unconsumed_side: &'a Counter,
     ) -> Self {
         ProcessOutput {
             records,
@@ -254,7 +255,7 @@ impl<'a, O> ProcessOutput<'a, O> {
     pub fn output<X: Send + 'static>(&mut self, tag: &OutputTag<X>, value: X) {
         match self.side.as_deref_mut().and_then(|s| s.buffer(tag)) {
             Some(buffer) => buffer.push(value, self.timestamp),
-            None => *self.unconsumed_side += 1,
+            None => self.unconsumed_side.inc(),
         }
     }
 }
@@ -307,7 +308,7 @@ pub struct KeyedProcessOperator<K, I, O, P> {
     key_of: KeySelector<I, K>,
     function: P,
     keyed: KeyedRuntime<K>,
-    unconsumed_side: u64,
+    unconsumed_side: Counter,
     _types: PhantomData<fn(I) -> O>,
 }
 
@@ -337,7 +338,7 @@ impl<K: Hash + Eq + Clone + Send + 'static> KeyedRuntime<K> {
         domain: TimeDomain,
         up_to: i64,
         out: &mut Collector<'_, Records<O>>,
-        unconsumed_side: &mut u64,
+        unconsumed_side: &Counter,
         mut on_timer: impl FnMut(
             i64,
             TimeDomain,
@@ -394,7 +395,7 @@ where
             key_of,
             function,
             keyed: KeyedRuntime::new(ctx),
-            unconsumed_side: 0,
+            unconsumed_side: ctx.counter(SIDE_OUTPUT_RECORDS_DROPPED),
             _types: PhantomData,
         }
     }
@@ -418,7 +419,7 @@ where
             domain,
             up_to,
             out,
-            &mut self.unconsumed_side,
+            &self.unconsumed_side,
             |time, domain, ctx, emit| function.on_timer(time, domain, ctx, emit),
         )
     }
@@ -455,7 +456,7 @@ where
                 &mut output,
                 timestamp,
                 out.side_outputs(),
-                &mut self.unconsumed_side,
+                &self.unconsumed_side,
             );
             self.function
                 .process_element(value, &mut ctx, &mut emit)

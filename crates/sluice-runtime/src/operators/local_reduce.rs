@@ -124,6 +124,7 @@ mod tests {
             runtime_mode: mode,
             batch_size: 3,
             clock: Arc::new(SystemClock),
+            metrics: crate::metrics::MetricRegistry::new(),
         };
         let key_of: KeySelector<(u64, u64), u64> =
             KeySelector::Owned(Arc::new(|r: &(u64, u64)| r.0));

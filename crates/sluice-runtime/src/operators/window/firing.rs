@@ -6,9 +6,45 @@
 
 use std::collections::BTreeMap;
 
-use sluice_core::EventTime;
+use sluice_core::{Batch, EventTime};
 
 use crate::error::{Error, Result};
+use crate::metrics::{Counter, LATE_RECORDS_DROPPED, LATE_RECORDS_SIDE_OUTPUT};
+use crate::operator::side_output::OutputTag;
+use crate::operator::{Collector, OperatorContext};
+
+/// Where a window operator's late records go: the late-data side output if the job has
+/// one, else they are dropped; counted either way.
+pub(crate) struct LateRecords<T> {
+    tag: Option<OutputTag<T>>,
+    dropped: Counter,
+    side: Counter,
+}
+
+impl<T> LateRecords<T> {
+    /// Late records of the operator at `ctx`, sent to `tag` if given.
+    pub(crate) fn new(ctx: &OperatorContext, tag: Option<OutputTag<T>>) -> Self {
+        LateRecords {
+            tag,
+            dropped: ctx.counter(LATE_RECORDS_DROPPED),
+            side: ctx.counter(LATE_RECORDS_SIDE_OUTPUT),
+        }
+    }
+
+    /// Handles one late record.
+    pub(crate) fn late<B: Batch>(&self, value: T, timestamp: EventTime, out: &mut Collector<'_, B>)
+    where
+        T: Send + 'static,
+    {
+        match self.tag.as_ref().and_then(|tag| out.side_output(tag)) {
+            Some(side) => {
+                side.push(value, Some(timestamp));
+                self.side.inc();
+            }
+            None => self.dropped.inc(),
+        }
+    }
+}
 
 /// Keys (with their stable hash) registered under the window end at which they fire.
 #[derive(Debug)]

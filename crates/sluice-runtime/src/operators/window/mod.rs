@@ -5,13 +5,29 @@
 //! (`end - 1`), with a result stamped `end - 1`; a record whose windows all fired already
 //! is late: it is dropped and counted, never added to a fired window.
 
+mod assigner;
+mod evictor;
 mod firing;
+mod function;
+mod general;
 mod session;
 mod sliding;
+mod trigger;
 mod tumbling;
 
+pub use assigner::WindowAssigner;
+pub use evictor::{CountEvictor, Evictor, NoEvictor, TimeEvictor, WindowBuffer};
+pub use function::{
+    AggregateBuffer, Buffered, FinishFn, Incremental, ProcessWindowFunction, WindowContents,
+    WindowContext,
+};
+pub use general::{WindowOperator, WindowSettings};
 pub use session::SessionWindowOperator;
 pub use sliding::SlidingWindowOperator;
+pub use trigger::{
+    CountTrigger, DefaultTrigger, DeltaTrigger, EventTimeTrigger, ProcessingTimeTrigger,
+    PurgingTrigger, Trigger, TriggerContext, TriggerResult,
+};
 pub use tumbling::{TumblingWindowOperator, WindowResultFn};
 
 pub(crate) use firing::{require_timestamps, WindowFirings};
@@ -26,6 +42,12 @@ pub struct TimeWindow {
 }
 
 impl TimeWindow {
+    /// The single window of the global window assigner: all of time.
+    pub const GLOBAL: TimeWindow = TimeWindow {
+        start: i64::MIN,
+        end: i64::MAX,
+    };
+
     /// The last millisecond of the window: its results carry this timestamp, and it fires
     /// when the watermark reaches it.
     pub fn max_timestamp(&self) -> i64 {

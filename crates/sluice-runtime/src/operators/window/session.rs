@@ -9,8 +9,10 @@ use std::sync::Arc;
 use sluice_core::{EventTime, Records, Watermark};
 use sluice_state::{AggregateFunction, KeyedTable};
 
+use super::firing::LateRecords;
 use super::{require_timestamps, TimeWindow, WindowFirings, WindowResultFn};
 use crate::error::Result;
+use crate::operator::side_output::OutputTag;
 use crate::operator::{Collector, Operator, OperatorContext};
 use crate::operators::KeySelector;
 
@@ -26,7 +28,7 @@ pub struct SessionWindowOperator<K, T, ACC, M, R> {
     /// session that grew registers again under its new end).
     pending: WindowFirings<K>,
     watermark: i64,
-    late_dropped: u64,
+    late: LateRecords<T>,
     operator: String,
 }
 
@@ -50,14 +52,19 @@ where
             state: KeyedTable::new(ctx.key_group_range, ctx.max_parallelism),
             pending: WindowFirings::default(),
             watermark: i64::MIN,
-            late_dropped: 0,
+            late: LateRecords::new(ctx, None),
             operator: ctx.location.operator.clone(),
         }
     }
 
-    /// Records dropped because their session had fired.
-    pub fn late_dropped(&self) -> u64 {
-        self.late_dropped
+    /// Sends late records to the side output `tag` instead of dropping them.
+    #[must_use]
+    pub fn with_late_output(mut self, ctx: &OperatorContext, tag: OutputTag<T>) -> Self
+    where
+        T: Send + 'static,
+    {
+        self.late = LateRecords::new(ctx, Some(tag));
+        self
     }
 }
 
@@ -72,7 +79,7 @@ where
     type In = Records<T>;
     type Out = Records<R>;
 
-    fn on_data(&mut self, batch: Records<T>, _out: &mut Collector<'_, Records<R>>) -> Result<()> {
+    fn on_data(&mut self, batch: Records<T>, out: &mut Collector<'_, Records<R>>) -> Result<()> {
         let (values, timestamps) = batch.into_parts();
         let timestamps = require_timestamps(&self.operator, timestamps)?;
         for (value, ts) in values.into_iter().zip(timestamps) {
@@ -82,8 +89,7 @@ where
                 end: t.saturating_add(self.gap_ms),
             };
             if window.max_timestamp() <= self.watermark {
-                // Its session (if any) fired already. TODO(#3): late-data side output.
-                self.late_dropped += 1;
+                self.late.late(value, ts, out);
                 continue;
             }
             let (state, pending, aggregate) = (&mut self.state, &mut self.pending, &self.aggregate);

@@ -13,8 +13,10 @@ use std::sync::Arc;
 use sluice_core::{EventTime, Records, Watermark};
 use sluice_state::{AggregateFunction, KeyedTable};
 
+use super::firing::LateRecords;
 use super::{require_timestamps, TimeWindow, WindowFirings, WindowResultFn};
 use crate::error::Result;
+use crate::operator::side_output::OutputTag;
 use crate::operator::{Collector, Operator, OperatorContext};
 use crate::operators::KeySelector;
 
@@ -36,7 +38,7 @@ pub struct SlidingWindowOperator<K, T, ACC, M, R> {
     state: KeyedTable<K, KeyPanes<ACC>>,
     pending: WindowFirings<K>,
     watermark: i64,
-    late_dropped: u64,
+    late: LateRecords<T>,
     operator: String,
     hashes: Vec<u64>,
 }
@@ -85,15 +87,20 @@ where
             state: KeyedTable::new(ctx.key_group_range, ctx.max_parallelism),
             pending: WindowFirings::default(),
             watermark: i64::MIN,
-            late_dropped: 0,
+            late: LateRecords::new(ctx, None),
             operator: ctx.location.operator.clone(),
             hashes: Vec::new(),
         }
     }
 
-    /// Records dropped because every window they belonged to had fired.
-    pub fn late_dropped(&self) -> u64 {
-        self.late_dropped
+    /// Sends late records to the side output `tag` instead of dropping them.
+    #[must_use]
+    pub fn with_late_output(mut self, ctx: &OperatorContext, tag: OutputTag<T>) -> Self
+    where
+        T: Send + 'static,
+    {
+        self.late = LateRecords::new(ctx, Some(tag));
+        self
     }
 
     /// The first window end (aligned to the slide) at or after `t`.
@@ -123,7 +130,7 @@ where
     type In = Records<T>;
     type Out = Records<R>;
 
-    fn on_data(&mut self, batch: Records<T>, _out: &mut Collector<'_, Records<R>>) -> Result<()> {
+    fn on_data(&mut self, batch: Records<T>, out: &mut Collector<'_, Records<R>>) -> Result<()> {
         let (values, timestamps) = batch.into_parts();
         let timestamps = require_timestamps(&self.operator, timestamps)?;
         self.hashes.clear();
@@ -137,8 +144,7 @@ where
             let first_end = self.end_at_or_after(pane.end);
             let last_end = self.end_at_or_before(pane.start.saturating_add(self.size_ms));
             if last_end.saturating_sub(1) <= self.watermark {
-                // TODO(#3): route late records to a side output instead of dropping them.
-                self.late_dropped += 1;
+                self.late.late(value, ts, out);
                 continue;
             }
             // Windows of this pane that already fired cannot take it any more; the next

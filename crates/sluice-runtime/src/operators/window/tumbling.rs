@@ -12,8 +12,10 @@ use std::sync::Arc;
 use sluice_core::{EventTime, Records, Watermark};
 use sluice_state::{AggregateFunction, KeyedTable};
 
+use super::firing::LateRecords;
 use super::{require_timestamps, TimeWindow, WindowFirings};
 use crate::error::Result;
+use crate::operator::side_output::OutputTag;
 use crate::operator::{Collector, Operator, OperatorContext};
 use crate::operators::KeySelector;
 
@@ -32,7 +34,7 @@ pub struct TumblingWindowOperator<K, T, ACC, M, R> {
     /// Keys with an open window, by window end.
     pending: WindowFirings<K>,
     watermark: i64,
-    late_dropped: u64,
+    late: LateRecords<T>,
     operator: String,
     hashes: Vec<u64>,
 }
@@ -60,15 +62,20 @@ where
             state: KeyedTable::new(ctx.key_group_range, ctx.max_parallelism),
             pending: WindowFirings::default(),
             watermark: i64::MIN,
-            late_dropped: 0,
+            late: LateRecords::new(ctx, None),
             operator: ctx.location.operator.clone(),
             hashes: Vec::new(),
         }
     }
 
-    /// Records dropped because every window they belonged to had fired.
-    pub fn late_dropped(&self) -> u64 {
-        self.late_dropped
+    /// Sends late records to the side output `tag` instead of dropping them.
+    #[must_use]
+    pub fn with_late_output(mut self, ctx: &OperatorContext, tag: OutputTag<T>) -> Self
+    where
+        T: Send + 'static,
+    {
+        self.late = LateRecords::new(ctx, Some(tag));
+        self
     }
 }
 
@@ -83,7 +90,7 @@ where
     type In = Records<T>;
     type Out = Records<R>;
 
-    fn on_data(&mut self, batch: Records<T>, _out: &mut Collector<'_, Records<R>>) -> Result<()> {
+    fn on_data(&mut self, batch: Records<T>, out: &mut Collector<'_, Records<R>>) -> Result<()> {
         let (values, timestamps) = batch.into_parts();
         let timestamps = require_timestamps(&self.operator, timestamps)?;
         // Hash every key first so the state slots of records 16 ahead can be prefetched
@@ -97,8 +104,7 @@ where
             }
             let window = TimeWindow::tumbling(ts.millis(), self.size_ms, self.offset_ms);
             if window.max_timestamp() <= self.watermark {
-                // TODO(#3): route late records to a side output instead of dropping them.
-                self.late_dropped += 1;
+                self.late.late(value, ts, out);
                 continue;
             }
             let (state, pending, aggregate) = (&mut self.state, &mut self.pending, &self.aggregate);
