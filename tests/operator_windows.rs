@@ -6,7 +6,10 @@
 
 use std::sync::Arc;
 
-use sluice_api::runtime::operators::window::{TimeWindow, TumblingWindowOperator, WindowResultFn};
+use sluice_api::runtime::operators::window::{
+    DefaultTrigger, FinishFn, Incremental, TimeWindow, TumblingWindowOperator, WindowAssigner,
+    WindowOperator, WindowResultFn, WindowSettings,
+};
 use sluice_api::runtime::operators::KeySelector;
 use sluice_api::{AggregateFunction, EventTime, Records, RuntimeMode};
 use sluice_core::StreamEvent;
@@ -122,5 +125,104 @@ fn records_without_timestamps_fail_with_a_hint() {
     assert!(
         err.contains("call `assign_timestamps_and_watermarks` upstream"),
         "{err}"
+    );
+}
+
+type General = WindowOperator<
+    String,
+    (String, i64),
+    DefaultTrigger,
+    Incremental<String, (String, i64), i64, i64, String>,
+>;
+
+fn general(assigner: WindowAssigner, lateness: i64) -> OperatorHarness<General> {
+    OperatorHarness::new(RuntimeMode::Streaming, move |ctx| {
+        let finish: FinishFn<String, i64, String> = Arc::new(|k, ctx, sum, out| {
+            let w = ctx.window();
+            out.push(format!("{k}[{},{})={sum}", w.start, w.end));
+            Ok(())
+        });
+        Ok(WindowOperator::new(
+            ctx,
+            KeySelector::Borrowed(Arc::new(|r: &(String, i64)| &r.0)),
+            WindowSettings {
+                assigner,
+                allowed_lateness_ms: lateness,
+                late_tag: None,
+            },
+            DefaultTrigger::for_assigner(&assigner),
+            Incremental::new(Arc::new(Sum), finish),
+        ))
+    })
+    .unwrap()
+}
+
+#[test]
+fn processing_time_windows_fire_when_the_clock_passes_their_end() {
+    let mut h = general(
+        WindowAssigner::TumblingProcessingTime {
+            size_ms: 1_000,
+            offset_ms: 0,
+        },
+        0,
+    );
+    h.clock().set(10_100);
+    // Records need no timestamps: the clock places them.
+    h.push(Records::from(vec![
+        ("a".to_string(), 1),
+        ("b".to_string(), 2),
+    ]))
+    .unwrap();
+    h.clock().set(10_600);
+    h.push(Records::from(vec![("a".to_string(), 4)])).unwrap();
+    h.tick().unwrap();
+    assert!(
+        describe(h.take_output()).is_empty(),
+        "window [10000, 11000) is open"
+    );
+    h.clock().set(11_000);
+    h.push(Records::from(vec![("a".to_string(), 8)])).unwrap();
+    h.tick().unwrap();
+    let mut fired = describe(h.take_output());
+    fired.sort();
+    assert_eq!(
+        fired,
+        vec!["a[10000,11000)=5@10999", "b[10000,11000)=2@10999"]
+    );
+    h.clock().set(12_500);
+    h.tick().unwrap();
+    assert_eq!(describe(h.take_output()), vec!["a[11000,12000)=8@11999"]);
+}
+
+#[test]
+fn late_record_merging_into_a_fired_session_refires_it_within_lateness() {
+    let mut h = general(WindowAssigner::Session { gap_ms: 100 }, 500);
+    h.push(at(&[("a", 1, 1_000), ("a", 2, 1_050)])).unwrap();
+    h.watermark(1_200).unwrap();
+    assert_eq!(
+        describe(h.take_output()),
+        vec!["a[1000,1150)=3@1149", "wm 1200"]
+    );
+    // 1 120 is behind the watermark but extends the fired session to [1000, 1220), which
+    // is not complete yet: it fires again, with everything, when the watermark gets there.
+    h.push(at(&[("a", 4, 1_120)])).unwrap();
+    assert!(h.take_output().is_empty());
+    h.watermark(1_219).unwrap();
+    assert_eq!(
+        describe(h.take_output()),
+        vec!["a[1000,1220)=7@1219", "wm 1219"]
+    );
+    // 1 030 lies inside the complete session: within the lateness it fires at once.
+    h.push(at(&[("a", 8, 1_030)])).unwrap();
+    assert_eq!(describe(h.take_output()), vec!["a[1000,1220)=15@1219"]);
+    // Past the lateness the session is gone; a record for it is late and dropped.
+    h.watermark(1_800).unwrap();
+    h.take_output();
+    h.push(at(&[("a", 100, 1_010)])).unwrap();
+    h.watermark(5_000).unwrap();
+    assert_eq!(describe(h.take_output()), vec!["wm 5000"]);
+    assert_eq!(
+        h.counter(sluice_api::runtime::metrics::LATE_RECORDS_DROPPED),
+        1
     );
 }

@@ -77,4 +77,9 @@ pub mod prelude {
         TimeDomain, TimeWindow, TumblingEventTimeWindows, UserResult, ValueStateHandle,
         WatermarkStrategy, WindowedStream,
     };
+    pub use crate::{
+        CountEvictor, CountTrigger, DeltaTrigger, EventTimeTrigger, GlobalWindows,
+        ProcessWindowFunction, ProcessingTimeTrigger, PurgingTrigger, SlidingProcessingTimeWindows,
+        TimeEvictor, TumblingProcessingTimeWindows, WindowContext,
+    };
 }

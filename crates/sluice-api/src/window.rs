@@ -345,12 +345,14 @@ where
         self.trigger.is_default()
             && self.evictor.is_none()
             && self.allowed_lateness_ms == 0
-            && matches!(
-                self.assigner,
-                WindowAssigner::Tumbling { .. }
-                    | WindowAssigner::Sliding { .. }
-                    | WindowAssigner::Session { .. }
-            )
+            && match self.assigner {
+                WindowAssigner::Tumbling { .. } | WindowAssigner::Session { .. } => true,
+                // Panes need windows that cover time without gaps.
+                WindowAssigner::Sliding {
+                    size_ms, slide_ms, ..
+                } => slide_ms <= size_ms,
+                _ => false,
+            }
     }
 
     /// The general window operator with `contents`.

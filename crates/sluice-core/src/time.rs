@@ -106,6 +106,14 @@ impl ManualClock {
         self.nanos
             .fetch_add(duration.as_nanos() as u64, Ordering::SeqCst);
     }
+
+    /// Moves the clock forward to `now_ms` (never backwards: an earlier time is ignored).
+    pub fn set(&self, now_ms: i64) {
+        let current = self.now_ms.load(Ordering::SeqCst);
+        if now_ms > current {
+            self.advance(Duration::from_millis((now_ms - current) as u64));
+        }
+    }
 }
 
 impl Clock for ManualClock {

@@ -31,6 +31,7 @@ pub struct SlidingWindowOperator<K, T, ACC, M, R> {
     key_of: KeySelector<T, K>,
     size_ms: i64,
     slide_ms: i64,
+    /// Window ends lie at `offset_ms + n * slide_ms`.
     offset_ms: i64,
     pane_ms: i64,
     aggregate: Arc<dyn AggregateFunction<T, ACC, M>>,
@@ -63,8 +64,9 @@ impl<K, T, ACC, M, R> SlidingWindowOperator<K, T, ACC, M, R>
 where
     K: Hash + Eq + Clone + Send + 'static,
 {
-    /// Windows of `size_ms` starting every `slide_ms` (aligned to the epoch plus
-    /// `offset_ms`; a slide larger than the size is treated as equal to it).
+    /// Windows of `size_ms` starting every `slide_ms`, window starts aligned to the epoch
+    /// plus `offset_ms` as in Flink (a slide larger than the size is treated as equal to
+    /// it; the API runs such windows on the general operator).
     pub fn new(
         ctx: &OperatorContext,
         key_of: KeySelector<T, K>,
@@ -80,7 +82,9 @@ where
             key_of,
             size_ms,
             slide_ms,
-            offset_ms: offset_ms.rem_euclid(slide_ms),
+            // Internally windows are found by their ends: starts at `offset + n * slide`
+            // are ends at `offset + size + n * slide`.
+            offset_ms: offset_ms.wrapping_add(size_ms).rem_euclid(slide_ms),
             pane_ms: gcd(size_ms, slide_ms),
             aggregate,
             result,
