@@ -216,10 +216,7 @@ impl<T: Data> DataStream<T> {
         strategy: WatermarkStrategy<T>,
     ) -> DataStream<T> {
         self.add_operator("Timestamps/Watermarks", NodeKind::Operator, move |_| {
-            Ok(TimestampsAndWatermarksOperator::new(
-                strategy.assigner.clone(),
-                strategy.bound,
-            ))
+            Ok(TimestampsAndWatermarksOperator::with_spec(strategy.spec()))
         })
     }
 

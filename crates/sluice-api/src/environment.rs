@@ -15,6 +15,7 @@ use sluice_connectors::{CollectionSource, GeneratorSource, SocketTextSource, Tex
 use crate::builder::GraphBuilder;
 use crate::datastream::DataStream;
 use crate::handle::JobHandle;
+use crate::time::WatermarkStrategy;
 
 /// Defines and runs a streaming job.
 ///
@@ -131,6 +132,29 @@ impl StreamExecutionEnvironment {
 
     /// A stream read from any [`Source`].
     pub fn add_source<T: Data, S: Source<T>>(&self, name: &str, source: S) -> DataStream<T> {
+        self.source_node(name, source, None)
+    }
+
+    /// A stream read from `source` with timestamps and watermarks generated inside the
+    /// source, per split (file range, partition, generated stream), by `strategy`
+    /// (Flink's `fromSource`): a split that runs ahead does not make a slower split's
+    /// records late, and with [`WatermarkStrategy::with_idleness`] an idle split stops
+    /// holding back the watermark.
+    pub fn from_source<T: Data, S: Source<T>>(
+        &self,
+        name: &str,
+        source: S,
+        strategy: WatermarkStrategy<T>,
+    ) -> DataStream<T> {
+        self.source_node(name, source, Some(strategy))
+    }
+
+    fn source_node<T: Data, S: Source<T>>(
+        &self,
+        name: &str,
+        source: S,
+        strategy: Option<WatermarkStrategy<T>>,
+    ) -> DataStream<T> {
         let kind = NodeKind::Source {
             boundedness: source.boundedness(),
             max_parallelism: source.max_parallelism(),
@@ -139,7 +163,11 @@ impl StreamExecutionEnvironment {
             Some(max) => self.default_parallelism().min(max),
             None => self.default_parallelism(),
         };
-        let factory = Arc::new(SourceNode::new(Arc::new(source)));
+        let source: Arc<dyn Source<T>> = Arc::new(source);
+        let factory = Arc::new(match strategy {
+            Some(s) => SourceNode::with_watermarks(source, s.spec()),
+            None => SourceNode::new(source),
+        });
         let id = self
             .with_builder(|b| b.add_node(format!("Source: {name}"), parallelism, kind, factory));
         DataStream::new(self.clone(), id)

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sluice_runtime::operators::TimestampFn;
+use sluice_runtime::operators::{TimestampFn, WatermarkSpec};
 use sluice_runtime::watermark::WatermarkBound;
 
 /// Where event time comes from and how far out of order records may arrive (Flink's
@@ -24,6 +24,7 @@ use sluice_runtime::watermark::WatermarkBound;
 pub struct WatermarkStrategy<T> {
     pub(crate) bound: WatermarkBound,
     pub(crate) assigner: Option<TimestampFn<T>>,
+    pub(crate) idle_timeout_ms: Option<i64>,
 }
 
 impl<T> Clone for WatermarkStrategy<T> {
@@ -31,6 +32,7 @@ impl<T> Clone for WatermarkStrategy<T> {
         WatermarkStrategy {
             bound: self.bound,
             assigner: self.assigner.clone(),
+            idle_timeout_ms: self.idle_timeout_ms,
         }
     }
 }
@@ -51,6 +53,7 @@ impl<T> WatermarkStrategy<T> {
         WatermarkStrategy {
             bound: WatermarkBound::OutOfOrderness(max_delay),
             assigner: None,
+            idle_timeout_ms: None,
         }
     }
 
@@ -59,6 +62,7 @@ impl<T> WatermarkStrategy<T> {
         WatermarkStrategy {
             bound: WatermarkBound::Monotonous,
             assigner: None,
+            idle_timeout_ms: None,
         }
     }
 
@@ -70,5 +74,22 @@ impl<T> WatermarkStrategy<T> {
     ) -> Self {
         self.assigner = Some(Arc::new(f));
         self
+    }
+
+    /// Declares an input (a parallel subtask, or a source split) idle after `timeout` of
+    /// processing time without records, so that it stops holding back the watermark;
+    /// its next record makes it active again (Flink's `withIdleness`).
+    pub fn with_idleness(mut self, timeout: Duration) -> Self {
+        self.idle_timeout_ms = Some(i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX));
+        self
+    }
+
+    /// The strategy as the runtime uses it.
+    pub(crate) fn spec(&self) -> WatermarkSpec<T> {
+        WatermarkSpec {
+            assigner: self.assigner.clone(),
+            bound: self.bound,
+            idle_timeout_ms: self.idle_timeout_ms,
+        }
     }
 }

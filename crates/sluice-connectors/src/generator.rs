@@ -121,3 +121,163 @@ impl<T: Send + 'static> SourceReader<T> for GeneratorReader<T> {
         })
     }
 }
+
+/// Generates several streams (*splits*) at once: split `s` produces `f(s, 0), f(s, 1),
+/// ...`. Splits are dealt round robin to the source's subtasks; a subtask reads its splits
+/// in turns, one split per poll, and reports which split each poll read, so that
+/// `from_source` keeps one watermark per split (as it would per Kafka partition).
+pub struct SplitGeneratorSource<T> {
+    splits: u32,
+    per_split: Option<u64>,
+    f: Arc<dyn Fn(u32, u64) -> T + Send + Sync>,
+    rate_per_split: Option<f64>,
+}
+
+impl<T> std::fmt::Debug for SplitGeneratorSource<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SplitGeneratorSource")
+            .field("splits", &self.splits)
+            .field("per_split", &self.per_split)
+            .field("rate_per_split", &self.rate_per_split)
+            .finish()
+    }
+}
+
+impl<T> SplitGeneratorSource<T> {
+    /// `splits` splits of `per_split` records each.
+    pub fn bounded(
+        splits: u32,
+        per_split: u64,
+        f: impl Fn(u32, u64) -> T + Send + Sync + 'static,
+    ) -> Self {
+        SplitGeneratorSource {
+            splits,
+            per_split: Some(per_split),
+            f: Arc::new(f),
+            rate_per_split: None,
+        }
+    }
+
+    /// `splits` endless splits.
+    pub fn unbounded(splits: u32, f: impl Fn(u32, u64) -> T + Send + Sync + 'static) -> Self {
+        SplitGeneratorSource {
+            splits,
+            per_split: None,
+            f: Arc::new(f),
+            rate_per_split: None,
+        }
+    }
+
+    /// Paces every split to `records_per_second` by the job's clock.
+    pub fn with_rate_per_split(mut self, records_per_second: f64) -> Self {
+        self.rate_per_split = Some(records_per_second);
+        self
+    }
+}
+
+struct SplitState {
+    id: u32,
+    next: u64,
+    finished: bool,
+}
+
+struct SplitGeneratorReader<T> {
+    f: Arc<dyn Fn(u32, u64) -> T + Send + Sync>,
+    splits: Vec<SplitState>,
+    end: Option<u64>,
+    rate: Option<f64>,
+    started_nanos: Option<u64>,
+    cursor: usize,
+    last: Option<u32>,
+    newly_finished: Vec<u32>,
+    ctx: OperatorContext,
+}
+
+impl<T: Send + 'static> Source<T> for SplitGeneratorSource<T> {
+    fn boundedness(&self) -> Boundedness {
+        match self.per_split {
+            Some(_) => Boundedness::Bounded,
+            None => Boundedness::Unbounded,
+        }
+    }
+
+    fn create_reader(&self, ctx: &OperatorContext) -> Result<Box<dyn SourceReader<T>>> {
+        let (i, p) = (ctx.location.subtask, ctx.location.parallelism.max(1));
+        let splits = (0..self.splits)
+            .filter(|s| s % p == i)
+            .map(|id| SplitState {
+                id,
+                next: 0,
+                finished: self.per_split == Some(0),
+            })
+            .collect();
+        Ok(Box::new(SplitGeneratorReader {
+            f: Arc::clone(&self.f),
+            splits,
+            end: self.per_split,
+            rate: self.rate_per_split,
+            started_nanos: None,
+            cursor: 0,
+            last: None,
+            newly_finished: Vec::new(),
+            ctx: ctx.clone(),
+        }))
+    }
+}
+
+impl<T: Send + 'static> SourceReader<T> for SplitGeneratorReader<T> {
+    fn poll(&mut self, out: &mut Records<T>, max_records: usize) -> Result<SourcePoll> {
+        self.last = None;
+        let n = self.splits.len();
+        let now = self.ctx.clock.monotonic_nanos();
+        let start = *self.started_nanos.get_or_insert(now);
+        for step in 0..n {
+            let index = (self.cursor + step) % n;
+            let split = &mut self.splits[index];
+            if split.finished {
+                continue;
+            }
+            let mut stop = split.next.saturating_add(max_records as u64);
+            if let Some(end) = self.end {
+                stop = stop.min(end);
+            }
+            if let Some(rate) = self.rate {
+                let due = ((now - start) as f64 * rate / 1e9) as u64;
+                stop = stop.min(due.max(split.next));
+            }
+            if stop == split.next {
+                continue;
+            }
+            for i in split.next..stop {
+                out.push((self.f)(split.id, i), None);
+            }
+            split.next = stop;
+            if self.end.is_some_and(|end| split.next >= end) {
+                split.finished = true;
+                self.newly_finished.push(split.id);
+            }
+            self.last = Some(split.id);
+            self.cursor = (index + 1) % n;
+            break;
+        }
+        Ok(if self.splits.iter().all(|s| s.finished) {
+            SourcePoll::Finished
+        } else if self.last.is_some() {
+            SourcePoll::Ready
+        } else {
+            SourcePoll::Pending
+        })
+    }
+
+    fn splits(&self) -> Vec<u32> {
+        self.splits.iter().map(|s| s.id).collect()
+    }
+
+    fn last_split(&self) -> Option<u32> {
+        self.last
+    }
+
+    fn take_finished_splits(&mut self) -> Vec<u32> {
+        std::mem::take(&mut self.newly_finished)
+    }
+}

@@ -31,6 +31,6 @@ pub use collection::{CollectSink, CollectionSource};
 pub use discard::DiscardSink;
 pub use error::Error;
 pub use file::{TextFileSink, TextFileSource};
-pub use generator::GeneratorSource;
+pub use generator::{GeneratorSource, SplitGeneratorSource};
 pub use socket::SocketTextSource;
 pub use stdout::PrintSink;

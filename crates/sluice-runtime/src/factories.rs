@@ -20,6 +20,7 @@ use crate::operator::chain::{ChainLink, EventSink, FanOut, Terminal};
 use crate::operator::side_output::{SideOutput, SideOutputs, TypedSideOutput};
 use crate::operator::two_input::{TwoInput, TwoInputOperator};
 use crate::operator::{Operator, OperatorContext};
+use crate::operators::WatermarkSpec;
 use crate::partition::{PartitionStrategy, Partitioning, RouterOutput};
 use crate::source::Source;
 use crate::task::{OneInputTask, SourceTask, Task};
@@ -114,12 +115,24 @@ impl<T: Clone + Send + 'static> EdgeFactory for RecordsEdge<T> {
 /// A source node producing `Records<T>`.
 pub struct SourceNode<T> {
     source: Arc<dyn Source<T>>,
+    watermarks: Option<WatermarkSpec<T>>,
 }
 
 impl<T> SourceNode<T> {
     /// A node reading `source`.
     pub fn new(source: Arc<dyn Source<T>>) -> Self {
-        SourceNode { source }
+        SourceNode {
+            source,
+            watermarks: None,
+        }
+    }
+
+    /// A node reading `source` with timestamps and per-split watermarks by `spec`.
+    pub fn with_watermarks(source: Arc<dyn Source<T>>, spec: WatermarkSpec<T>) -> Self {
+        SourceNode {
+            source,
+            watermarks: Some(spec),
+        }
     }
 }
 
@@ -149,12 +162,10 @@ impl<T: Clone + Send + 'static> NodeFactory for SourceNode<T> {
         control: Arc<JobControl>,
     ) -> Result<Box<dyn Task>> {
         let downstream = downcast_sink::<Records<T>>(downstream)?;
-        Ok(Box::new(SourceTask::new(
-            Arc::clone(&self.source),
-            ctx,
-            downstream,
-            control,
-        )))
+        Ok(Box::new(
+            SourceTask::new(Arc::clone(&self.source), ctx, downstream, control)
+                .with_watermarks(self.watermarks.clone()),
+        ))
     }
 }
 

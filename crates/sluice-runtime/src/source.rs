@@ -56,4 +56,23 @@ pub trait SourceReader<T>: Send {
     /// # Errors
     /// [`crate::Error::User`] for unreadable input; the job fails with the source named.
     fn poll(&mut self, out: &mut Records<T>, max_records: usize) -> Result<SourcePoll>;
+
+    /// The splits this reader reads (file ranges, partitions, generated streams), for
+    /// per-split watermarks; reported once after the reader is created. Default: none
+    /// (the reader counts as one split).
+    fn splits(&self) -> Vec<u32> {
+        Vec::new()
+    }
+
+    /// The split the records of the last poll came from; a poll that returns records of
+    /// several splits must not report one. Default: `None` (one split).
+    fn last_split(&self) -> Option<u32> {
+        None
+    }
+
+    /// Splits that ended since the last call (they stop holding the watermark back).
+    /// Default: none.
+    fn take_finished_splits(&mut self) -> Vec<u32> {
+        Vec::new()
+    }
 }

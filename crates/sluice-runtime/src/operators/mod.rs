@@ -31,7 +31,7 @@ pub use keyed_reduce::KeyedReduceOperator;
 pub use local_reduce::{LocalReduceOperator, LOCAL_REDUCE_KEYS_MAX};
 pub use map::MapOperator;
 pub use timers::TimeDomain;
-pub use timestamps::{TimestampFn, TimestampsAndWatermarksOperator};
+pub use timestamps::{TimestampFn, TimestampsAndWatermarksOperator, WatermarkSpec};
 
 /// The result type of user functions: any error, boxed.
 pub type UserResult<T = ()> = std::result::Result<T, crate::BoxError>;

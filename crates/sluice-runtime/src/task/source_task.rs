@@ -4,14 +4,16 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
 
-use sluice_core::{Records, StreamEvent, Watermark};
+use sluice_core::{Records, StreamEvent, Watermark, WatermarkStatus};
 
 use super::Task;
 use crate::control::JobControl;
 use crate::error::{panic_message, Error, Result, TaskLocation};
 use crate::operator::chain::EventSink;
 use crate::operator::OperatorContext;
-use crate::source::{Source, SourcePoll};
+use crate::operators::WatermarkSpec;
+use crate::source::{Source, SourcePoll, SourceReader};
+use crate::watermark::{SplitWatermarks, WatermarkUpdate};
 
 const PENDING_BACKOFF_MIN: Duration = Duration::from_millis(1);
 const PENDING_BACKOFF_MAX: Duration = Duration::from_millis(50);
@@ -22,6 +24,53 @@ pub struct SourceTask<T> {
     ctx: OperatorContext,
     downstream: Box<dyn EventSink<Records<T>>>,
     control: Arc<JobControl>,
+    watermarks: Option<WatermarkSpec<T>>,
+}
+
+/// Per-split timestamps and watermarks generated inside the source (Flink's
+/// `fromSource(source, watermarkStrategy)`).
+struct SourceWatermarks<T> {
+    spec: WatermarkSpec<T>,
+    splits: SplitWatermarks,
+}
+
+impl<T: Send + 'static> SourceWatermarks<T> {
+    fn emit(
+        update: WatermarkUpdate,
+        downstream: &mut Box<dyn EventSink<Records<T>>>,
+    ) -> Result<()> {
+        if let Some(status) = update.status {
+            downstream.on_event(StreamEvent::WatermarkStatus(status))?;
+        }
+        if let Some(w) = update.watermark {
+            downstream.on_event(StreamEvent::Watermark(w))?;
+        }
+        Ok(())
+    }
+
+    /// Stamps a polled batch, updates its split's generator, sends it and what it moved.
+    fn on_batch(
+        &mut self,
+        batch: Records<T>,
+        reader: &mut Box<dyn SourceReader<T>>,
+        now: i64,
+        downstream: &mut Box<dyn EventSink<Records<T>>>,
+    ) -> Result<()> {
+        let batch = self.spec.stamp(batch);
+        let split = reader.last_split().unwrap_or(0);
+        if let Some(timestamps) = batch.timestamps() {
+            if let Some(status) = self.splits.on_records(split, timestamps, now) {
+                downstream.on_event(StreamEvent::WatermarkStatus(status))?;
+            }
+        }
+        if !batch.is_empty() {
+            downstream.on_event(StreamEvent::Data(batch))?;
+        }
+        for finished in reader.take_finished_splits() {
+            self.splits.finish_split(finished, now);
+        }
+        Self::emit(self.splits.poll(now), downstream)
+    }
 }
 
 impl<T: Send + 'static> SourceTask<T> {
@@ -37,7 +86,15 @@ impl<T: Send + 'static> SourceTask<T> {
             ctx,
             downstream,
             control,
+            watermarks: None,
         }
+    }
+
+    /// Generates timestamps and per-split watermarks inside the source by `spec`.
+    #[must_use]
+    pub fn with_watermarks(mut self, spec: Option<WatermarkSpec<T>>) -> Self {
+        self.watermarks = spec;
+        self
     }
 
     fn guarded<R>(&self, call: impl FnOnce() -> Result<R>) -> Result<R> {
@@ -58,6 +115,18 @@ impl<T: Send + 'static> Task for SourceTask<T> {
 
     fn run(mut self: Box<Self>) -> Result<()> {
         let mut reader = self.guarded(|| self.source.create_reader(&self.ctx))?;
+        let start = self.ctx.clock.now_ms();
+        let mut watermarks = self.watermarks.take().map(|spec| {
+            let mut splits = SplitWatermarks::new(spec.bound, spec.idle_timeout_ms);
+            let assigned = reader.splits();
+            if assigned.is_empty() {
+                splits.add_split(0, start);
+            }
+            for split in assigned {
+                splits.add_split(split, start);
+            }
+            SourceWatermarks { spec, splits }
+        });
         let batch_size = self.ctx.batch_size;
         let mut backoff = PENDING_BACKOFF_MIN;
         let mut last_tick = i64::MIN;
@@ -77,8 +146,10 @@ impl<T: Send + 'static> Task for SourceTask<T> {
             let mut batch = Records::with_capacity(batch_size);
             let poll = self.guarded(|| reader.poll(&mut batch, batch_size))?;
             let produced = !batch.is_empty();
-            if produced {
-                self.downstream.on_event(StreamEvent::Data(batch))?;
+            match watermarks.as_mut() {
+                Some(w) => w.on_batch(batch, &mut reader, now, &mut self.downstream)?,
+                None if produced => self.downstream.on_event(StreamEvent::Data(batch))?,
+                None => {}
             }
             match poll {
                 SourcePoll::Ready => backoff = PENDING_BACKOFF_MIN,
@@ -96,6 +167,13 @@ impl<T: Send + 'static> Task for SourceTask<T> {
             }
         };
         if finished_naturally {
+            if watermarks
+                .as_ref()
+                .is_some_and(|w| w.splits.status() == WatermarkStatus::Idle)
+            {
+                self.downstream
+                    .on_event(StreamEvent::WatermarkStatus(WatermarkStatus::Active))?;
+            }
             // The end of a bounded input completes event time: every pending window and
             // timer downstream fires.
             self.downstream

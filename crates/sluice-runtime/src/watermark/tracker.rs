@@ -52,6 +52,10 @@ impl WatermarkTracker {
     /// Records `watermark` on `channel`; returns the new combined watermark if it advanced.
     /// A channel's watermark going backwards is ignored (it cannot undo progress).
     pub fn update(&mut self, channel: usize, watermark: Watermark) -> Option<Watermark> {
+        if watermark == Watermark::MAX {
+            // The end of an input completes its event time, idle or not.
+            self.idle[channel] = false;
+        }
         if watermark > self.channels[channel] {
             self.channels[channel] = watermark;
         }
