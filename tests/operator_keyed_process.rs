@@ -84,3 +84,59 @@ fn a_function_error_is_attributed_to_the_operator() {
     let err = h.push(Records::from(vec![13])).unwrap_err().to_string();
     assert_eq!(err, "operator `Harnessed` (subtask 1/1) failed: unlucky");
 }
+
+/// Counts records per key in a value state with a 1 s time-to-live: a key that was
+/// quiet for a second starts again from zero.
+#[derive(Clone, Default)]
+struct ExpiringCount {
+    count: Option<sluice_api::ValueStateHandle<u64>>,
+}
+
+impl KeyedProcessFunction<u64, u64, String> for ExpiringCount {
+    fn open(&mut self, ctx: &mut sluice_api::OpenContext<'_, u64>) -> UserResult {
+        let h = ctx.value_state("count")?;
+        ctx.enable_ttl(&h, sluice_api::StateTtlConfig::new(Duration::from_secs(1)));
+        self.count = Some(h);
+        Ok(())
+    }
+
+    fn process_element(
+        &mut self,
+        value: u64,
+        ctx: &mut KeyedContext<'_, u64>,
+        out: &mut ProcessOutput<'_, String>,
+    ) -> UserResult {
+        let h = self.count.ok_or("not opened")?;
+        let mut state = ctx.value_state(&h);
+        let n = state.get_or_insert_with(|| 0);
+        *n += 1;
+        out.collect(format!("{value}:{n}"));
+        Ok(())
+    }
+}
+
+#[test]
+fn state_with_ttl_expires_by_the_job_clock() {
+    let mut h = OperatorHarness::new(RuntimeMode::Streaming, |ctx| {
+        let key_of = KeySelector::Owned(Arc::new(|v: &u64| v % 10));
+        Ok(KeyedProcessOperator::new(
+            ctx,
+            key_of,
+            ExpiringCount::default(),
+        ))
+    })
+    .unwrap();
+    h.push(Records::from(vec![1, 11, 2])).unwrap();
+    h.clock().advance(Duration::from_millis(999));
+    h.push(Records::from(vec![21])).unwrap();
+    h.clock().advance(Duration::from_millis(1));
+    // Key 1 was written at 999 ms: alive. Key 2 was written at 0: expired at 1 000 ms.
+    h.push(Records::from(vec![31, 12])).unwrap();
+    h.clock().advance(Duration::from_secs(5));
+    h.tick().unwrap();
+    h.push(Records::from(vec![41])).unwrap();
+    assert_eq!(
+        lines(h.take_output()),
+        vec!["1:1", "11:2", "2:1", "21:3", "31:4", "12:1", "41:1"]
+    );
+}

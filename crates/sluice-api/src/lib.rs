@@ -64,7 +64,8 @@ pub use sluice_runtime::operators::{
 pub use sluice_runtime::{Error, JobConfig, JobResult, JobStatus, OutputTag, Result, RuntimeMode};
 pub use sluice_state::{
     AggregateFunction, AggregatingState, AggregatingStateHandle, ListState, ListStateHandle,
-    MapState, MapStateHandle, ReducingState, ReducingStateHandle, ValueState, ValueStateHandle,
+    MapState, MapStateHandle, ReducingState, ReducingStateHandle, StateTtlConfig, TtlUpdate,
+    ValueState, ValueStateHandle,
 };
 
 /// Everything a job usually needs, in one import.

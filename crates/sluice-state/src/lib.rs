@@ -32,13 +32,15 @@ pub mod error;
 mod prefetch;
 pub mod store;
 pub mod table;
+pub mod ttl;
 pub mod views;
 
 pub use aggregate::AggregateFunction;
 pub use error::{Error, Result};
 pub use store::{
     AggregatingStateHandle, KeyedStateStore, ListStateHandle, MapStateHandle, ReducingStateHandle,
-    ValueStateHandle,
+    StateHandle, ValueStateHandle,
 };
 pub use table::KeyedTable;
+pub use ttl::{StateTtlConfig, TtlUpdate};
 pub use views::{AggregatingState, ListState, MapState, ReducingState, ValueState};

@@ -11,11 +11,12 @@ use std::hash::Hash;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use sluice_core::KeyGroupRange;
+use sluice_core::{stable_hash, Clock, KeyGroupRange, SystemClock};
 
 use crate::aggregate::AggregateFunction;
 use crate::error::{Error, Result};
 use crate::table::KeyedTable;
+use crate::ttl::{StateTtlConfig, Ttl, TtlTouch, TtlUpdate};
 use crate::views::{AggregatingState, ListState, MapState, ReducingState, ValueState};
 
 macro_rules! copy_handle {
@@ -34,6 +35,12 @@ macro_rules! copy_handle {
         }
 
         impl<$($p),+> Copy for $name<$($p),+> {}
+
+        impl<$($p),+> StateHandle for $name<$($p),+> {
+            fn index(&self) -> usize {
+                self.index
+            }
+        }
     };
 }
 
@@ -59,6 +66,18 @@ impl<V> Clone for ReducingStateHandle<V> {
             index: self.index,
             reduce: Arc::clone(&self.reduce),
         }
+    }
+}
+
+impl<V> StateHandle for ReducingStateHandle<V> {
+    fn index(&self) -> usize {
+        self.index
+    }
+}
+
+impl<IN, ACC, OUT> StateHandle for AggregatingStateHandle<IN, ACC, OUT> {
+    fn index(&self) -> usize {
+        self.index
     }
 }
 
@@ -94,20 +113,39 @@ impl<IN, ACC, OUT> std::fmt::Debug for AggregatingStateHandle<IN, ACC, OUT> {
     }
 }
 
-struct RegisteredState {
+struct RegisteredState<K> {
     name: String,
     /// Kind and stored type, e.g. "list state of alloc::string::String".
     description: String,
     table: Box<dyn Any + Send>,
+    /// Removes this state's entries of one key (type-erased `KeyedTable::remove`).
+    remove: fn(&mut (dyn Any + Send), &K, u64),
+    ttl: Option<Ttl<K>>,
+}
+
+fn remove_entry<K: Eq + Clone + 'static, S: 'static>(
+    table: &mut (dyn Any + Send),
+    key: &K,
+    hash: u64,
+) {
+    if let Some(t) = table.downcast_mut::<KeyedTable<K, S>>() {
+        t.remove(key, hash);
+    }
+}
+
+/// Anything that names a registered state (for [`KeyedStateStore::enable_ttl`]).
+pub trait StateHandle {
+    /// The state's index in its store.
+    fn index(&self) -> usize;
 }
 
 /// The keyed states of one operator subtask, all over the same key groups.
 pub struct KeyedStateStore<K> {
     range: KeyGroupRange,
     max_parallelism: u32,
-    states: Vec<RegisteredState>,
+    states: Vec<RegisteredState<K>>,
     by_name: HashMap<String, usize>,
-    _key: PhantomData<fn() -> K>,
+    clock: Arc<dyn Clock>,
 }
 
 impl<K> std::fmt::Debug for KeyedStateStore<K> {
@@ -119,7 +157,7 @@ impl<K> std::fmt::Debug for KeyedStateStore<K> {
     }
 }
 
-impl<K: Eq + Clone + Send + 'static> KeyedStateStore<K> {
+impl<K: Eq + Hash + Clone + Send + 'static> KeyedStateStore<K> {
     /// An empty store for the key groups in `range` out of `max_parallelism`.
     pub fn new(range: KeyGroupRange, max_parallelism: u32) -> Self {
         KeyedStateStore {
@@ -127,8 +165,47 @@ impl<K: Eq + Clone + Send + 'static> KeyedStateStore<K> {
             max_parallelism,
             states: Vec::new(),
             by_name: HashMap::new(),
-            _key: PhantomData,
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// Measures state time-to-live with `clock` (the job's processing-time clock).
+    pub fn set_clock(&mut self, clock: Arc<dyn Clock>) {
+        self.clock = clock;
+    }
+
+    /// Gives the state of `handle` a time-to-live: its entries expire `config` after
+    /// their last write (or read) and are never returned after that.
+    pub fn enable_ttl(&mut self, handle: &impl StateHandle, config: StateTtlConfig) {
+        if let Some(state) = self.states.get_mut(handle.index()) {
+            state.ttl = Some(Ttl {
+                config,
+                stamps: KeyedTable::new(self.range, self.max_parallelism),
+            });
+        }
+    }
+
+    /// Removes every entry whose time-to-live ran out by `now_ms`; returns how many.
+    pub fn expire(&mut self, now_ms: i64) -> usize {
+        let mut removed = 0;
+        for state in &mut self.states {
+            let Some(ttl) = state.ttl.as_mut() else {
+                continue;
+            };
+            let expired: Vec<K> = ttl
+                .stamps
+                .iter()
+                .filter(|(_, &t)| now_ms.saturating_sub(t) >= ttl.config.ttl_ms())
+                .map(|(k, _)| k.clone())
+                .collect();
+            for key in expired {
+                let hash = stable_hash(&key);
+                ttl.stamps.remove(&key, hash);
+                (state.remove)(state.table.as_mut(), &key, hash);
+                removed += 1;
+            }
+        }
+        removed
     }
 
     /// The key groups this store holds.
@@ -155,6 +232,8 @@ impl<K: Eq + Clone + Send + 'static> KeyedStateStore<K> {
             name: name.to_string(),
             description,
             table: Box::new(KeyedTable::<K, S>::new(self.range, self.max_parallelism)),
+            remove: remove_entry::<K, S>,
+            ttl: None,
         });
         self.by_name.insert(name.to_string(), index);
         Ok(index)
@@ -246,6 +325,49 @@ impl<K: Eq + Clone + Send + 'static> KeyedStateStore<K> {
         }
     }
 
+    /// The table of state `index` for `key`, with an expired entry removed first, and the
+    /// TTL bookkeeping the view needs.
+    fn entry<'a, S: Send + 'static>(
+        &'a mut self,
+        index: usize,
+        key: &K,
+        hash: u64,
+    ) -> (&'a mut KeyedTable<K, S>, Option<TtlTouch<'a, K>>)
+    where
+        K: Hash,
+    {
+        let now_ms = if self.states[index].ttl.is_some() {
+            self.clock.now_ms()
+        } else {
+            0
+        };
+        let state = &mut self.states[index];
+        let name = &state.name;
+        let Some(table) = state.table.downcast_mut::<KeyedTable<K, S>>() else {
+            panic!("state handle for `{name}` used with a store that did not issue it");
+        };
+        let Some(ttl) = state.ttl.as_mut() else {
+            return (table, None);
+        };
+        if let Some(&stamp) = ttl.stamps.get(key, hash) {
+            if now_ms.saturating_sub(stamp) >= ttl.config.ttl_ms() {
+                table.remove(key, hash);
+                ttl.stamps.remove(key, hash);
+            } else if ttl.config.update() == TtlUpdate::OnReadAndWrite {
+                if let Some(s) = ttl.stamps.get_mut(key, hash) {
+                    *s = now_ms;
+                }
+            }
+        }
+        (
+            table,
+            Some(TtlTouch {
+                stamps: &mut ttl.stamps,
+                now_ms,
+            }),
+        )
+    }
+
     /// The whole table behind a value state, for operators that work on many keys.
     ///
     /// # Panics
@@ -267,10 +389,12 @@ impl<K: Eq + Clone + Send + 'static> KeyedStateStore<K> {
         key: &'a K,
         hash: u64,
     ) -> ValueState<'a, K, V> {
+        let (table, ttl) = self.entry(handle.index, key, hash);
         ValueState {
-            table: self.table(handle.index),
+            table,
             key,
             hash,
+            ttl,
         }
     }
 
@@ -284,10 +408,12 @@ impl<K: Eq + Clone + Send + 'static> KeyedStateStore<K> {
         key: &'a K,
         hash: u64,
     ) -> ListState<'a, K, V> {
+        let (table, ttl) = self.entry(handle.index, key, hash);
         ListState {
-            table: self.table(handle.index),
+            table,
             key,
             hash,
+            ttl,
         }
     }
 
@@ -305,10 +431,12 @@ impl<K: Eq + Clone + Send + 'static> KeyedStateStore<K> {
         UK: Hash + Eq + Send + 'static,
         UV: Send + 'static,
     {
+        let (table, ttl) = self.entry(handle.index, key, hash);
         MapState {
-            table: self.table(handle.index),
+            table,
             key,
             hash,
+            ttl,
         }
     }
 
@@ -322,11 +450,13 @@ impl<K: Eq + Clone + Send + 'static> KeyedStateStore<K> {
         key: &'a K,
         hash: u64,
     ) -> ReducingState<'a, K, V> {
+        let (table, ttl) = self.entry(handle.index, key, hash);
         ReducingState {
-            table: self.table(handle.index),
+            table,
             reduce: &handle.reduce,
             key,
             hash,
+            ttl,
         }
     }
 
@@ -340,11 +470,13 @@ impl<K: Eq + Clone + Send + 'static> KeyedStateStore<K> {
         key: &'a K,
         hash: u64,
     ) -> AggregatingState<'a, K, IN, ACC, OUT> {
+        let (table, ttl) = self.entry(handle.index, key, hash);
         AggregatingState {
-            table: self.table(handle.index),
+            table,
             function: &handle.function,
             key,
             hash,
+            ttl,
         }
     }
 
@@ -411,5 +543,83 @@ mod tests {
         v.value_mut().unwrap().push(2);
         assert_eq!(v.clear(), Some(vec![1, 2]));
         assert_eq!(v.value(), None);
+    }
+}
+
+#[cfg(test)]
+mod ttl_tests {
+    use super::*;
+    use sluice_core::{stable_hash, ManualClock};
+    use std::time::Duration;
+
+    fn store(clock: &ManualClock) -> KeyedStateStore<u64> {
+        let mut s = KeyedStateStore::new(KeyGroupRange::for_subtask(128, 1, 0), 128);
+        s.set_clock(Arc::new(clock.clone()));
+        s
+    }
+
+    #[test]
+    fn entries_expire_after_their_last_write() {
+        let clock = ManualClock::new(1_000);
+        let mut s = store(&clock);
+        let h = s.register_value::<u32>("v").unwrap();
+        s.enable_ttl(&h, StateTtlConfig::new(Duration::from_millis(100)));
+        let (k, hash) = (7u64, stable_hash(&7u64));
+        s.value_state(&h, &k, hash).update(1);
+        clock.advance(Duration::from_millis(60));
+        assert_eq!(
+            s.value_state(&h, &k, hash).value(),
+            Some(&1),
+            "reads do not extend"
+        );
+        clock.advance(Duration::from_millis(40));
+        assert_eq!(
+            s.value_state(&h, &k, hash).value(),
+            None,
+            "expired at 100 ms"
+        );
+        // A write starts a new life.
+        s.value_state(&h, &k, hash).update(2);
+        clock.advance(Duration::from_millis(99));
+        assert_eq!(s.value_state(&h, &k, hash).value(), Some(&2));
+    }
+
+    #[test]
+    fn reads_extend_the_life_when_configured() {
+        let clock = ManualClock::new(0);
+        let mut s = store(&clock);
+        let h = s.register_list::<u32>("l").unwrap();
+        s.enable_ttl(
+            &h,
+            StateTtlConfig::new(Duration::from_millis(100)).update_on_read_and_write(),
+        );
+        let (k, hash) = (1u64, stable_hash(&1u64));
+        s.list_state(&h, &k, hash).add(5);
+        for _ in 0..5 {
+            clock.advance(Duration::from_millis(80));
+            assert_eq!(s.list_state(&h, &k, hash).get(), &[5]);
+        }
+        clock.advance(Duration::from_millis(100));
+        assert!(s.list_state(&h, &k, hash).get().is_empty());
+    }
+
+    #[test]
+    fn expire_removes_entries_nobody_reads_again() {
+        let clock = ManualClock::new(0);
+        let mut s = store(&clock);
+        let ttl = s.register_map::<u32, u32>("m").unwrap();
+        let keep = s.register_value::<u32>("no-ttl").unwrap();
+        s.enable_ttl(&ttl, StateTtlConfig::new(Duration::from_millis(10)));
+        for k in 0..50u64 {
+            let hash = stable_hash(&k);
+            s.map_state(&ttl, &k, hash).put(1, 2);
+            s.value_state(&keep, &k, hash).update(3);
+        }
+        assert_eq!(s.expire(5), 0);
+        clock.advance(Duration::from_millis(10));
+        assert_eq!(s.expire(10), 50);
+        assert_eq!(s.table_mut(&keep).len(), 50, "states without a TTL stay");
+        let k = 3u64;
+        assert!(s.map_state(&ttl, &k, stable_hash(&k)).is_empty());
     }
 }

@@ -11,12 +11,14 @@ use std::sync::Arc;
 
 use crate::aggregate::AggregateFunction;
 use crate::table::KeyedTable;
+use crate::ttl::{forget, touch, TtlTouch};
 
 /// The value of one state for the current key.
 pub struct ValueState<'a, K, V> {
     pub(crate) table: &'a mut KeyedTable<K, V>,
     pub(crate) key: &'a K,
     pub(crate) hash: u64,
+    pub(crate) ttl: Option<TtlTouch<'a, K>>,
 }
 
 impl<K: Eq + Clone, V> ValueState<'_, K, V> {
@@ -27,21 +29,27 @@ impl<K: Eq + Clone, V> ValueState<'_, K, V> {
 
     /// The current key's value, mutable, if it has one.
     pub fn value_mut(&mut self) -> Option<&mut V> {
+        if self.table.get(self.key, self.hash).is_some() {
+            touch(&mut self.ttl, self.key, self.hash);
+        }
         self.table.get_mut(self.key, self.hash)
     }
 
     /// Sets the current key's value.
     pub fn update(&mut self, value: V) {
+        touch(&mut self.ttl, self.key, self.hash);
         self.table.insert(self.key.clone(), self.hash, value);
     }
 
     /// The current key's value, set to `make()` first if it has none.
     pub fn get_or_insert_with(&mut self, make: impl FnOnce() -> V) -> &mut V {
+        touch(&mut self.ttl, self.key, self.hash);
         self.table.get_or_insert_with(self.key, self.hash, make)
     }
 
     /// Removes the current key's value, returning it.
     pub fn clear(&mut self) -> Option<V> {
+        forget(&mut self.ttl, self.key, self.hash);
         self.table.remove(self.key, self.hash)
     }
 }
@@ -51,6 +59,7 @@ pub struct ListState<'a, K, V> {
     pub(crate) table: &'a mut KeyedTable<K, Vec<V>>,
     pub(crate) key: &'a K,
     pub(crate) hash: u64,
+    pub(crate) ttl: Option<TtlTouch<'a, K>>,
 }
 
 impl<K: Eq + Clone, V> ListState<'_, K, V> {
@@ -63,6 +72,7 @@ impl<K: Eq + Clone, V> ListState<'_, K, V> {
 
     /// Appends a value.
     pub fn add(&mut self, value: V) {
+        touch(&mut self.ttl, self.key, self.hash);
         self.table
             .get_or_insert_with(self.key, self.hash, Vec::new)
             .push(value);
@@ -74,6 +84,9 @@ impl<K: Eq + Clone, V> ListState<'_, K, V> {
         list.extend(values);
         if list.is_empty() {
             self.table.remove(self.key, self.hash);
+            forget(&mut self.ttl, self.key, self.hash);
+        } else {
+            touch(&mut self.ttl, self.key, self.hash);
         }
     }
 
@@ -81,13 +94,16 @@ impl<K: Eq + Clone, V> ListState<'_, K, V> {
     pub fn update(&mut self, values: Vec<V>) {
         if values.is_empty() {
             self.table.remove(self.key, self.hash);
+            forget(&mut self.ttl, self.key, self.hash);
         } else {
+            touch(&mut self.ttl, self.key, self.hash);
             self.table.insert(self.key.clone(), self.hash, values);
         }
     }
 
     /// Removes the current key's values, returning them.
     pub fn clear(&mut self) -> Vec<V> {
+        forget(&mut self.ttl, self.key, self.hash);
         self.table.remove(self.key, self.hash).unwrap_or_default()
     }
 }
@@ -97,6 +113,7 @@ pub struct MapState<'a, K, UK, UV> {
     pub(crate) table: &'a mut KeyedTable<K, HashMap<UK, UV>>,
     pub(crate) key: &'a K,
     pub(crate) hash: u64,
+    pub(crate) ttl: Option<TtlTouch<'a, K>>,
 }
 
 impl<K: Eq + Clone, UK: Hash + Eq, UV> MapState<'_, K, UK, UV> {
@@ -112,6 +129,7 @@ impl<K: Eq + Clone, UK: Hash + Eq, UV> MapState<'_, K, UK, UV> {
 
     /// Sets the value of `user_key`, returning the previous one.
     pub fn put(&mut self, user_key: UK, value: UV) -> Option<UV> {
+        touch(&mut self.ttl, self.key, self.hash);
         self.table
             .get_or_insert_with(self.key, self.hash, HashMap::new)
             .insert(user_key, value)
@@ -123,6 +141,9 @@ impl<K: Eq + Clone, UK: Hash + Eq, UV> MapState<'_, K, UK, UV> {
         let removed = map.remove(user_key);
         if map.is_empty() {
             self.table.remove(self.key, self.hash);
+            forget(&mut self.ttl, self.key, self.hash);
+        } else {
+            touch(&mut self.ttl, self.key, self.hash);
         }
         removed
     }
@@ -142,6 +163,7 @@ impl<K: Eq + Clone, UK: Hash + Eq, UV> MapState<'_, K, UK, UV> {
 
     /// Removes every entry of the current key.
     pub fn clear(&mut self) {
+        forget(&mut self.ttl, self.key, self.hash);
         self.table.remove(self.key, self.hash);
     }
 }
@@ -152,6 +174,7 @@ pub struct ReducingState<'a, K, V> {
     pub(crate) reduce: &'a Arc<dyn Fn(V, V) -> V + Send + Sync>,
     pub(crate) key: &'a K,
     pub(crate) hash: u64,
+    pub(crate) ttl: Option<TtlTouch<'a, K>>,
 }
 
 impl<K: Eq + Clone, V> ReducingState<'_, K, V> {
@@ -162,6 +185,7 @@ impl<K: Eq + Clone, V> ReducingState<'_, K, V> {
 
     /// Reduces `value` into the current key's value.
     pub fn add(&mut self, value: V) {
+        touch(&mut self.ttl, self.key, self.hash);
         let slot = self.table.get_or_insert_with(self.key, self.hash, || None);
         let next = match slot.take() {
             Some(acc) => (self.reduce)(acc, value),
@@ -172,6 +196,7 @@ impl<K: Eq + Clone, V> ReducingState<'_, K, V> {
 
     /// Removes the current key's value, returning it.
     pub fn clear(&mut self) -> Option<V> {
+        forget(&mut self.ttl, self.key, self.hash);
         self.table.remove(self.key, self.hash).flatten()
     }
 }
@@ -182,6 +207,7 @@ pub struct AggregatingState<'a, K, IN, ACC, OUT> {
     pub(crate) function: &'a Arc<dyn AggregateFunction<IN, ACC, OUT>>,
     pub(crate) key: &'a K,
     pub(crate) hash: u64,
+    pub(crate) ttl: Option<TtlTouch<'a, K>>,
 }
 
 impl<K: Eq + Clone, IN: 'static, ACC: 'static, OUT: 'static> AggregatingState<'_, K, IN, ACC, OUT> {
@@ -194,6 +220,7 @@ impl<K: Eq + Clone, IN: 'static, ACC: 'static, OUT: 'static> AggregatingState<'_
 
     /// Aggregates `value` into the current key's accumulator.
     pub fn add(&mut self, value: IN) {
+        touch(&mut self.ttl, self.key, self.hash);
         let function = Arc::clone(self.function);
         let acc = self
             .table
@@ -203,6 +230,7 @@ impl<K: Eq + Clone, IN: 'static, ACC: 'static, OUT: 'static> AggregatingState<'_
 
     /// Removes the current key's accumulator, returning it.
     pub fn clear(&mut self) -> Option<ACC> {
+        forget(&mut self.ttl, self.key, self.hash);
         self.table.remove(self.key, self.hash)
     }
 }

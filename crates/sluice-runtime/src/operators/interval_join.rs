@@ -54,7 +54,9 @@ impl<A, B, O> IntervalJoinFunction<A, B, O> {
     }
 }
 
-fn timestamp_of<K: Eq + Clone + Send + 'static>(ctx: &KeyedContext<'_, K>) -> UserResult<i64> {
+fn timestamp_of<K: Eq + Hash + Clone + Send + 'static>(
+    ctx: &KeyedContext<'_, K>,
+) -> UserResult<i64> {
     ctx.timestamp().map(|t| t.millis()).ok_or_else(|| {
         "interval join needs event time on both inputs; call `assign_timestamps_and_watermarks` upstream"
             .into()

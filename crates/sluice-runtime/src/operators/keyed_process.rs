@@ -13,8 +13,8 @@ use std::sync::Arc;
 use sluice_core::{stable_hash, Clock, EventTime, Records, Watermark};
 use sluice_state::{
     AggregateFunction, AggregatingState, AggregatingStateHandle, KeyedStateStore, ListState,
-    ListStateHandle, MapState, MapStateHandle, ReducingState, ReducingStateHandle, ValueState,
-    ValueStateHandle,
+    ListStateHandle, MapState, MapStateHandle, ReducingState, ReducingStateHandle, StateHandle,
+    StateTtlConfig, ValueState, ValueStateHandle,
 };
 
 use super::timers::{TimeDomain, TimerQueue};
@@ -37,7 +37,7 @@ impl<'a, K> OpenContext<'a, K> {
     }
 }
 
-impl<K: Eq + Clone + Send + 'static> OpenContext<'_, K> {
+impl<K: Eq + Hash + Clone + Send + 'static> OpenContext<'_, K> {
     /// Registers the value state `name` holding one `V` per key.
     ///
     /// # Errors
@@ -91,6 +91,13 @@ impl<K: Eq + Clone + Send + 'static> OpenContext<'_, K> {
         function: impl AggregateFunction<IN, ACC, OUT>,
     ) -> UserResult<AggregatingStateHandle<IN, ACC, OUT>> {
         Ok(self.store.register_aggregating(name, function)?)
+    }
+
+    /// Gives the state of `handle` a time-to-live (Flink's `enableTimeToLive`): a key's
+    /// entry expires `config` after its last write (or read), by the job's clock, and is
+    /// never returned once expired.
+    pub fn enable_ttl(&mut self, handle: &impl StateHandle, config: StateTtlConfig) {
+        self.store.enable_ttl(handle, config);
     }
 
     /// Where this instance runs (subtask index, parallelism, ...).
@@ -152,7 +159,7 @@ impl<K: Hash + Eq + Clone + Send + 'static> KeyedContext<'_, K> {
     }
 }
 
-impl<K: Eq + Clone + Send + 'static> KeyedContext<'_, K> {
+impl<K: Eq + Hash + Clone + Send + 'static> KeyedContext<'_, K> {
     /// The key of the current record.
     pub fn key(&self) -> &K {
         self.key
@@ -312,9 +319,13 @@ pub struct KeyedProcessOperator<K, I, O, P> {
     _types: PhantomData<fn(I) -> O>,
 }
 
+/// How often (ms of processing time) expired state entries are swept.
+const EXPIRY_INTERVAL_MS: i64 = 1_000;
+
 /// What a process function's contexts give access to: state, timers, time.
 pub(crate) struct KeyedRuntime<K> {
     pub(crate) store: KeyedStateStore<K>,
+    next_expiry_ms: i64,
     timers: Timers<K>,
     pub(crate) watermark: Watermark,
     clock: Arc<dyn Clock>,
@@ -323,8 +334,11 @@ pub(crate) struct KeyedRuntime<K> {
 impl<K: Hash + Eq + Clone + Send + 'static> KeyedRuntime<K> {
     /// State and timers for the key groups of `ctx`.
     pub(crate) fn new(ctx: &OperatorContext) -> Self {
+        let mut store = KeyedStateStore::new(ctx.key_group_range, ctx.max_parallelism);
+        store.set_clock(Arc::clone(&ctx.clock));
         KeyedRuntime {
-            store: KeyedStateStore::new(ctx.key_group_range, ctx.max_parallelism),
+            store,
+            next_expiry_ms: i64::MIN,
             timers: Timers::default(),
             watermark: Watermark::MIN,
             clock: Arc::clone(&ctx.clock),
@@ -346,6 +360,11 @@ impl<K: Hash + Eq + Clone + Send + 'static> KeyedRuntime<K> {
             &mut ProcessOutput<'_, O>,
         ) -> UserResult,
     ) -> Result<()> {
+        if domain == TimeDomain::ProcessingTime && up_to >= self.next_expiry_ms {
+            // Entries with a time-to-live that nobody reads again are removed here.
+            self.store.expire(up_to);
+            self.next_expiry_ms = up_to.saturating_add(EXPIRY_INTERVAL_MS);
+        }
         let mut output = Records::new();
         loop {
             let queue = match domain {
