@@ -183,3 +183,80 @@ fn co_process_shares_keyed_state_between_both_inputs() {
         )
         .unwrap();
 }
+
+#[test]
+fn window_join_and_co_group_equal_the_reference() {
+    let mut runner = TestRunner::new(proptest_config(
+        "window_join_and_co_group_equal_the_reference",
+        24,
+    ));
+    let strategy = (
+        events(4),
+        events(4),
+        1i64..200,
+        1u32..=3,
+        1u32..=3,
+        1usize..32,
+    );
+    runner
+        .run(
+            &strategy,
+            |(left, right, size, source_parallelism, parallelism, batch)| {
+                let window = |t: i64| t - t.rem_euclid(size);
+                let mut expected_join = Vec::new();
+                for &(k, a, t) in &left {
+                    for &(k2, b, r) in &right {
+                        if k == k2 && window(t) == window(r) {
+                            expected_join.push((k, a, b));
+                        }
+                    }
+                }
+                let mut groups: BTreeMap<(u64, i64), (usize, usize)> = BTreeMap::new();
+                for &(k, _, t) in &left {
+                    groups.entry((k, window(t))).or_default().0 += 1;
+                }
+                for &(k, _, r) in &right {
+                    groups.entry((k, window(r))).or_default().1 += 1;
+                }
+                let expected_groups: Vec<_> = groups
+                    .into_iter()
+                    .map(|((k, start), (n1, n2))| (k, start, n1, n2))
+                    .collect();
+
+                let env = env(source_parallelism, batch, 2);
+                let l = stamped(&env, &left, source_parallelism);
+                let r = stamped(&env, &right, source_parallelism);
+                let windows = TumblingEventTimeWindows::of(Duration::from_millis(size as u64));
+                let joined = l
+                    .join(&r)
+                    .where_key(|e| e.0)
+                    .equal_to(|e| e.0)
+                    .window(windows)
+                    .apply(|a, b| (a.0, a.1, b.1))
+                    .set_parallelism(parallelism)
+                    .collect();
+                let grouped = l
+                    .co_group(&r)
+                    .where_key(|e| e.0)
+                    .equal_to(|e| e.0)
+                    .window(windows)
+                    .apply_co_group(|k, ctx, first, second, out| {
+                        out.push((*k, ctx.window().start, first.len(), second.len()));
+                        Ok(())
+                    })
+                    .set_parallelism(parallelism)
+                    .collect();
+                env.execute("window join")
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                let mut got = joined.take();
+                got.sort_unstable();
+                expected_join.sort_unstable();
+                prop_assert_eq!(got, expected_join);
+                let mut got = grouped.take();
+                got.sort_unstable();
+                prop_assert_eq!(got, expected_groups);
+                Ok(())
+            },
+        )
+        .unwrap();
+}

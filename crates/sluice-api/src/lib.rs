@@ -32,6 +32,7 @@ pub mod connected;
 pub mod datastream;
 pub mod environment;
 pub mod handle;
+pub mod join;
 pub mod keyed;
 pub mod time;
 pub mod window;
@@ -40,6 +41,7 @@ pub use connected::{IntervalJoin, IntervalJoinBetween, KeyedConnectedStreams};
 pub use datastream::{DataStream, DataStreamSink};
 pub use environment::StreamExecutionEnvironment;
 pub use handle::JobHandle;
+pub use join::{CoGroupedStreams, TaggedUnion};
 pub use keyed::KeyedStream;
 pub use sluice_runtime::operators::window::TimeWindow;
 pub use sluice_runtime::operators::window::{
