@@ -127,3 +127,66 @@ impl AggregateFunction<(u8, String), u64, u64> for Count {
         a + b
     }
 }
+
+/// Splits a stream three ways: even numbers on the main output, multiples of three (odd)
+/// and the rest on two side outputs of different types.
+#[derive(Clone)]
+struct Split {
+    threes: OutputTag<u64>,
+    rest: OutputTag<String>,
+}
+
+impl ProcessFunction<u64, u64> for Split {
+    fn process_element(
+        &mut self,
+        value: u64,
+        _ctx: &ProcessContext,
+        out: &mut ProcessOutput<'_, u64>,
+    ) -> UserResult {
+        if value % 2 == 0 {
+            out.collect(value);
+        } else if value % 3 == 0 {
+            out.output(&self.threes, value);
+        } else {
+            out.output(&self.rest, value.to_string());
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn a_process_function_splits_a_stream_into_typed_side_outputs() {
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(2).set_batch_size(32);
+    let split = Split {
+        threes: OutputTag::new("threes"),
+        rest: OutputTag::new("rest"),
+    };
+    let main = env.from_sequence(0, 999).process(split.clone());
+    let evens = main.collect();
+    let threes = main.side_output(&split.threes).collect();
+    let rest = main.side_output(&split.rest).collect();
+    env.execute("split").unwrap();
+    let mut evens = evens.take();
+    evens.sort_unstable();
+    assert_eq!(
+        evens,
+        (0..1000).filter(|v| v % 2 == 0).collect::<Vec<u64>>()
+    );
+    let mut threes = threes.take();
+    threes.sort_unstable();
+    assert_eq!(
+        threes,
+        (0..1000)
+            .filter(|v| v % 2 == 1 && v % 3 == 0)
+            .collect::<Vec<u64>>()
+    );
+    let mut rest: Vec<u64> = rest.take().iter().map(|s| s.parse().unwrap()).collect();
+    rest.sort_unstable();
+    assert_eq!(
+        rest,
+        (0..1000)
+            .filter(|v| v % 2 == 1 && v % 3 != 0)
+            .collect::<Vec<u64>>()
+    );
+}

@@ -10,8 +10,8 @@ use sluice_core::{Data, OperatorId, Records};
 use sluice_runtime::factories::OperatorNode;
 use sluice_runtime::graph::NodeKind;
 use sluice_runtime::operators::{
-    FilterOperator, FlatMapOperator, IdentityOperator, KeySelector, MapOperator,
-    TimestampsAndWatermarksOperator,
+    FilterOperator, FlatMapOperator, IdentityOperator, KeySelector, MapOperator, ProcessFunction,
+    ProcessOperator, TimestampsAndWatermarksOperator,
 };
 use sluice_runtime::partition::PartitionStrategy;
 use sluice_runtime::sink::{Sink, SinkOperator};
@@ -231,6 +231,19 @@ impl<T: Data> DataStream<T> {
             }
         });
         merged
+    }
+
+    /// Runs `function` on every record (Flink's `ProcessFunction`): any number of
+    /// results per record and side outputs (`out.output(&tag, value)`, read with
+    /// [`DataStream::side_output`]). Each subtask gets its own clone of `function`.
+    pub fn process<O, P>(&self, function: P) -> DataStream<O>
+    where
+        O: Data,
+        P: ProcessFunction<T, O> + Clone + Sync,
+    {
+        self.add_operator("Process", NodeKind::Operator, move |ctx| {
+            Ok(ProcessOperator::new(ctx, function.clone()))
+        })
     }
 
     /// Sends the stream to `sink`.

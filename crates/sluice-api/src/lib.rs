@@ -60,8 +60,8 @@ pub use sluice_connectors as connectors;
 pub use sluice_core::{Data, EventTime, Records};
 pub use sluice_runtime as runtime;
 pub use sluice_runtime::operators::{
-    KeyedCoProcessFunction, KeyedContext, KeyedProcessFunction, OpenContext, ProcessOutput,
-    TimeDomain, UserResult,
+    KeyedCoProcessFunction, KeyedContext, KeyedProcessFunction, OpenContext, ProcessContext,
+    ProcessFunction, ProcessOutput, TimeDomain, UserResult,
 };
 pub use sluice_runtime::{Error, JobConfig, JobResult, JobStatus, OutputTag, Result, RuntimeMode};
 pub use sluice_state::{
@@ -75,10 +75,10 @@ pub mod prelude {
     pub use crate::{
         AggregateFunction, AggregatingStateHandle, DataStream, Error, EventTimeSessionWindows,
         JobResult, JobStatus, KeyedCoProcessFunction, KeyedContext, KeyedProcessFunction,
-        KeyedStream, ListStateHandle, MapStateHandle, OpenContext, OutputTag, ProcessOutput,
-        ReducingStateHandle, RuntimeMode, SlidingEventTimeWindows, StreamExecutionEnvironment,
-        TimeDomain, TimeWindow, TumblingEventTimeWindows, UserResult, ValueStateHandle,
-        WatermarkStrategy, WindowedStream,
+        KeyedStream, ListStateHandle, MapStateHandle, OpenContext, OutputTag, ProcessContext,
+        ProcessFunction, ProcessOutput, ReducingStateHandle, RuntimeMode, SlidingEventTimeWindows,
+        StreamExecutionEnvironment, TimeDomain, TimeWindow, TumblingEventTimeWindows, UserResult,
+        ValueStateHandle, WatermarkStrategy, WindowedStream,
     };
     pub use crate::{
         CountEvictor, CountTrigger, DeltaTrigger, EventTimeTrigger, GlobalWindows,

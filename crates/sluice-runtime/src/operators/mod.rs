@@ -14,6 +14,7 @@ mod keyed_process;
 mod keyed_reduce;
 mod local_reduce;
 mod map;
+mod process;
 mod reduce_table;
 mod timers;
 mod timestamps;
@@ -30,6 +31,7 @@ pub use keyed_process::{
 pub use keyed_reduce::KeyedReduceOperator;
 pub use local_reduce::{LocalReduceOperator, LOCAL_REDUCE_KEYS_MAX};
 pub use map::MapOperator;
+pub use process::{ProcessContext, ProcessFunction, ProcessOperator};
 pub use timers::TimeDomain;
 pub use timestamps::{TimestampFn, TimestampsAndWatermarksOperator, WatermarkSpec};
 
