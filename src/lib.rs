@@ -4,6 +4,9 @@
 //! the tests in `tests/` run whole jobs through the public API. The job definitions the
 //! examples run are here, so the tests exercise exactly what the examples do.
 
+pub mod fraud;
+pub mod stocks;
+
 use std::path::{Path, PathBuf};
 
 use sluice_api::{DataStream, StreamExecutionEnvironment};
