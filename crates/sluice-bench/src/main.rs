@@ -5,6 +5,7 @@
 //! cargo run --release -p sluice-bench -- wordcount --input /tmp/zipf.txt --parallelism 2
 //! cargo run --release -p sluice-bench -- keyed-sum --events 100000000 --keys 100000
 //! cargo run --release -p sluice-bench -- grep --input /tmp/zipf.txt --pattern abc
+//! cargo run --release -p sluice-bench -- latency --rate 1000000 --seconds 10
 //! cargo run --release -p sluice-bench -- micro-state      # state table updates
 //! cargo run --release -p sluice-bench -- micro-partition  # hash partitioning
 //! cargo run --release -p sluice-bench -- micro-channel    # batches between threads
@@ -13,6 +14,7 @@
 //! Each run ends with one line
 //! `RESULT workload=<name> parallelism=<n> events=<n> seconds=<s> events_per_sec=<x>`.
 
+mod latency;
 mod micro;
 mod text;
 
@@ -31,7 +33,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use sluice_api::prelude::*;
 use sluice_api::{
-    EventTimeSessionWindows, SlidingEventTimeWindows, TumblingEventTimeWindows, WatermarkStrategy,
+    EventTimeSessionWindows, JobConfig, SlidingEventTimeWindows, TumblingEventTimeWindows,
+    WatermarkStrategy,
 };
 use sluice_core::{Clock, SystemClock};
 
@@ -46,10 +49,14 @@ struct Cli {
     /// Capacity of each channel in batches.
     #[arg(long, global = true, default_value_t = 4)]
     channel_capacity: usize,
+    /// Whether idle tasks spin before parking (`true`/`false`); default: when the job
+    /// has no more tasks than the machine has cores.
+    #[arg(long, global = true)]
+    spin: Option<bool>,
 }
 
-/// Batch size and channel capacity every workload runs with.
-static TUNING: std::sync::OnceLock<(usize, usize)> = std::sync::OnceLock::new();
+/// Batch size, channel capacity and spinning every workload runs with.
+static TUNING: std::sync::OnceLock<(usize, usize, Option<bool>)> = std::sync::OnceLock::new();
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Mode {
@@ -114,6 +121,19 @@ enum Workload {
         input: PathBuf,
         #[arg(long)]
         pattern: String,
+        #[arg(long, default_value_t = 1)]
+        parallelism: u32,
+    },
+    /// Source-to-sink latency percentiles at a fixed rate through a keyed running count.
+    Latency {
+        /// Events per second (over all source subtasks).
+        #[arg(long, default_value_t = 1_000_000.0)]
+        rate: f64,
+        /// Measured seconds (after one second of warm-up).
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        #[arg(long, default_value_t = 100_000)]
+        keys: u64,
         #[arg(long, default_value_t = 1)]
         parallelism: u32,
     },
@@ -197,8 +217,12 @@ impl Drop for Progress {
 }
 
 fn env_with(parallelism: u32) -> StreamExecutionEnvironment {
-    let env = StreamExecutionEnvironment::new();
-    let (batch_size, capacity) = TUNING.get().copied().unwrap_or((1024, 4));
+    let (batch_size, capacity, spin) = TUNING.get().copied().unwrap_or((1024, 4, None));
+    let config = JobConfig {
+        spin_before_park: spin,
+        ..JobConfig::default()
+    };
+    let env = StreamExecutionEnvironment::with_config(config);
     env.set_parallelism(parallelism)
         .set_batch_size(batch_size)
         .set_channel_capacity(capacity);
@@ -385,7 +409,7 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let _ = TUNING.set((cli.batch_size, cli.channel_capacity));
+    let _ = TUNING.set((cli.batch_size, cli.channel_capacity, cli.spin));
     match cli.workload {
         Workload::Wordcount {
             input,
@@ -417,6 +441,18 @@ fn main() -> anyhow::Result<()> {
             keys,
             parallelism,
         } => session(events, keys.max(1), parallelism),
+        Workload::Latency {
+            rate,
+            seconds,
+            keys,
+            parallelism,
+        } => latency::latency(
+            &env_with(parallelism),
+            rate,
+            seconds.max(1),
+            keys,
+            parallelism,
+        ),
         Workload::MicroState { events, keys } => micro::state(events, keys.max(1)),
         Workload::MicroPartition { events, channels } => micro::partition(events, channels.max(1)),
         Workload::MicroChannel { events, batch } => micro::channel(events, batch.max(1)),
