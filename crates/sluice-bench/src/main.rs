@@ -95,6 +95,10 @@ enum Workload {
         keys: u64,
         #[arg(long, default_value_t = 1)]
         parallelism: u32,
+        /// Allowed lateness in ms; above 0 the job runs on the general window operator
+        /// (triggers, lateness) instead of the specialised tumbling one.
+        #[arg(long, default_value_t = 0)]
+        allowed_lateness_ms: u64,
     },
     /// Like `window`, with 10-second windows sliding by 1 second (pane-based).
     Sliding {
@@ -309,8 +313,18 @@ fn keyed_sum(events: u64, keys: u64, parallelism: u32) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn window(events: u64, keys: u64, parallelism: u32, sliding: bool) -> anyhow::Result<()> {
-    let name = if sliding { "sliding" } else { "window" };
+fn window(
+    events: u64,
+    keys: u64,
+    parallelism: u32,
+    sliding: bool,
+    lateness_ms: u64,
+) -> anyhow::Result<()> {
+    let name = match (sliding, lateness_ms) {
+        (true, _) => "sliding",
+        (false, 0) => "window",
+        (false, _) => "window-general",
+    };
     eprintln!("{name}: {events} events, {keys} keys, parallelism {parallelism}");
     let env = env_with(parallelism);
     let keyed = env
@@ -327,7 +341,8 @@ fn window(events: u64, keys: u64, parallelism: u32, sliding: bool) -> anyhow::Re
         ))
     } else {
         keyed.window(TumblingEventTimeWindows::of(Duration::from_secs(1)))
-    };
+    }
+    .allowed_lateness(Duration::from_millis(lateness_ms));
     let sink = windowed.reduce(|a, b| (a.0, a.1 + b.1)).discard();
     let _progress = Progress::start(name.into(), Some(sink.counter()));
     let result = env.execute("bench-window")?;
@@ -430,12 +445,13 @@ fn main() -> anyhow::Result<()> {
             events,
             keys,
             parallelism,
-        } => window(events, keys.max(1), parallelism, false),
+            allowed_lateness_ms,
+        } => window(events, keys.max(1), parallelism, false, allowed_lateness_ms),
         Workload::Sliding {
             events,
             keys,
             parallelism,
-        } => window(events, keys.max(1), parallelism, true),
+        } => window(events, keys.max(1), parallelism, true, 0),
         Workload::Session {
             events,
             keys,

@@ -3,7 +3,11 @@
 //! Invariant: a key has at most one timer per timestamp (registering it again does
 //! nothing), and timers come out in timestamp order, ties in registration order.
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
+
+// foldhash (hashbrown's default): timers are checked for duplicates on every record of
+// some operators, and SipHash would cost more than the rest of the work.
+use hashbrown::HashSet;
 use std::hash::Hash;
 
 /// Which clock a timer follows.

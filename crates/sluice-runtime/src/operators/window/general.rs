@@ -34,6 +34,21 @@ struct Entry<S, TS> {
     /// Records added since the contents were last purged (nothing to emit at 0).
     count: u64,
     trigger: TS,
+    /// Timers registered for this window (usually one or two): a trigger that asks for
+    /// the same timer on every record costs a look here, not in the timer queues.
+    timers: Vec<(TimeDomain, i64)>,
+}
+
+impl<S, TS> Entry<S, TS> {
+    fn new(window: TimeWindow, contents: S, trigger: TS) -> Self {
+        Entry {
+            window,
+            contents,
+            count: 0,
+            trigger,
+            timers: Vec::new(),
+        }
+    }
 }
 
 /// Settings of a [`WindowOperator`] besides its functions.
@@ -49,6 +64,85 @@ pub struct WindowSettings<T> {
 
 type Windows<C, K, T, TS> = Vec<Entry<<C as WindowContents<K, T>>::State, TS>>;
 
+/// The event-time and processing-time timers of all windows, by key and window.
+struct WindowTimers<K> {
+    event: TimerQueue<(K, TimeWindow)>,
+    processing: TimerQueue<(K, TimeWindow)>,
+}
+
+impl<K: Hash + Eq + Clone> WindowTimers<K> {
+    fn queue(&mut self, domain: TimeDomain) -> &mut TimerQueue<(K, TimeWindow)> {
+        match domain {
+            TimeDomain::EventTime => &mut self.event,
+            TimeDomain::ProcessingTime => &mut self.processing,
+        }
+    }
+
+    /// Applies a trigger's timer requests for `key`'s window `window`, whose registered
+    /// timers are `registered`.
+    fn apply(
+        &mut self,
+        requests: &mut Vec<TimerRequest>,
+        registered: &mut Vec<(TimeDomain, i64)>,
+        key: &K,
+        window: TimeWindow,
+    ) {
+        for request in requests.drain(..) {
+            match request {
+                TimerRequest::Register(domain, time) => {
+                    if !registered.contains(&(domain, time)) {
+                        registered.push((domain, time));
+                        self.queue(domain).register(time, &(key.clone(), window));
+                    }
+                }
+                TimerRequest::Delete(domain, time) => {
+                    if let Some(i) = registered.iter().position(|r| *r == (domain, time)) {
+                        registered.swap_remove(i);
+                        self.queue(domain).delete(time, &(key.clone(), window));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The time results of `window` carry when fired at `time`.
+fn result_time(window: &TimeWindow, time: i64) -> i64 {
+    if *window == TimeWindow::GLOBAL {
+        time
+    } else {
+        window.max_timestamp()
+    }
+}
+
+/// Emits `entry`'s results into `output` if `result` fires, then purges it if asked.
+#[allow(clippy::too_many_arguments)]
+fn act<K, T, C: WindowContents<K, T>, TS>(
+    contents: &C,
+    key: &K,
+    entry: &mut Entry<C::State, TS>,
+    result: TriggerResult,
+    time: i64,
+    ctx: WindowContext,
+    output: &mut Records<C::Out>,
+    scratch: &mut Vec<C::Out>,
+) -> Result<()> {
+    if result.is_fire() && entry.count > 0 {
+        contents
+            .emit(key, &ctx, &mut entry.contents, scratch)
+            .map_err(Error::User)?;
+        let stamp = EventTime(result_time(&entry.window, time));
+        for r in scratch.drain(..) {
+            output.push(r, Some(stamp));
+        }
+    }
+    if result.is_purge() {
+        entry.contents = contents.create();
+        entry.count = 0;
+    }
+    Ok(())
+}
+
 /// The general window operator (see the module docs).
 pub struct WindowOperator<K, T, TR: Trigger<T>, C: WindowContents<K, T>> {
     key_of: KeySelector<T, K>,
@@ -56,8 +150,7 @@ pub struct WindowOperator<K, T, TR: Trigger<T>, C: WindowContents<K, T>> {
     trigger: TR,
     contents: C,
     state: KeyedTable<K, Windows<C, K, T, TR::State>>,
-    event_timers: TimerQueue<(K, TimeWindow)>,
-    processing_timers: TimerQueue<(K, TimeWindow)>,
+    timers: WindowTimers<K>,
     watermark: i64,
     clock: std::sync::Arc<dyn Clock>,
     late_dropped: Counter,
@@ -65,6 +158,7 @@ pub struct WindowOperator<K, T, TR: Trigger<T>, C: WindowContents<K, T>> {
     operator: String,
     assigned: Vec<TimeWindow>,
     requests: Vec<TimerRequest>,
+    hashes: Vec<u64>,
 }
 
 impl<K, T, TR, C> WindowOperator<K, T, TR, C>
@@ -89,8 +183,10 @@ where
             trigger,
             contents,
             state: KeyedTable::new(ctx.key_group_range, ctx.max_parallelism),
-            event_timers: TimerQueue::default(),
-            processing_timers: TimerQueue::default(),
+            timers: WindowTimers {
+                event: TimerQueue::default(),
+                processing: TimerQueue::default(),
+            },
             watermark: i64::MIN,
             clock: std::sync::Arc::clone(&ctx.clock),
             late_dropped: ctx.counter(LATE_RECORDS_DROPPED),
@@ -98,6 +194,16 @@ where
             operator: ctx.location.operator.clone(),
             assigned: Vec::new(),
             requests: Vec::new(),
+            hashes: Vec::new(),
+        }
+    }
+
+    /// The domain of the assigner's windows (and of their cleanup timers).
+    fn domain(&self) -> TimeDomain {
+        if self.settings.assigner.is_event_time() {
+            TimeDomain::EventTime
+        } else {
+            TimeDomain::ProcessingTime
         }
     }
 
@@ -126,66 +232,15 @@ where
                 .is_some_and(|t| t <= self.watermark)
     }
 
-    fn timers(&mut self, domain: TimeDomain) -> &mut TimerQueue<(K, TimeWindow)> {
-        match domain {
-            TimeDomain::EventTime => &mut self.event_timers,
-            TimeDomain::ProcessingTime => &mut self.processing_timers,
-        }
-    }
-
-    /// Applies the timer requests a trigger made for `key` and `window`.
-    fn apply_requests(&mut self, key: &K, window: TimeWindow) {
-        let requests = std::mem::take(&mut self.requests);
-        for request in &requests {
-            let target = (key.clone(), window);
-            match *request {
-                TimerRequest::Register(domain, time) => self.timers(domain).register(time, &target),
-                TimerRequest::Delete(domain, time) => self.timers(domain).delete(time, &target),
-            }
-        }
-        self.requests = requests;
-        self.requests.clear();
-    }
-
-    /// The time results of `window` carry when fired at `time`.
-    fn result_time(window: &TimeWindow, time: i64) -> i64 {
-        if *window == TimeWindow::GLOBAL {
-            time
-        } else {
-            window.max_timestamp()
-        }
-    }
-
-    /// Emits `entry`'s results into `output`, then purges it if asked.
-    fn act(
-        &self,
-        key: &K,
-        entry: &mut Entry<C::State, TR::State>,
-        result: TriggerResult,
-        time: i64,
-        output: &mut Records<C::Out>,
-        scratch: &mut Vec<C::Out>,
-    ) -> Result<()> {
-        if result.is_fire() && entry.count > 0 {
-            let ctx = WindowContext::new(entry.window, self.watermark, self.clock.now_ms());
-            self.contents
-                .emit(key, &ctx, &mut entry.contents, scratch)
-                .map_err(Error::User)?;
-            let stamp = EventTime(Self::result_time(&entry.window, time));
-            for r in scratch.drain(..) {
-                output.push(r, Some(stamp));
-            }
-        }
-        if result.is_purge() {
-            entry.contents = self.contents.create();
-            entry.count = 0;
-        }
-        Ok(())
-    }
-
     /// Merges the key's windows overlapping `window` into one and returns the merged
     /// window, or `None` if the merged window would be late (the record is then late).
-    fn merge_sessions(&mut self, key: &K, hash: u64, window: TimeWindow) -> Option<TimeWindow> {
+    fn merge_sessions(
+        &mut self,
+        key: &K,
+        hash: u64,
+        window: TimeWindow,
+        now: i64,
+    ) -> Option<TimeWindow> {
         let mut merged = window;
         if let Some(entries) = self.state.get(key, hash) {
             // A merge can bridge windows that an earlier one in the list did not reach:
@@ -208,6 +263,8 @@ where
         if self.is_window_late(&merged) {
             return None;
         }
+        let cleanup = self.cleanup_time(&merged);
+        let domain = self.domain();
         let entries = self.state.get_or_insert_with(key, hash, Vec::new);
         let mut absorbed: Option<Entry<C::State, TR::State>> = None;
         let mut i = 0;
@@ -222,6 +279,7 @@ where
                         contents: self.contents.merge(a.contents, e.contents),
                         count: a.count + e.count,
                         trigger: self.trigger.merge_state(a.trigger, e.trigger),
+                        timers: Vec::new(),
                     },
                 });
             } else {
@@ -229,23 +287,31 @@ where
             }
         }
         if let Some(mut entry) = absorbed {
-            let was = entry.window;
-            entry.window = merged;
-            if was != merged {
-                let mut ctx =
-                    TriggerContext::new(self.watermark, self.clock.now_ms(), &mut self.requests);
+            if entry.window != merged {
+                // The merged window is a new window: the old windows' timers are left to
+                // fire for windows that no longer exist (and do nothing).
+                entry.window = merged;
+                entry.timers.clear();
+                let mut ctx = TriggerContext::new(self.watermark, now, &mut self.requests);
                 self.trigger.on_merge(&merged, &mut entry.trigger, &mut ctx);
+                if let Some(t) = cleanup {
+                    self.requests.push(TimerRequest::Register(domain, t));
+                }
+                self.timers
+                    .apply(&mut self.requests, &mut entry.timers, key, merged);
             }
             entries.push(entry);
-            self.apply_requests(key, merged);
         }
         Some(merged)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn on_record(
         &mut self,
         value: T,
         timestamp: Option<EventTime>,
+        hash: u64,
+        now: i64,
         output: &mut Records<C::Out>,
         scratch: &mut Vec<C::Out>,
         out: &mut Collector<'_, Records<C::Out>>,
@@ -253,7 +319,6 @@ where
     where
         T: Clone,
     {
-        let now = self.clock.now_ms();
         let ts = match timestamp {
             Some(t) => t.millis(),
             None if self.settings.assigner.is_event_time() => {
@@ -271,7 +336,6 @@ where
             KeySelector::Owned(f) => f(&value),
             KeySelector::Borrowed(f) => f(&value).clone(),
         };
-        let hash = stable_hash(&key);
         let mut assigned = std::mem::take(&mut self.assigned);
         assigned.clear();
         self.settings.assigner.assign(ts, now, &mut assigned);
@@ -279,10 +343,11 @@ where
             let merged = assigned
                 .first()
                 .copied()
-                .and_then(|w| self.merge_sessions(&key, hash, w));
+                .and_then(|w| self.merge_sessions(&key, hash, w, now));
             assigned.clear();
             assigned.extend(merged);
         }
+        let domain = self.domain();
         let mut accepted = false;
         let mut value = Some(value);
         let count = assigned.len();
@@ -298,49 +363,37 @@ where
             }) else {
                 break;
             };
-            let mut requests = std::mem::take(&mut self.requests);
-            let entries = self.state.get_or_insert_with(&key, hash, Vec::new);
+            let cleanup = self.cleanup_time(&window);
+            let ctx = WindowContext::new(window, self.watermark, now);
+            let WindowOperator {
+                state,
+                contents,
+                trigger,
+                timers,
+                requests,
+                watermark,
+                ..
+            } = self;
+            let entries = state.get_or_insert_with(&key, hash, Vec::new);
             let index = match entries.iter().position(|e| e.window == window) {
                 Some(index) => index,
                 None => {
-                    entries.push(Entry {
-                        window,
-                        contents: self.contents.create(),
-                        count: 0,
-                        trigger: TR::State::default(),
-                    });
+                    entries.push(Entry::new(window, contents.create(), TR::State::default()));
+                    // A window's cleanup time is fixed: register it when the window appears.
+                    if let Some(t) = cleanup {
+                        requests.push(TimerRequest::Register(domain, t));
+                    }
                     entries.len() - 1
                 }
             };
             let entry = &mut entries[index];
-            let mut ctx = TriggerContext::new(self.watermark, now, &mut requests);
-            let result = self
-                .trigger
-                .on_element(&v, ts, &window, &mut entry.trigger, &mut ctx);
-            self.contents.add(&mut entry.contents, v, ts);
+            let mut tctx = TriggerContext::new(*watermark, now, requests);
+            let result = trigger.on_element(&v, ts, &window, &mut entry.trigger, &mut tctx);
+            contents.add(&mut entry.contents, v, ts);
             entry.count += 1;
-            self.requests = requests;
-            // Borrow the entry again after the trigger's timer requests are applied.
-            self.apply_requests(&key, window);
-            if let Some(cleanup) = self.cleanup_time(&window) {
-                let domain = if self.settings.assigner.is_event_time() {
-                    TimeDomain::EventTime
-                } else {
-                    TimeDomain::ProcessingTime
-                };
-                self.timers(domain)
-                    .register(cleanup, &(key.clone(), window));
-            }
+            timers.apply(requests, &mut entry.timers, &key, window);
             if result != TriggerResult::Continue {
-                let mut entries = self.state.get_mut(&key, hash).map(std::mem::take);
-                if let Some(list) = entries.as_mut() {
-                    if let Some(entry) = list.iter_mut().find(|e| e.window == window) {
-                        self.act(&key, entry, result, ts, output, scratch)?;
-                    }
-                }
-                if let (Some(list), Some(slot)) = (entries, self.state.get_mut(&key, hash)) {
-                    *slot = list;
-                }
+                act(&*contents, &key, entry, result, ts, ctx, output, scratch)?;
             }
         }
         self.assigned = assigned;
@@ -370,43 +423,60 @@ where
         output: &mut Records<C::Out>,
     ) -> Result<()> {
         let mut scratch = Vec::new();
-        while let Some((time, (key, window))) = self.timers(domain).pop_due(up_to) {
+        let cleanup_domain = self.domain();
+        while let Some((time, (key, window))) = self.timers.queue(domain).pop_due(up_to) {
             let hash = stable_hash(&key);
-            let Some(mut entries) = self.state.get_mut(&key, hash).map(std::mem::take) else {
+            let is_cleanup = domain == cleanup_domain && self.cleanup_time(&window) == Some(time);
+            let now = self.clock.now_ms();
+            let ctx = WindowContext::new(window, self.watermark, now);
+            let WindowOperator {
+                state,
+                contents,
+                trigger,
+                timers,
+                requests,
+                watermark,
+                ..
+            } = self;
+            let Some(entries) = state.get_mut(&key, hash) else {
                 continue;
             };
-            if let Some(index) = entries.iter().position(|e| e.window == window) {
-                let now = self.clock.now_ms();
-                let mut requests = std::mem::take(&mut self.requests);
-                let mut ctx = TriggerContext::new(self.watermark, now, &mut requests);
-                let entry = &mut entries[index];
-                let result = match domain {
-                    TimeDomain::EventTime => {
-                        self.trigger
-                            .on_event_time(time, &window, &mut entry.trigger, &mut ctx)
-                    }
-                    TimeDomain::ProcessingTime => {
-                        self.trigger
-                            .on_processing_time(time, &window, &mut entry.trigger, &mut ctx)
-                    }
-                };
-                self.act(&key, entry, result, time, output, &mut scratch)?;
-                let cleanup_domain = if self.settings.assigner.is_event_time() {
-                    TimeDomain::EventTime
-                } else {
-                    TimeDomain::ProcessingTime
-                };
-                if domain == cleanup_domain && self.cleanup_time(&window) == Some(time) {
-                    let mut entry = entries.swap_remove(index);
-                    self.trigger.clear(&window, &mut entry.trigger, &mut ctx);
-                }
-                self.requests = requests;
-                self.apply_requests(&key, window);
+            let Some(index) = entries.iter().position(|e| e.window == window) else {
+                continue;
+            };
+            let entry = &mut entries[index];
+            if let Some(i) = entry.timers.iter().position(|r| *r == (domain, time)) {
+                entry.timers.swap_remove(i);
             }
-            if entries.is_empty() {
-                self.state.remove(&key, hash);
-            } else if let Some(slot) = self.state.get_mut(&key, hash) {
-                *slot = entries;
+            let mut tctx = TriggerContext::new(*watermark, now, requests);
+            let result = match domain {
+                TimeDomain::EventTime => {
+                    trigger.on_event_time(time, &window, &mut entry.trigger, &mut tctx)
+                }
+                TimeDomain::ProcessingTime => {
+                    trigger.on_processing_time(time, &window, &mut entry.trigger, &mut tctx)
+                }
+            };
+            act(
+                &*contents,
+                &key,
+                entry,
+                result,
+                time,
+                ctx,
+                output,
+                &mut scratch,
+            )?;
+            if is_cleanup {
+                let mut tctx = TriggerContext::new(*watermark, now, requests);
+                trigger.clear(&window, &mut entry.trigger, &mut tctx);
+                timers.apply(requests, &mut entry.timers, &key, window);
+                entries.swap_remove(index);
+                if entries.is_empty() {
+                    state.remove(&key, hash);
+                }
+            } else {
+                timers.apply(requests, &mut entry.timers, &key, window);
             }
         }
         Ok(())
@@ -426,9 +496,20 @@ where
     fn on_data(&mut self, batch: Records<T>, out: &mut Collector<'_, Self::Out>) -> Result<()> {
         let mut output = Records::new();
         let mut scratch = Vec::new();
-        for (value, timestamp) in batch.into_iter_timed() {
-            self.on_record(value, timestamp, &mut output, &mut scratch, out)?;
+        let now = self.clock.now_ms();
+        // Hash every key first so the state slots of records 16 ahead can be prefetched
+        // while the current one is handled (see `ReduceTable`).
+        let mut hashes = std::mem::take(&mut self.hashes);
+        hashes.clear();
+        hashes.extend(batch.values().iter().map(|v| self.key_of.hash(v)));
+        for (i, (value, timestamp)) in batch.into_iter_timed().enumerate() {
+            if let Some(&ahead) = hashes.get(i + 16) {
+                self.state.prefetch(ahead);
+            }
+            let hash = hashes[i];
+            self.on_record(value, timestamp, hash, now, &mut output, &mut scratch, out)?;
         }
+        self.hashes = hashes;
         out.collect(output)
     }
 
