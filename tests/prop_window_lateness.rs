@@ -16,8 +16,8 @@ use proptest::test_runner::TestRunner;
 use sluice_api::runtime::metrics::{LATE_RECORDS_DROPPED, LATE_RECORDS_SIDE_OUTPUT};
 use sluice_api::runtime::operator::side_output::SideOutputs;
 use sluice_api::runtime::operators::window::{
-    DefaultTrigger, FinishFn, Incremental, SlidingWindowOperator, TumblingWindowOperator,
-    WindowAssigner, WindowOperator, WindowResultFn, WindowSettings,
+    DefaultTrigger, FinishFn, Incremental, SessionWindowOperator, SlidingWindowOperator,
+    TumblingWindowOperator, WindowAssigner, WindowOperator, WindowResultFn, WindowSettings,
 };
 use sluice_api::runtime::operators::KeySelector;
 use sluice_api::runtime::Operator;
@@ -334,6 +334,38 @@ fn specialised_operators_send_late_records_to_the_side_output() {
             );
             prop_assert_eq!(fired, expected.0);
             prop_assert_eq!(late, expected.1);
+            Ok(())
+        })
+        .unwrap();
+}
+
+#[test]
+fn specialised_session_operator_equals_the_general_one() {
+    let mut runner = TestRunner::new(proptest_config(
+        "specialised_session_operator_equals_the_general_one",
+        64,
+    ));
+    let strategy = (script(), 1i64..150, 1usize..8);
+    runner
+        .run(&strategy, |(script, gap, batch)| {
+            let assigner = WindowAssigner::Session { gap_ms: gap };
+            let general_run = run(&script, |ctx, tag| general(ctx, tag, assigner, 0), batch);
+            let fast_run = run(
+                &script,
+                |ctx, tag| {
+                    SessionWindowOperator::new(
+                        ctx,
+                        KeySelector::Owned(Arc::new(|r: &Rec| r.0)),
+                        gap,
+                        Arc::new(Sum),
+                        result_fn(),
+                    )
+                    .with_late_output(ctx, tag)
+                },
+                batch,
+            );
+            prop_assert_eq!(fast_run.0, general_run.0);
+            prop_assert_eq!(fast_run.1, general_run.1);
             Ok(())
         })
         .unwrap();

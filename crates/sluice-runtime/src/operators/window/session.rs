@@ -89,8 +89,20 @@ where
                 end: t.saturating_add(self.gap_ms),
             };
             if window.max_timestamp() <= self.watermark {
-                self.late.late(value, ts, out);
-                continue;
+                // Behind the watermark, the record still joins a session that is open
+                // (its end is ahead of the watermark, so the merged session is too).
+                let state = &self.state;
+                let joins_open = self.key_of.with_key(&value, |key, hash| {
+                    state.get(key, hash).is_some_and(|sessions| {
+                        sessions
+                            .iter()
+                            .any(|(w, _)| w.start < window.end && window.start < w.end)
+                    })
+                });
+                if !joins_open {
+                    self.late.late(value, ts, out);
+                    continue;
+                }
             }
             let (state, pending, aggregate) = (&mut self.state, &mut self.pending, &self.aggregate);
             let acc = self.key_of.with_key(&value, move |key, hash| {
