@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every issue-#2 workload RUNS times (default 5) and prints each RESULT line and the
+# Runs every issue-#2 and issue-#3 workload RUNS times (default 5) and prints each RESULT line and the
 # median events/s (and words/s) per workload. Usage: crates/sluice-bench/run-all.sh [RUNS]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -17,7 +17,7 @@ run() {
     for _ in $(seq "$runs"); do
         line=$("$bench" "$@" 2>/dev/null | grep '^RESULT')
         echo "$line"
-        values+=("$(echo "$line" | grep -o "$field=[0-9]*" | cut -d= -f2)")
+        values+=("$(echo "$line" | grep -o "$field=[0-9.]*" | cut -d= -f2)")
     done
     echo "MEDIAN $label $field=$(printf '%s\n' "${values[@]}" | median)"
 }
@@ -26,4 +26,13 @@ for p in 1 2; do
     run "wordcount p=$p" words_per_sec wordcount --input "$text" --parallelism "$p"
     run "keyed-sum p=$p" events_per_sec keyed-sum --events 100000000 --keys 100000 --parallelism "$p"
     run "grep p=$p" events_per_sec grep --input "$text" --pattern qqq --parallelism "$p"
+done
+for p in 1 2; do
+    run "window p=$p" events_per_sec window --events 50000000 --keys 100000 --parallelism "$p"
+done
+run "window-general p=1" events_per_sec window --events 50000000 --keys 100000 --allowed-lateness-ms 1
+run "sliding p=1" events_per_sec sliding --events 50000000 --keys 100000
+run "session p=1" events_per_sec session --events 50000000 --keys 100000
+for rate in 1000000 9000000; do
+    run "latency rate=$rate p=1" p99_ms latency --rate "$rate" --seconds 5
 done
