@@ -28,6 +28,7 @@
 //! ```
 
 pub mod aggregate;
+pub mod backend;
 pub mod error;
 mod prefetch;
 pub mod store;
@@ -36,10 +37,11 @@ pub mod ttl;
 pub mod views;
 
 pub use aggregate::AggregateFunction;
+pub use backend::KeyedStateBackend;
 pub use error::{Error, Result};
 pub use store::{
     AggregatingStateHandle, KeyedStateStore, ListStateHandle, MapStateHandle, ReducingStateHandle,
-    StateHandle, ValueStateHandle,
+    StateData, StateHandle, StateKey, ValueStateHandle,
 };
 pub use table::KeyedTable;
 pub use ttl::{StateTtlConfig, TtlUpdate};

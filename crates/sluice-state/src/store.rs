@@ -11,7 +11,11 @@ use std::hash::Hash;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use sluice_core::{stable_hash, Clock, KeyGroupRange, SystemClock};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use sluice_core::{stable_hash, Clock, KeyGroup, KeyGroupRange, SystemClock};
+
+use crate::backend::{decode, encode, GroupBlob, KeyedStateBackend, StateBlob};
 
 use crate::aggregate::AggregateFunction;
 use crate::error::{Error, Result};
@@ -113,11 +117,65 @@ impl<IN, ACC, OUT> std::fmt::Debug for AggregatingStateHandle<IN, ACC, OUT> {
     }
 }
 
+/// What a state may hold: values that are sent between threads and written to snapshots.
+pub trait StateData: Serialize + DeserializeOwned + Send + 'static {}
+
+impl<T: Serialize + DeserializeOwned + Send + 'static> StateData for T {}
+
+/// What a state may be keyed by.
+pub trait StateKey: Hash + Eq + Clone + Serialize + DeserializeOwned + Send + 'static {}
+
+impl<T: Hash + Eq + Clone + Serialize + DeserializeOwned + Send + 'static> StateKey for T {}
+
+/// Writes the entries of `group` of a `KeyedTable<K, S>` (type-erased).
+type SnapshotFn = fn(&(dyn Any + Send), KeyGroup, &str) -> Result<Vec<u8>>;
+/// Adds entries written by a [`SnapshotFn`] to a `KeyedTable<K, S>` (type-erased).
+type RestoreFn = fn(&mut (dyn Any + Send), &[u8], &str) -> Result<()>;
+
+fn snapshot_entries<K: StateKey, S: StateData>(
+    table: &(dyn Any + Send),
+    group: KeyGroup,
+    name: &str,
+) -> Result<Vec<u8>> {
+    let entries: Vec<(&K, &S)> = table
+        .downcast_ref::<KeyedTable<K, S>>()
+        .map(|t| t.iter_group(group).collect())
+        .unwrap_or_default();
+    encode(name, &entries)
+}
+
+fn table_len<K: StateKey, S: StateData>(table: &(dyn Any + Send)) -> usize {
+    table
+        .downcast_ref::<KeyedTable<K, S>>()
+        .map_or(0, KeyedTable::len)
+}
+
+fn restore_entries<K: StateKey, S: StateData>(
+    table: &mut (dyn Any + Send),
+    bytes: &[u8],
+    name: &str,
+) -> Result<()> {
+    let entries: Vec<(K, S)> = decode(name, bytes)?;
+    if let Some(t) = table.downcast_mut::<KeyedTable<K, S>>() {
+        for (key, value) in entries {
+            let hash = stable_hash(&key);
+            t.insert(key, hash, value);
+        }
+    }
+    Ok(())
+}
+
 struct RegisteredState<K> {
     name: String,
     /// Kind and stored type, e.g. "list state of alloc::string::String".
     description: String,
+    /// Kind alone ("value state", ...), as recorded in snapshots.
+    kind: &'static str,
     table: Box<dyn Any + Send>,
+    snapshot: SnapshotFn,
+    restore: RestoreFn,
+    /// Number of keys with a value (type-erased `KeyedTable::len`).
+    len: fn(&(dyn Any + Send)) -> usize,
     /// Removes this state's entries of one key (type-erased `KeyedTable::remove`).
     remove: fn(&mut (dyn Any + Send), &K, u64),
     ttl: Option<Ttl<K>>,
@@ -146,6 +204,8 @@ pub struct KeyedStateStore<K> {
     states: Vec<RegisteredState<K>>,
     by_name: HashMap<String, usize>,
     clock: Arc<dyn Clock>,
+    /// Restored entries of states not registered yet, applied when they are.
+    pending: Vec<StateBlob>,
 }
 
 impl<K> std::fmt::Debug for KeyedStateStore<K> {
@@ -157,7 +217,7 @@ impl<K> std::fmt::Debug for KeyedStateStore<K> {
     }
 }
 
-impl<K: Eq + Hash + Clone + Send + 'static> KeyedStateStore<K> {
+impl<K: StateKey> KeyedStateStore<K> {
     /// An empty store for the key groups in `range` out of `max_parallelism`.
     pub fn new(range: KeyGroupRange, max_parallelism: u32) -> Self {
         KeyedStateStore {
@@ -166,6 +226,7 @@ impl<K: Eq + Hash + Clone + Send + 'static> KeyedStateStore<K> {
             states: Vec::new(),
             by_name: HashMap::new(),
             clock: Arc::new(SystemClock),
+            pending: Vec::new(),
         }
     }
 
@@ -214,7 +275,7 @@ impl<K: Eq + Hash + Clone + Send + 'static> KeyedStateStore<K> {
     }
 
     /// Registers (or finds again) state `name` of `kind` storing an `S` per key.
-    fn register<S: Send + 'static>(&mut self, name: &str, kind: &str) -> Result<usize> {
+    fn register<S: StateData>(&mut self, name: &str, kind: &'static str) -> Result<usize> {
         let description = format!("{kind} of {}", type_name::<S>());
         if let Some(&index) = self.by_name.get(name) {
             let state = &self.states[index];
@@ -231,11 +292,25 @@ impl<K: Eq + Hash + Clone + Send + 'static> KeyedStateStore<K> {
         self.states.push(RegisteredState {
             name: name.to_string(),
             description,
+            kind,
             table: Box::new(KeyedTable::<K, S>::new(self.range, self.max_parallelism)),
+            snapshot: snapshot_entries::<K, S>,
+            restore: restore_entries::<K, S>,
+            len: table_len::<K, S>,
             remove: remove_entry::<K, S>,
             ttl: None,
         });
         self.by_name.insert(name.to_string(), index);
+        let pending: Vec<StateBlob> = {
+            let (mine, others) = std::mem::take(&mut self.pending)
+                .into_iter()
+                .partition(|b| b.name == name);
+            self.pending = others;
+            mine
+        };
+        for blob in pending {
+            self.restore_blob(index, blob)?;
+        }
         Ok(index)
     }
 
@@ -243,7 +318,7 @@ impl<K: Eq + Hash + Clone + Send + 'static> KeyedStateStore<K> {
     ///
     /// # Errors
     /// [`Error::TypeMismatch`] if `name` was registered as another kind or type.
-    pub fn register_value<V: Send + 'static>(&mut self, name: &str) -> Result<ValueStateHandle<V>> {
+    pub fn register_value<V: StateData>(&mut self, name: &str) -> Result<ValueStateHandle<V>> {
         let index = self.register::<V>(name, "value state")?;
         Ok(ValueStateHandle {
             index,
@@ -255,7 +330,7 @@ impl<K: Eq + Hash + Clone + Send + 'static> KeyedStateStore<K> {
     ///
     /// # Errors
     /// [`Error::TypeMismatch`] if `name` was registered as another kind or type.
-    pub fn register_list<V: Send + 'static>(&mut self, name: &str) -> Result<ListStateHandle<V>> {
+    pub fn register_list<V: StateData>(&mut self, name: &str) -> Result<ListStateHandle<V>> {
         let index = self.register::<Vec<V>>(name, "list state")?;
         Ok(ListStateHandle {
             index,
@@ -269,8 +344,8 @@ impl<K: Eq + Hash + Clone + Send + 'static> KeyedStateStore<K> {
     /// [`Error::TypeMismatch`] if `name` was registered as another kind or type.
     pub fn register_map<UK, UV>(&mut self, name: &str) -> Result<MapStateHandle<UK, UV>>
     where
-        UK: Hash + Eq + Send + 'static,
-        UV: Send + 'static,
+        UK: StateKey,
+        UV: StateData,
     {
         let index = self.register::<HashMap<UK, UV>>(name, "map state")?;
         Ok(MapStateHandle {
@@ -283,7 +358,7 @@ impl<K: Eq + Hash + Clone + Send + 'static> KeyedStateStore<K> {
     ///
     /// # Errors
     /// [`Error::TypeMismatch`] if `name` was registered as another kind or type.
-    pub fn register_reducing<V: Send + 'static>(
+    pub fn register_reducing<V: StateData>(
         &mut self,
         name: &str,
         reduce: impl Fn(V, V) -> V + Send + Sync + 'static,
@@ -306,7 +381,7 @@ impl<K: Eq + Hash + Clone + Send + 'static> KeyedStateStore<K> {
     ) -> Result<AggregatingStateHandle<IN, ACC, OUT>>
     where
         IN: 'static,
-        ACC: Send + 'static,
+        ACC: StateData,
         OUT: 'static,
     {
         let index = self.register::<ACC>(name, "aggregating state")?;
@@ -491,6 +566,86 @@ impl<K: Eq + Hash + Clone + Send + 'static> KeyedStateStore<K> {
     /// Names of the registered states, in registration order.
     pub fn state_names(&self) -> impl Iterator<Item = &str> + '_ {
         self.states.iter().map(|s| s.name.as_str())
+    }
+}
+
+impl<K: StateKey> KeyedStateStore<K> {
+    /// Adds the restored entries of `blob` to state `index`.
+    fn restore_blob(&mut self, index: usize, blob: StateBlob) -> Result<()> {
+        let state = &mut self.states[index];
+        if state.kind != blob.kind {
+            return Err(Error::RestoreMismatch {
+                name: blob.name,
+                in_snapshot: blob.kind,
+                registered: state.kind.to_string(),
+            });
+        }
+        (state.restore)(state.table.as_mut(), &blob.entries, &blob.name)?;
+        if let (Some(ttl), Some(bytes)) = (state.ttl.as_mut(), blob.ttl.as_ref()) {
+            let stamps: Vec<(K, i64)> = decode(&blob.name, bytes)?;
+            for (key, stamp) in stamps {
+                let hash = stable_hash(&key);
+                ttl.stamps.insert(key, hash, stamp);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<K: StateKey> KeyedStateBackend for KeyedStateStore<K> {
+    fn key_group_range(&self) -> KeyGroupRange {
+        self.range
+    }
+
+    fn snapshot_group(&self, group: KeyGroup) -> Result<Vec<u8>> {
+        let mut blob = GroupBlob::default();
+        for state in &self.states {
+            let ttl = match &state.ttl {
+                Some(ttl) => {
+                    let stamps: Vec<(&K, &i64)> = ttl.stamps.iter_group(group).collect();
+                    Some(encode(&state.name, &stamps)?)
+                }
+                None => None,
+            };
+            blob.states.push(StateBlob {
+                name: state.name.clone(),
+                kind: state.kind.to_string(),
+                entries: (state.snapshot)(state.table.as_ref(), group, &state.name)?,
+                ttl,
+            });
+        }
+        // States restored but not registered again are carried over unchanged.
+        blob.states.extend(self.pending.iter().cloned());
+        encode("key group", &blob)
+    }
+
+    fn restore_group(&mut self, group: KeyGroup, bytes: &[u8]) -> Result<()> {
+        if !self.range.contains(group) {
+            return Err(Error::Snapshot {
+                name: format!("key group {}", group.0),
+                action: "read from",
+                message: format!(
+                    "the key group is not in this subtask's range {:?}",
+                    self.range
+                ),
+            });
+        }
+        let blob: GroupBlob = decode("key group", bytes)?;
+        for state in blob.states {
+            match self.by_name.get(&state.name).copied() {
+                Some(index) => self.restore_blob(index, state)?,
+                None => self.pending.push(state),
+            }
+        }
+        Ok(())
+    }
+
+    fn expire(&mut self, now_ms: i64) -> usize {
+        KeyedStateStore::expire(self, now_ms)
+    }
+
+    fn entries(&self) -> usize {
+        self.states.iter().map(|s| (s.len)(s.table.as_ref())).sum()
     }
 }
 

@@ -248,11 +248,12 @@ mod tests {
     #[test]
     fn list_state_appends_per_key_and_drops_empty_lists() {
         let mut s = store();
-        let h = s.register_list::<&'static str>("events").unwrap();
+        let h = s.register_list::<String>("events").unwrap();
         let (a, b) = (1u64, 2u64);
-        s.list_state(&h, &a, stable_hash(&a)).add("x");
-        s.list_state(&h, &a, stable_hash(&a)).add_all(["y", "z"]);
-        s.list_state(&h, &b, stable_hash(&b)).add("other");
+        s.list_state(&h, &a, stable_hash(&a)).add("x".into());
+        s.list_state(&h, &a, stable_hash(&a))
+            .add_all(["y".to_string(), "z".to_string()]);
+        s.list_state(&h, &b, stable_hash(&b)).add("other".into());
         assert_eq!(
             s.list_state(&h, &a, stable_hash(&a)).get(),
             &["x", "y", "z"]

@@ -4,10 +4,10 @@
 //! Both inputs are partitioned by key groups of the same key type, so records of one key
 //! from either input meet in the same subtask, where they see the same state.
 
-use std::hash::Hash;
 use std::marker::PhantomData;
 
 use sluice_core::{Records, Watermark};
+use sluice_state::StateKey;
 
 use super::keyed_process::KeyedRuntime;
 use super::timers::TimeDomain;
@@ -80,7 +80,7 @@ pub struct KeyedCoProcessOperator<K, I1, I2, O, P> {
 
 impl<K, I1, I2, O, P> KeyedCoProcessOperator<K, I1, I2, O, P>
 where
-    K: Hash + Eq + Clone + Send + 'static,
+    K: StateKey,
 {
     /// Runs `function` on two inputs keyed by `key1` and `key2`.
     pub fn new(
@@ -102,7 +102,7 @@ where
 
 impl<K, I1, I2, O, P> KeyedCoProcessOperator<K, I1, I2, O, P>
 where
-    K: Hash + Eq + Clone + Send + 'static,
+    K: StateKey,
     I1: Send + 'static,
     I2: Send + 'static,
     O: Send + 'static,
@@ -134,7 +134,7 @@ fn owned_key<T, K: Clone>(key_of: &KeySelector<T, K>, value: &T) -> K {
 
 impl<K, I1, I2, O, P> TwoInputOperator for KeyedCoProcessOperator<K, I1, I2, O, P>
 where
-    K: Hash + Eq + Clone + Send + 'static,
+    K: StateKey,
     I1: Send + 'static,
     I2: Send + 'static,
     O: Send + 'static,

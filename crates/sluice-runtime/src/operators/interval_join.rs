@@ -9,11 +9,10 @@
 //! arrival are late and dropped (counted). Results carry the larger of the two timestamps.
 
 use std::collections::BTreeMap;
-use std::hash::Hash;
 use std::sync::Arc;
 
 use sluice_core::EventTime;
-use sluice_state::ValueStateHandle;
+use sluice_state::{StateData, StateKey, ValueStateHandle};
 
 use super::co_process::KeyedCoProcessFunction;
 use super::keyed_process::{KeyedContext, OpenContext, ProcessOutput};
@@ -54,9 +53,7 @@ impl<A, B, O> IntervalJoinFunction<A, B, O> {
     }
 }
 
-fn timestamp_of<K: Eq + Hash + Clone + Send + 'static>(
-    ctx: &KeyedContext<'_, K>,
-) -> UserResult<i64> {
+fn timestamp_of<K: StateKey>(ctx: &KeyedContext<'_, K>) -> UserResult<i64> {
     ctx.timestamp().map(|t| t.millis()).ok_or_else(|| {
         "interval join needs event time on both inputs; call `assign_timestamps_and_watermarks` upstream"
             .into()
@@ -65,9 +62,9 @@ fn timestamp_of<K: Eq + Hash + Clone + Send + 'static>(
 
 impl<K, A, B, O> KeyedCoProcessFunction<K, A, B, O> for IntervalJoinFunction<A, B, O>
 where
-    K: Hash + Eq + Clone + Send + 'static,
-    A: Send + 'static,
-    B: Send + 'static,
+    K: StateKey,
+    A: StateData,
+    B: StateData,
     O: Send + 'static,
 {
     fn open(&mut self, ctx: &mut OpenContext<'_, K>) -> UserResult {

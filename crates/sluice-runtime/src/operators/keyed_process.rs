@@ -5,7 +5,6 @@
 //! Invariant: the context's key is the key of the record being processed, and the state
 //! it reaches belongs to that key only.
 
-use std::hash::Hash;
 use std::marker::PhantomData;
 
 use std::sync::Arc;
@@ -13,8 +12,8 @@ use std::sync::Arc;
 use sluice_core::{stable_hash, Clock, EventTime, Records, Watermark};
 use sluice_state::{
     AggregateFunction, AggregatingState, AggregatingStateHandle, KeyedStateStore, ListState,
-    ListStateHandle, MapState, MapStateHandle, ReducingState, ReducingStateHandle, StateHandle,
-    StateTtlConfig, ValueState, ValueStateHandle,
+    ListStateHandle, MapState, MapStateHandle, ReducingState, ReducingStateHandle, StateData,
+    StateHandle, StateKey, StateTtlConfig, ValueState, ValueStateHandle,
 };
 
 use super::timers::{TimeDomain, TimerQueue};
@@ -37,15 +36,12 @@ impl<'a, K> OpenContext<'a, K> {
     }
 }
 
-impl<K: Eq + Hash + Clone + Send + 'static> OpenContext<'_, K> {
+impl<K: StateKey> OpenContext<'_, K> {
     /// Registers the value state `name` holding one `V` per key.
     ///
     /// # Errors
     /// If `name` was registered with another type.
-    pub fn value_state<V: Send + 'static>(
-        &mut self,
-        name: &str,
-    ) -> UserResult<ValueStateHandle<V>> {
+    pub fn value_state<V: StateData>(&mut self, name: &str) -> UserResult<ValueStateHandle<V>> {
         Ok(self.store.register_value::<V>(name)?)
     }
 
@@ -53,7 +49,7 @@ impl<K: Eq + Hash + Clone + Send + 'static> OpenContext<'_, K> {
     ///
     /// # Errors
     /// If `name` was registered as another kind or type of state.
-    pub fn list_state<V: Send + 'static>(&mut self, name: &str) -> UserResult<ListStateHandle<V>> {
+    pub fn list_state<V: StateData>(&mut self, name: &str) -> UserResult<ListStateHandle<V>> {
         Ok(self.store.register_list::<V>(name)?)
     }
 
@@ -63,8 +59,8 @@ impl<K: Eq + Hash + Clone + Send + 'static> OpenContext<'_, K> {
     /// If `name` was registered as another kind or type of state.
     pub fn map_state<UK, UV>(&mut self, name: &str) -> UserResult<MapStateHandle<UK, UV>>
     where
-        UK: std::hash::Hash + Eq + Send + 'static,
-        UV: Send + 'static,
+        UK: StateKey,
+        UV: StateData,
     {
         Ok(self.store.register_map::<UK, UV>(name)?)
     }
@@ -73,7 +69,7 @@ impl<K: Eq + Hash + Clone + Send + 'static> OpenContext<'_, K> {
     ///
     /// # Errors
     /// If `name` was registered as another kind or type of state.
-    pub fn reducing_state<V: Send + 'static>(
+    pub fn reducing_state<V: StateData>(
         &mut self,
         name: &str,
         reduce: impl Fn(V, V) -> V + Send + Sync + 'static,
@@ -85,7 +81,7 @@ impl<K: Eq + Hash + Clone + Send + 'static> OpenContext<'_, K> {
     ///
     /// # Errors
     /// If `name` was registered as another kind or type of state.
-    pub fn aggregating_state<IN: 'static, ACC: Send + 'static, OUT: 'static>(
+    pub fn aggregating_state<IN: 'static, ACC: StateData, OUT: 'static>(
         &mut self,
         name: &str,
         function: impl AggregateFunction<IN, ACC, OUT>,
@@ -133,7 +129,7 @@ impl<K> Default for Timers<K> {
     }
 }
 
-impl<K: Hash + Eq + Clone + Send + 'static> KeyedContext<'_, K> {
+impl<K: StateKey> KeyedContext<'_, K> {
     /// Asks for [`KeyedProcessFunction::on_timer`] to be called for the current key once
     /// the watermark reaches `time` (ms). One timer per key and time: registering it again
     /// does nothing. A bounded input's final watermark fires every event-time timer.
@@ -159,7 +155,7 @@ impl<K: Hash + Eq + Clone + Send + 'static> KeyedContext<'_, K> {
     }
 }
 
-impl<K: Eq + Hash + Clone + Send + 'static> KeyedContext<'_, K> {
+impl<K: StateKey> KeyedContext<'_, K> {
     /// The key of the current record.
     pub fn key(&self) -> &K {
         self.key
@@ -331,7 +327,7 @@ pub(crate) struct KeyedRuntime<K> {
     clock: Arc<dyn Clock>,
 }
 
-impl<K: Hash + Eq + Clone + Send + 'static> KeyedRuntime<K> {
+impl<K: StateKey> KeyedRuntime<K> {
     /// State and timers for the key groups of `ctx`.
     pub(crate) fn new(ctx: &OperatorContext) -> Self {
         let mut store = KeyedStateStore::new(ctx.key_group_range, ctx.max_parallelism);
@@ -406,7 +402,7 @@ impl<K: Hash + Eq + Clone + Send + 'static> KeyedRuntime<K> {
 
 impl<K, I, O, P> KeyedProcessOperator<K, I, O, P>
 where
-    K: Hash + Eq + Clone + Send + 'static,
+    K: StateKey,
 {
     /// Runs `function` on records keyed by `key_of`, for the key groups of `ctx`.
     pub fn new(ctx: &OperatorContext, key_of: KeySelector<I, K>, function: P) -> Self {
@@ -422,7 +418,7 @@ where
 
 impl<K, I, O, P> KeyedProcessOperator<K, I, O, P>
 where
-    K: Hash + Eq + Clone + Send + 'static,
+    K: StateKey,
     I: Send + 'static,
     O: Send + 'static,
     P: KeyedProcessFunction<K, I, O>,
@@ -446,7 +442,7 @@ where
 
 impl<K, I, O, P> Operator for KeyedProcessOperator<K, I, O, P>
 where
-    K: Hash + Eq + Clone + Send + 'static,
+    K: StateKey,
     I: Send + 'static,
     O: Send + 'static,
     P: KeyedProcessFunction<K, I, O>,
