@@ -86,13 +86,13 @@ impl<K: Data + Hash + Eq, A: Data, B: Data> KeyedConnectedStreams<K, A, B> {
         O: Data,
         P: KeyedCoProcessFunction<K, A, B, O> + Clone + Sync,
     {
-        self.process_named("Keyed Co-Process", move || function.clone())
+        self.process_named("Keyed Co-Process", move || Ok(function.clone()))
     }
 
     fn process_named<O, P>(
         &self,
         name: &str,
-        make: impl Fn() -> P + Send + Sync + 'static,
+        make: impl Fn() -> Result<P> + Send + Sync + 'static,
     ) -> DataStream<O>
     where
         O: Data,
@@ -107,7 +107,7 @@ impl<K: Data + Hash + Eq, A: Data, B: Data> KeyedConnectedStreams<K, A, B> {
                     ctx,
                     key1.clone(),
                     key2.clone(),
-                    make(),
+                    make()?,
                 ))
             })
     }
@@ -163,7 +163,12 @@ impl<K: Data + Hash + Eq, A: Data, B: Data> IntervalJoinBetween<K, A, B> {
         let join: JoinFn<A, B, O> = Arc::new(join);
         let (lower, upper) = (self.lower_ms, self.upper_ms);
         self.streams.process_named("Interval Join", move || {
-            IntervalJoinFunction::new(lower, upper, Arc::clone(&join))
+            if lower > upper {
+                return Err(sluice_runtime::Error::InvalidJob(format!(
+                    "interval join bounds are reversed: lower {lower} ms > upper {upper} ms; call `between(lower, upper)` with lower <= upper"
+                )));
+            }
+            Ok(IntervalJoinFunction::new(lower, upper, Arc::clone(&join)))
         })
     }
 }

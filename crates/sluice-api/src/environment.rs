@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::Duration;
 
 use sluice_core::Data;
 use sluice_runtime::factories::SourceNode;
@@ -16,6 +17,7 @@ use crate::builder::GraphBuilder;
 use crate::datastream::DataStream;
 use crate::handle::JobHandle;
 use crate::time::WatermarkStrategy;
+use sluice_runtime::checkpoint::CheckpointConfig;
 
 /// Defines and runs a streaming job.
 ///
@@ -111,6 +113,19 @@ impl StreamExecutionEnvironment {
     /// Capacity of each channel in batches. Default 4.
     pub fn set_channel_capacity(&self, batches: usize) -> &Self {
         self.with_config_mut(|c| c.channel_capacity = batches.max(1))
+    }
+
+    /// Takes a checkpoint every `interval` (exactly-once, in memory, restarting a failed
+    /// job from the latest checkpoint up to 3 times in a row after 1 s): Flink's
+    /// `enableCheckpointing`. See [`StreamExecutionEnvironment::set_checkpointing`] for
+    /// every setting.
+    pub fn enable_checkpointing(&self, interval: Duration) -> &Self {
+        self.with_config_mut(|c| c.checkpointing = Some(CheckpointConfig::every(interval)))
+    }
+
+    /// Sets every checkpoint setting (mode, timeout, directory, restart strategy, ...).
+    pub fn set_checkpointing(&self, config: CheckpointConfig) -> &Self {
+        self.with_config_mut(|c| c.checkpointing = Some(config))
     }
 
     /// Whether `execute` stops the job on Ctrl-C (first press: graceful stop; second:

@@ -4,7 +4,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use sluice_core::Records;
 use sluice_runtime::sink::{Sink, SinkWriter};
-use sluice_runtime::source::{Boundedness, Source, SourcePoll, SourceReader};
+use sluice_runtime::source::{
+    encode_position, restored_position, Boundedness, Source, SourcePoll, SourceReader,
+};
 use sluice_runtime::{OperatorContext, Result};
 
 /// Reads the elements of a vector; subtask `i` of `p` reads the `i`-th contiguous slice,
@@ -40,9 +42,14 @@ impl<T: Clone + Send + Sync + 'static> Source<T> for CollectionSource<T> {
             ctx.location.subtask as usize,
             ctx.location.parallelism as usize,
         );
+        let start = i * n / p;
+        // After a restore, go on from the checkpointed index.
+        let next = restored_position(ctx, 1)?
+            .and_then(|v| v.first().copied())
+            .map_or(start, |v| v as usize);
         Ok(Box::new(CollectionReader {
             items: Arc::clone(&self.items),
-            next: i * n / p,
+            next,
             end: (i + 1) * n / p,
         }))
     }
@@ -60,6 +67,10 @@ impl<T: Clone + Send + Sync + 'static> SourceReader<T> for CollectionReader<T> {
         } else {
             SourcePoll::Ready
         })
+    }
+
+    fn snapshot_position(&mut self) -> Result<Option<Vec<u8>>> {
+        Ok(Some(encode_position(&[self.next as u64])))
     }
 }
 

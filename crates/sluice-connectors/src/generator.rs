@@ -6,7 +6,9 @@
 use std::sync::Arc;
 
 use sluice_core::Records;
-use sluice_runtime::source::{Boundedness, Source, SourcePoll, SourceReader};
+use sluice_runtime::source::{
+    encode_position, restored_position, Boundedness, Source, SourcePoll, SourceReader,
+};
 use sluice_runtime::{OperatorContext, Result};
 
 /// Generates `f(index)` for each index of its range.
@@ -82,6 +84,10 @@ impl<T: Send + 'static> Source<T> for GeneratorSource<T> {
             // Unbounded: subtasks take interleaved blocks of 2^48 indexes.
             None => (i << 48, u64::MAX),
         };
+        // After a restore, go on from the checkpointed index.
+        let next = restored_position(ctx, 1)?
+            .and_then(|v| v.first().copied())
+            .unwrap_or(next);
         Ok(Box::new(GeneratorReader {
             f: Arc::clone(&self.f),
             next,
@@ -119,6 +125,10 @@ impl<T: Send + 'static> SourceReader<T> for GeneratorReader<T> {
         } else {
             SourcePoll::Ready
         })
+    }
+
+    fn snapshot_position(&mut self) -> Result<Option<Vec<u8>>> {
+        Ok(Some(encode_position(&[self.next])))
     }
 }
 
@@ -203,13 +213,28 @@ impl<T: Send + 'static> Source<T> for SplitGeneratorSource<T> {
 
     fn create_reader(&self, ctx: &OperatorContext) -> Result<Box<dyn SourceReader<T>>> {
         let (i, p) = (ctx.location.subtask, ctx.location.parallelism.max(1));
-        let splits = (0..self.splits)
-            .filter(|s| s % p == i)
-            .map(|id| SplitState {
-                id,
-                next: 0,
-                finished: self.per_split == Some(0),
+        let mine: Vec<u32> = (0..self.splits).filter(|s| s % p == i).collect();
+        let restored = restored_position(ctx, mine.len())?;
+        let splits: Vec<SplitState> = mine
+            .iter()
+            .enumerate()
+            .map(|(n, &id)| {
+                let next = restored
+                    .as_ref()
+                    .and_then(|r| r.get(n).copied())
+                    .unwrap_or(0);
+                SplitState {
+                    id,
+                    next,
+                    finished: self.per_split.is_some_and(|end| next >= end),
+                }
             })
+            .collect();
+        // Splits already exhausted (after a restore) must not hold the watermark back.
+        let newly_finished = splits
+            .iter()
+            .filter(|s: &&SplitState| s.finished)
+            .map(|s| s.id)
             .collect();
         Ok(Box::new(SplitGeneratorReader {
             f: Arc::clone(&self.f),
@@ -219,7 +244,7 @@ impl<T: Send + 'static> Source<T> for SplitGeneratorSource<T> {
             started_nanos: None,
             cursor: 0,
             last: None,
-            newly_finished: Vec::new(),
+            newly_finished,
             ctx: ctx.clone(),
         }))
     }
@@ -271,6 +296,11 @@ impl<T: Send + 'static> SourceReader<T> for SplitGeneratorReader<T> {
 
     fn splits(&self) -> Vec<u32> {
         self.splits.iter().map(|s| s.id).collect()
+    }
+
+    fn snapshot_position(&mut self) -> Result<Option<Vec<u8>>> {
+        let next: Vec<u64> = self.splits.iter().map(|s| s.next).collect();
+        Ok(Some(encode_position(&next)))
     }
 
     fn last_split(&self) -> Option<u32> {

@@ -7,7 +7,9 @@ use std::fmt;
 pub struct JobId(pub u64);
 
 /// Identifies one operator (node) of a logical job graph.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct OperatorId(pub u32);
 
 /// Index of one parallel instance (subtask) of an operator, `0..parallelism`.

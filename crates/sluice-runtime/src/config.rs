@@ -4,6 +4,8 @@ use std::sync::Arc;
 
 use sluice_core::{Clock, SystemClock, DEFAULT_MAX_PARALLELISM};
 
+use crate::checkpoint::CheckpointConfig;
+
 /// How keyed aggregations report results.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RuntimeMode {
@@ -34,6 +36,9 @@ pub struct JobConfig {
     /// Whether tasks spin briefly before parking on an empty or full channel; default
     /// (`None`): when the job has no more tasks than the machine has cores.
     pub spin_before_park: Option<bool>,
+    /// Checkpointing, restarts and recovery; `None` (the default): no checkpoints, and a
+    /// failure fails the job.
+    pub checkpointing: Option<CheckpointConfig>,
 }
 
 impl Default for JobConfig {
@@ -48,6 +53,7 @@ impl Default for JobConfig {
             runtime_mode: RuntimeMode::Streaming,
             clock: Arc::new(SystemClock),
             spin_before_park: None,
+            checkpointing: None,
         }
     }
 }

@@ -16,12 +16,25 @@ use std::sync::Arc;
 pub struct JobControl {
     stop: AtomicBool,
     cancelled: AtomicBool,
+    /// The control of the whole job when this one controls one attempt of it (a restart
+    /// gets a fresh attempt control; stopping or cancelling the job reaches every attempt).
+    parent: Option<Arc<JobControl>>,
 }
 
 impl JobControl {
     /// A fresh control, neither stopped nor cancelled.
     pub fn new() -> Arc<Self> {
         Arc::new(Self::default())
+    }
+
+    /// A control for one attempt of the job controlled by `parent`: cancelling the
+    /// attempt (a task failed) leaves the job alive for a restart.
+    pub fn child(parent: &Arc<JobControl>) -> Arc<Self> {
+        Arc::new(JobControl {
+            stop: AtomicBool::new(false),
+            cancelled: AtomicBool::new(false),
+            parent: Some(Arc::clone(parent)),
+        })
     }
 
     /// Asks sources to stop reading and end their streams; the job then drains.
@@ -32,6 +45,7 @@ impl JobControl {
     /// Whether a graceful stop was requested.
     pub fn is_stop_requested(&self) -> bool {
         self.stop.load(Ordering::Relaxed)
+            || self.parent.as_ref().is_some_and(|p| p.is_stop_requested())
     }
 
     /// Cancels the job: every task exits as soon as it can.
@@ -43,6 +57,7 @@ impl JobControl {
     /// Whether the job was cancelled.
     pub fn is_cancelled(&self) -> bool {
         self.cancelled.load(Ordering::Relaxed)
+            || self.parent.as_ref().is_some_and(|p| p.is_cancelled())
     }
 }
 

@@ -81,6 +81,14 @@ pub enum Error {
         /// The operating system's error.
         source: std::io::Error,
     },
+    /// Checkpoint storage failed (writing, reading or listing checkpoints).
+    #[error("checkpoint storage at {location}: {message}")]
+    Checkpoint {
+        /// The directory or object path involved.
+        location: String,
+        /// What went wrong and how to fix it.
+        message: String,
+    },
     /// An invariant of the runtime was violated: a bug in Sluice.
     #[error("internal error (a bug in Sluice, please report it): {0}")]
     Internal(String),
@@ -94,7 +102,7 @@ impl Error {
                 ErrorKind::User
             }
             Error::InvalidJob(_) => ErrorKind::User,
-            Error::Spawn { .. } => ErrorKind::External,
+            Error::Spawn { .. } | Error::Checkpoint { .. } => ErrorKind::External,
             Error::Cancelled | Error::ChannelClosed | Error::Internal(_) => ErrorKind::Internal,
         }
     }

@@ -6,10 +6,18 @@
 //! returns the root cause when a task failed (never the cancellations that followed).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use sluice_core::{KeyGroupRange, OperatorId};
+use sluice_core::{CheckpointId, KeyGroup, KeyGroupRange, OperatorId};
+
+use crate::checkpoint::coordinator::{CheckpointCoordinator, CoordinatorReport, JobFacts};
+use crate::checkpoint::restart::FailureHistory;
+use crate::checkpoint::storage::{self, CheckpointMetadata, CheckpointStorage};
+use crate::checkpoint::{
+    CheckpointSignals, OperatorSnapshot, RestoredState, SnapshotCollector, TaskCheckpointing,
+};
 
 use crate::channel::GateSignal;
 use crate::config::JobConfig;
@@ -35,6 +43,13 @@ pub enum JobStatus {
     Cancelled,
 }
 
+/// One attempt to run the job.
+struct Attempt {
+    result: Result<()>,
+    report: CoordinatorReport,
+    tasks: usize,
+}
+
 /// The outcome of a job run.
 #[derive(Debug, Clone)]
 pub struct JobResult {
@@ -46,6 +61,12 @@ pub struct JobResult {
     pub tasks: usize,
     /// The operators' counters when the job ended.
     pub metrics: Vec<MetricValue>,
+    /// Ids of the checkpoints completed during the run.
+    pub checkpoints: Vec<u64>,
+    /// How often the job restarted after a failure.
+    pub restarts: u32,
+    /// The checkpoint the run started from (an earlier run's, after a crash), if any.
+    pub restored_from: Option<u64>,
 }
 
 impl JobResult {
@@ -75,6 +96,8 @@ struct Channels {
     signals: HashMap<(OperatorId, u32), Arc<GateSignal>>,
     /// The job run's counters.
     metrics: Arc<MetricRegistry>,
+    /// What each operator subtask restores from.
+    restored: HashMap<(OperatorId, u32), Arc<RestoredState>>,
 }
 
 impl LocalExecutor {
@@ -88,33 +111,87 @@ impl LocalExecutor {
         &self.config
     }
 
-    /// Runs `graph` to completion (or until `control` stops or cancels it).
+    /// Runs `graph` to completion (or until `control` stops or cancels it). With
+    /// checkpointing configured, a failed attempt restarts from the latest completed
+    /// checkpoint as the restart strategy allows, and a job whose checkpoint directory
+    /// already holds a completed checkpoint of the same job resumes from it.
     ///
     /// # Errors
     /// [`Error::InvalidJob`] before anything runs if the graph is invalid; otherwise the
-    /// first root-cause failure of any task (the other tasks are cancelled).
+    /// first root-cause failure of any task (the other tasks are cancelled) once no
+    /// restart is allowed.
     pub fn execute(&self, graph: &JobGraph, control: Arc<JobControl>) -> Result<JobResult> {
         let plan = plan(graph, &self.config)?;
         tracing::info!(job = %graph.name, "deploying\n{}", plan.describe(graph));
-        let start = self.config.clock.monotonic_nanos();
-        // Spinning before parking pays when every task has a core; with more tasks than
-        // cores it takes cycles from tasks that have work.
-        let task_count: u32 = plan.chains.iter().map(|c| c.parallelism).sum();
-        let spin = match self.config.spin_before_park {
-            Some(spin) => spin,
-            None => task_count as usize <= available_cores(),
+        let clock = Arc::clone(&self.config.clock);
+        let start = clock.monotonic_nanos();
+        let metrics = MetricRegistry::new();
+        let storage = match &self.config.checkpointing {
+            Some(c) => Some(Arc::new(match &c.directory {
+                Some(dir) => CheckpointStorage::local(dir, &graph.name)?,
+                None => CheckpointStorage::in_memory(&graph.name)?,
+            })),
+            None => None,
         };
-        let mut channels = self.create_channels(graph, &plan, &control, spin);
-        let mut tasks = Vec::new();
-        for chain in &plan.chains {
-            for subtask in 0..chain.parallelism {
-                tasks.push(self.build_task(graph, chain, subtask, &mut channels, &control)?);
+        let mut history = FailureHistory::default();
+        let mut checkpoints = Vec::new();
+        let mut restarts = 0u32;
+        let mut restored_from = None;
+        let mut first = true;
+        let task_count = loop {
+            let resume = self
+                .config
+                .checkpointing
+                .as_ref()
+                .is_some_and(|c| c.resume || !first);
+            let restore = match (&storage, resume) {
+                (Some(s), true) => s.latest()?,
+                _ => None,
+            };
+            if let Some(meta) = &restore {
+                tracing::info!(job = %graph.name, checkpoint = meta.id, "restoring from checkpoint {}", meta.id);
+                if first {
+                    restored_from = Some(meta.id);
+                }
             }
-        }
-        let metrics = Arc::clone(&channels.metrics);
-        drop(channels);
-        let task_count = tasks.len();
-        run_tasks(tasks, &control)?;
+            first = false;
+            let attempt = JobControl::child(&control);
+            let outcome = self.run_attempt(
+                graph,
+                &plan,
+                &attempt,
+                &metrics,
+                storage.as_ref(),
+                restore.as_ref(),
+            )?;
+            let progressed = !outcome.report.completed.is_empty();
+            checkpoints.extend(outcome.report.completed.iter().map(|id| id.0));
+            let error = match outcome.result {
+                Ok(()) => break outcome.tasks,
+                Err(e) => e,
+            };
+            let Some(config) = &self.config.checkpointing else {
+                return Err(error);
+            };
+            if !error.is_retryable() || control.is_cancelled() || control.is_stop_requested() {
+                return Err(error);
+            }
+            history.since_progress = if progressed {
+                1
+            } else {
+                history.since_progress + 1
+            };
+            let now_ms = clock.monotonic_nanos() / 1_000_000;
+            history.recent_ms.push(now_ms);
+            match config.restart.next_delay(&history, now_ms) {
+                Some(delay) => {
+                    restarts += 1;
+                    tracing::warn!(job = %graph.name, error = %error, ?delay, restarts, "task failed; restarting from the latest checkpoint");
+                    clock.sleep(delay);
+                }
+                None => return Err(error),
+            }
+        };
         let status = if control.is_cancelled() {
             JobStatus::Cancelled
         } else if control.is_stop_requested() {
@@ -122,15 +199,201 @@ impl LocalExecutor {
         } else {
             JobStatus::Finished
         };
-        let duration =
-            Duration::from_nanos(self.config.clock.monotonic_nanos().saturating_sub(start));
+        let duration = Duration::from_nanos(clock.monotonic_nanos().saturating_sub(start));
         tracing::info!(job = %graph.name, ?status, ?duration, "job ended");
         Ok(JobResult {
             status,
             duration,
             tasks: task_count,
             metrics: metrics.snapshot(),
+            checkpoints,
+            restarts,
+            restored_from,
         })
+    }
+
+    /// Deploys and runs the job once.
+    fn run_attempt(
+        &self,
+        graph: &JobGraph,
+        plan: &PhysicalPlan,
+        control: &Arc<JobControl>,
+        metrics: &Arc<MetricRegistry>,
+        storage: Option<&Arc<CheckpointStorage>>,
+        restore: Option<&CheckpointMetadata>,
+    ) -> Result<Attempt> {
+        // Spinning before parking pays when every task has a core; with more tasks than
+        // cores it takes cycles from tasks that have work.
+        let task_count: u32 = plan.chains.iter().map(|c| c.parallelism).sum();
+        let spin = match self.config.spin_before_park {
+            Some(spin) => spin,
+            None => task_count as usize <= available_cores(),
+        };
+        let restored = match (storage, restore) {
+            (Some(s), Some(meta)) => self.restored_states(graph, s, meta)?,
+            _ => HashMap::new(),
+        };
+        let mut channels = self.create_channels(graph, plan, control, spin);
+        channels.metrics = Arc::clone(metrics);
+        channels.restored = restored;
+        let existing = match storage {
+            Some(s) => s.completed()?,
+            None => Vec::new(),
+        };
+        let (coordinator, links) = match (&self.config.checkpointing, storage) {
+            (Some(config), Some(storage)) => {
+                let signals = Arc::new(CheckpointSignals::default());
+                let (tx, rx) = std::sync::mpsc::channel();
+                let facts = JobFacts {
+                    job: graph.name.clone(),
+                    tasks: task_count as usize,
+                    max_parallelism: self.config.max_parallelism,
+                    parallelism: graph
+                        .nodes
+                        .iter()
+                        .map(|n| (n.id.0, n.parallelism))
+                        .collect(),
+                };
+                let last = existing.last().map_or(0, |id| id.0);
+                let link = TaskCheckpointing {
+                    task: 0,
+                    mode: config.mode,
+                    signals: Arc::clone(&signals),
+                    messages: tx,
+                    collector: Arc::default(),
+                    notified: last,
+                };
+                let coordinator = CheckpointCoordinator::new(
+                    config.clone(),
+                    facts,
+                    Arc::clone(storage),
+                    signals,
+                    rx,
+                    Arc::clone(&self.config.clock),
+                    existing,
+                );
+                (Some(coordinator), Some(link))
+            }
+            _ => (None, None),
+        };
+        let mut tasks = Vec::new();
+        for chain in &plan.chains {
+            for subtask in 0..chain.parallelism {
+                let checkpointing = links.as_ref().map(|l| TaskCheckpointing {
+                    task: tasks.len(),
+                    collector: Arc::default(),
+                    ..l.clone()
+                });
+                tasks.push(self.build_task(
+                    graph,
+                    chain,
+                    subtask,
+                    &mut channels,
+                    control,
+                    checkpointing,
+                )?);
+            }
+        }
+        drop(links);
+        drop(channels);
+        let tasks_len = tasks.len();
+        let stop = Arc::new(AtomicBool::new(false));
+        let coordinator_thread = match coordinator {
+            Some(c) => {
+                let stop = Arc::clone(&stop);
+                Some(
+                    std::thread::Builder::new()
+                        .name("checkpoint coordinator".into())
+                        .spawn(move || c.run(&stop))
+                        .map_err(|e| {
+                            Error::Internal(format!("cannot start the checkpoint coordinator: {e}"))
+                        })?,
+                )
+            }
+            None => None,
+        };
+        let result = run_tasks(tasks, control);
+        stop.store(true, Ordering::Release);
+        let report = match coordinator_thread {
+            Some(t) => t
+                .join()
+                .map_err(|_| Error::Internal("the checkpoint coordinator panicked".into()))?,
+            None => CoordinatorReport::default(),
+        };
+        Ok(Attempt {
+            result,
+            report,
+            tasks: tasks_len,
+        })
+    }
+
+    /// What each operator subtask restores from checkpoint `meta`: the key groups of its
+    /// range from whichever subtask wrote them, and its own subtask state.
+    fn restored_states(
+        &self,
+        graph: &JobGraph,
+        storage: &CheckpointStorage,
+        meta: &CheckpointMetadata,
+    ) -> Result<HashMap<(OperatorId, u32), Arc<RestoredState>>> {
+        if meta.max_parallelism != self.config.max_parallelism {
+            return Err(Error::InvalidJob(format!(
+                "checkpoint {} was taken with {} key groups (max parallelism) but the job now has {}; keep the max parallelism of a job to restore its state",
+                meta.id, meta.max_parallelism, self.config.max_parallelism
+            )));
+        }
+        let mut snapshots: HashMap<OperatorId, Vec<(u32, OperatorSnapshot)>> = HashMap::new();
+        for file in &meta.files {
+            let state = storage.read_state(file)?;
+            snapshots
+                .entry(storage::operator_of(file))
+                .or_default()
+                .push((file.subtask, state));
+        }
+        let mut restored = HashMap::new();
+        for node in &graph.nodes {
+            let old_parallelism = meta
+                .parallelism
+                .iter()
+                .find(|(op, _)| *op == node.id.0)
+                .map(|(_, p)| *p);
+            let parts = snapshots.get(&node.id).map(Vec::as_slice).unwrap_or(&[]);
+            let has_subtask_state = parts.iter().any(|(_, s)| s.operator.is_some());
+            if has_subtask_state && old_parallelism != Some(node.parallelism) {
+                return Err(Error::InvalidJob(format!(
+                    "operator `{}` ran with parallelism {} in checkpoint {} and has {} now; its subtask state (a source position or a sink transaction) cannot be redistributed: keep its parallelism",
+                    node.name,
+                    old_parallelism.unwrap_or(0),
+                    meta.id,
+                    node.parallelism
+                )));
+            }
+            for subtask in 0..node.parallelism {
+                let range = KeyGroupRange::for_subtask(
+                    self.config.max_parallelism,
+                    node.parallelism,
+                    subtask,
+                );
+                let keyed = parts
+                    .iter()
+                    .flat_map(|(_, s)| s.keyed.iter())
+                    .filter(|(g, _)| range.contains(KeyGroup(*g)))
+                    .map(|(g, bytes)| (KeyGroup(*g), bytes.clone()))
+                    .collect();
+                let operator = parts
+                    .iter()
+                    .find(|(s, _)| *s == subtask)
+                    .and_then(|(_, s)| s.operator.clone());
+                restored.insert(
+                    (node.id, subtask),
+                    Arc::new(RestoredState {
+                        checkpoint: Some(CheckpointId(meta.id)),
+                        keyed,
+                        operator,
+                    }),
+                );
+            }
+        }
+        Ok(restored)
     }
 
     fn create_channels(
@@ -145,6 +408,7 @@ impl LocalExecutor {
             receivers: HashMap::new(),
             signals: HashMap::new(),
             metrics: MetricRegistry::new(),
+            restored: HashMap::new(),
         };
         for &e in &plan.network_edges {
             let edge = &graph.edges[e];
@@ -190,7 +454,8 @@ impl LocalExecutor {
         graph: &JobGraph,
         id: OperatorId,
         subtask: u32,
-        metrics: &Arc<MetricRegistry>,
+        channels: &Channels,
+        snapshots: Option<&SnapshotCollector>,
     ) -> Result<OperatorContext> {
         let node = graph
             .node(id)
@@ -210,7 +475,10 @@ impl LocalExecutor {
             runtime_mode: self.config.runtime_mode,
             batch_size: self.config.batch_size,
             clock: Arc::clone(&self.config.clock),
-            metrics: Arc::clone(metrics),
+            metrics: Arc::clone(&channels.metrics),
+            operator_id: id,
+            restored: channels.restored.get(&(id, subtask)).cloned(),
+            snapshots: snapshots.cloned(),
         })
     }
 
@@ -221,7 +489,9 @@ impl LocalExecutor {
         subtask: u32,
         channels: &mut Channels,
         control: &Arc<JobControl>,
+        checkpointing: Option<TaskCheckpointing>,
     ) -> Result<Box<dyn Task>> {
+        let collector = checkpointing.as_ref().map(|c| Arc::clone(&c.collector));
         let missing = || Error::Internal("empty chain".into());
         let tail_id = *chain.nodes.last().ok_or_else(missing)?;
         let head_id = *chain.nodes.first().ok_or_else(missing)?;
@@ -245,7 +515,7 @@ impl LocalExecutor {
         }
         let mut output = node(tail_id)?.factory.build_output(routers)?;
         for &id in chain.nodes.iter().skip(1).rev() {
-            let ctx = self.context(graph, id, subtask, &channels.metrics)?;
+            let ctx = self.context(graph, id, subtask, channels, collector.as_ref())?;
             let side = self.side_outputs(graph, id, subtask, channels, settings)?;
             output = node(id)?.factory.build_link(&ctx, output, side)?;
         }
@@ -258,7 +528,7 @@ impl LocalExecutor {
             .signals
             .remove(&(head_id, subtask))
             .unwrap_or_default();
-        let ctx = self.context(graph, head_id, subtask, &channels.metrics)?;
+        let ctx = self.context(graph, head_id, subtask, channels, collector.as_ref())?;
         node(head_id)?.factory.build_task(
             ctx,
             output,
@@ -266,6 +536,7 @@ impl LocalExecutor {
             TaskInputs {
                 receivers: inputs,
                 signal,
+                checkpointing,
             },
             Arc::clone(control),
         )

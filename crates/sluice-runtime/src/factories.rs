@@ -158,13 +158,14 @@ impl<T: Clone + Send + 'static> NodeFactory for SourceNode<T> {
         ctx: OperatorContext,
         downstream: ErasedSink,
         _side: SideOutputs,
-        _inputs: TaskInputs,
+        inputs: TaskInputs,
         control: Arc<JobControl>,
     ) -> Result<Box<dyn Task>> {
         let downstream = downcast_sink::<Records<T>>(downstream)?;
         Ok(Box::new(
             SourceTask::new(Arc::clone(&self.source), ctx, downstream, control)
-                .with_watermarks(self.watermarks.clone()),
+                .with_watermarks(self.watermarks.clone())
+                .with_checkpointing(inputs.checkpointing),
         ))
     }
 }
@@ -237,13 +238,16 @@ where
             .map(|(_, r)| downcast::<ChannelReceiver<Op::In>>(r, "channel receiver"))
             .collect::<Result<Vec<_>>>()?;
         let gate = InputGate::new(receivers, inputs.signal, Arc::clone(&control));
-        Ok(Box::new(OneInputTask::new(
-            ctx.location.clone(),
-            gate,
-            Box::new(head),
-            control,
-            Arc::clone(&ctx.clock),
-        )))
+        Ok(Box::new(
+            OneInputTask::new(
+                ctx.location.clone(),
+                gate,
+                Box::new(head),
+                control,
+                Arc::clone(&ctx.clock),
+            )
+            .with_checkpointing(inputs.checkpointing),
+        ))
     }
 }
 
@@ -311,12 +315,15 @@ where
             gate_inputs.push(gate_input);
         }
         let gate = InputGate::from_inputs(gate_inputs, inputs.signal, Arc::clone(&control));
-        Ok(Box::new(OneInputTask::new(
-            ctx.location.clone(),
-            gate,
-            Box::new(head),
-            control,
-            Arc::clone(&ctx.clock),
-        )))
+        Ok(Box::new(
+            OneInputTask::new(
+                ctx.location.clone(),
+                gate,
+                Box::new(head),
+                control,
+                Arc::clone(&ctx.clock),
+            )
+            .with_checkpointing(inputs.checkpointing),
+        ))
     }
 }

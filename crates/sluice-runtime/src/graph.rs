@@ -12,6 +12,7 @@ use std::sync::Arc;
 use sluice_core::OperatorId;
 
 use crate::channel::GateSignal;
+use crate::checkpoint::TaskCheckpointing;
 use crate::control::JobControl;
 use crate::error::Result;
 use crate::operator::side_output::{SideOutput, SideOutputs};
@@ -127,6 +128,8 @@ pub struct TaskInputs {
     pub receivers: Vec<(usize, ErasedReceiver)>,
     /// Wakes the task's input gate.
     pub signal: Arc<GateSignal>,
+    /// The task's connection to the checkpoint coordinator, when the job checkpoints.
+    pub checkpointing: Option<TaskCheckpointing>,
 }
 
 /// Settings of one router.

@@ -29,6 +29,7 @@
 //! ```
 
 pub mod channel;
+pub mod checkpoint;
 pub mod config;
 pub mod control;
 pub mod error;

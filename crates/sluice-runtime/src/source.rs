@@ -5,7 +5,7 @@
 //! Readers are polled by the source task, which injects control events between polls
 //! (end of stream now; checkpoint barriers later), so a reader never blocks for long.
 
-use sluice_core::Records;
+use sluice_core::{CheckpointId, Records};
 
 use crate::error::Result;
 use crate::operator::OperatorContext;
@@ -75,4 +75,63 @@ pub trait SourceReader<T>: Send {
     fn take_finished_splits(&mut self) -> Vec<u32> {
         Vec::new()
     }
+
+    /// The reader's position (what it has read so far), for a checkpoint taken after the
+    /// records of the last poll. A reader created with `ctx.restored` holding this
+    /// position must go on from there. `None` (the default): the source cannot rewind,
+    /// so a restored job may lose or repeat its records.
+    ///
+    /// # Errors
+    /// [`crate::Error::User`] when the position cannot be taken.
+    fn snapshot_position(&mut self) -> Result<Option<Vec<u8>>> {
+        Ok(None)
+    }
+
+    /// A checkpoint that includes the position of [`SourceReader::snapshot_position`]
+    /// completed (a Kafka reader commits its offsets to the group here). Default: nothing.
+    ///
+    /// # Errors
+    /// [`crate::Error::User`] when acting on it fails.
+    fn notify_checkpoint_complete(&mut self, checkpoint: CheckpointId) -> Result<()> {
+        let _ = checkpoint;
+        Ok(())
+    }
+}
+
+/// Encodes a position made of integers (an index, offsets) for
+/// [`SourceReader::snapshot_position`].
+pub fn encode_position(values: &[u64]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+/// The position a reader restores from: what [`encode_position`] wrote for this subtask
+/// in the checkpoint the job restarts from, or `None` on a fresh start.
+///
+/// # Errors
+/// [`crate::Error::User`] when the stored position is not `expected` integers.
+pub fn restored_position(ctx: &OperatorContext, expected: usize) -> Result<Option<Vec<u64>>> {
+    let Some(bytes) = ctx.restored.as_ref().and_then(|r| r.operator.as_ref()) else {
+        return Ok(None);
+    };
+    if bytes.len() != expected * 8 {
+        return Err(crate::Error::User(
+            format!(
+                "the checkpoint holds a position of {} bytes for source `{}`, expected {}; was the job changed?",
+                bytes.len(),
+                ctx.location.operator,
+                expected * 8
+            )
+            .into(),
+        ));
+    }
+    Ok(Some(
+        bytes
+            .chunks_exact(8)
+            .map(|c| {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(c);
+                u64::from_le_bytes(b)
+            })
+            .collect(),
+    ))
 }

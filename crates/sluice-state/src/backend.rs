@@ -168,6 +168,76 @@ mod tests {
     }
 
     #[test]
+    fn ttl_stamps_survive_a_restore_in_any_order() {
+        for restore_first in [false, true] {
+            let clock = ManualClock::new(0);
+            let mut source =
+                KeyedStateStore::<u64>::new(KeyGroupRange::for_subtask(MAX, 1, 0), MAX);
+            source.set_clock(Arc::new(clock.clone()));
+            let h = source.register_value::<u32>("v").unwrap();
+            source.enable_ttl(&h, StateTtlConfig::new(Duration::from_millis(100)));
+            source.value_state(&h, &7, stable_hash(&7u64)).update(1);
+            let blobs = snapshot_all(&source);
+            clock.advance(Duration::from_millis(50));
+
+            let mut target =
+                KeyedStateStore::<u64>::new(KeyGroupRange::for_subtask(MAX, 1, 0), MAX);
+            target.set_clock(Arc::new(clock.clone()));
+            if restore_first {
+                for (g, bytes) in &blobs {
+                    target.restore_group(*g, bytes).unwrap();
+                }
+            }
+            let h = target.register_value::<u32>("v").unwrap();
+            if !restore_first {
+                for (g, bytes) in &blobs {
+                    target.restore_group(*g, bytes).unwrap();
+                }
+            }
+            target.enable_ttl(&h, StateTtlConfig::new(Duration::from_millis(100)));
+            clock.advance(Duration::from_millis(49));
+            assert_eq!(
+                target.value_state(&h, &7, stable_hash(&7u64)).value(),
+                Some(&1)
+            );
+            clock.advance(Duration::from_millis(1));
+            assert_eq!(
+                target.value_state(&h, &7, stable_hash(&7u64)).value(),
+                None,
+                "written at 0, expired at 100 (restore first: {restore_first})"
+            );
+        }
+    }
+
+    #[test]
+    fn unregistered_restored_state_stays_in_its_key_group() {
+        let mut source = KeyedStateStore::<u64>::new(KeyGroupRange::for_subtask(MAX, 1, 0), MAX);
+        let h = source.register_value::<u32>("old").unwrap();
+        for k in 0..50u64 {
+            source.value_state(&h, &k, stable_hash(&k)).update(k as u32);
+        }
+        let blobs = snapshot_all(&source);
+        // A job that no longer registers "old" carries it over, group by group.
+        let mut middle = KeyedStateStore::<u64>::new(KeyGroupRange::for_subtask(MAX, 1, 0), MAX);
+        for (g, bytes) in &blobs {
+            middle.restore_group(*g, bytes).unwrap();
+        }
+        let again = snapshot_all(&middle);
+        assert_eq!(again, blobs, "each group carries exactly its own entries");
+        let mut target = KeyedStateStore::<u64>::new(KeyGroupRange::for_subtask(MAX, 2, 1), MAX);
+        for (g, bytes) in &again {
+            if target.key_group_range().contains(*g) {
+                target.restore_group(*g, bytes).unwrap();
+            }
+        }
+        target.register_value::<u32>("old").unwrap();
+        let expected = (0..50u64)
+            .filter(|k| target.key_group_range().contains(key_group_for(k, MAX)))
+            .count();
+        assert_eq!(target.entries(), expected);
+    }
+
+    #[test]
     fn ttl_stamps_survive_a_restore() {
         let clock = ManualClock::new(0);
         let mut source = KeyedStateStore::<u64>::new(KeyGroupRange::for_subtask(MAX, 1, 0), MAX);

@@ -179,6 +179,8 @@ struct RegisteredState<K> {
     /// Removes this state's entries of one key (type-erased `KeyedTable::remove`).
     remove: fn(&mut (dyn Any + Send), &K, u64),
     ttl: Option<Ttl<K>>,
+    /// Restored TTL stamps of a state whose TTL is not enabled yet.
+    pending_stamps: Vec<(K, i64)>,
 }
 
 fn remove_entry<K: Eq + Clone + 'static, S: 'static>(
@@ -204,8 +206,9 @@ pub struct KeyedStateStore<K> {
     states: Vec<RegisteredState<K>>,
     by_name: HashMap<String, usize>,
     clock: Arc<dyn Clock>,
-    /// Restored entries of states not registered yet, applied when they are.
-    pending: Vec<StateBlob>,
+    /// Restored entries of states not registered yet (by key group), applied when they
+    /// are; snapshots carry them over unchanged until then.
+    pending: Vec<(KeyGroup, StateBlob)>,
 }
 
 impl<K> std::fmt::Debug for KeyedStateStore<K> {
@@ -238,11 +241,18 @@ impl<K: StateKey> KeyedStateStore<K> {
     /// Gives the state of `handle` a time-to-live: its entries expire `config` after
     /// their last write (or read) and are never returned after that.
     pub fn enable_ttl(&mut self, handle: &impl StateHandle, config: StateTtlConfig) {
+        let (range, max) = (self.range, self.max_parallelism);
         if let Some(state) = self.states.get_mut(handle.index()) {
-            state.ttl = Some(Ttl {
+            let ttl = state.ttl.get_or_insert_with(|| Ttl {
                 config,
-                stamps: KeyedTable::new(self.range, self.max_parallelism),
+                stamps: KeyedTable::new(range, max),
             });
+            ttl.config = config;
+            // Stamps restored before the TTL was enabled.
+            for (key, stamp) in state.pending_stamps.drain(..) {
+                let hash = stable_hash(&key);
+                ttl.stamps.insert(key, hash, stamp);
+            }
         }
     }
 
@@ -299,16 +309,17 @@ impl<K: StateKey> KeyedStateStore<K> {
             len: table_len::<K, S>,
             remove: remove_entry::<K, S>,
             ttl: None,
+            pending_stamps: Vec::new(),
         });
         self.by_name.insert(name.to_string(), index);
-        let pending: Vec<StateBlob> = {
+        let pending: Vec<(KeyGroup, StateBlob)> = {
             let (mine, others) = std::mem::take(&mut self.pending)
                 .into_iter()
-                .partition(|b| b.name == name);
+                .partition(|(_, b)| b.name == name);
             self.pending = others;
             mine
         };
-        for blob in pending {
+        for (_, blob) in pending {
             self.restore_blob(index, blob)?;
         }
         Ok(index)
@@ -581,11 +592,17 @@ impl<K: StateKey> KeyedStateStore<K> {
             });
         }
         (state.restore)(state.table.as_mut(), &blob.entries, &blob.name)?;
-        if let (Some(ttl), Some(bytes)) = (state.ttl.as_mut(), blob.ttl.as_ref()) {
+        if let Some(bytes) = blob.ttl.as_ref() {
             let stamps: Vec<(K, i64)> = decode(&blob.name, bytes)?;
-            for (key, stamp) in stamps {
-                let hash = stable_hash(&key);
-                ttl.stamps.insert(key, hash, stamp);
+            match state.ttl.as_mut() {
+                Some(ttl) => {
+                    for (key, stamp) in stamps {
+                        let hash = stable_hash(&key);
+                        ttl.stamps.insert(key, hash, stamp);
+                    }
+                }
+                // The TTL is enabled after registration: keep the stamps until then.
+                None => state.pending_stamps.extend(stamps),
             }
         }
         Ok(())
@@ -615,7 +632,12 @@ impl<K: StateKey> KeyedStateBackend for KeyedStateStore<K> {
             });
         }
         // States restored but not registered again are carried over unchanged.
-        blob.states.extend(self.pending.iter().cloned());
+        blob.states.extend(
+            self.pending
+                .iter()
+                .filter(|(g, _)| *g == group)
+                .map(|(_, b)| b.clone()),
+        );
         encode("key group", &blob)
     }
 
@@ -634,7 +656,7 @@ impl<K: StateKey> KeyedStateBackend for KeyedStateStore<K> {
         for state in blob.states {
             match self.by_name.get(&state.name).copied() {
                 Some(index) => self.restore_blob(index, state)?,
-                None => self.pending.push(state),
+                None => self.pending.push((group, state)),
             }
         }
         Ok(())

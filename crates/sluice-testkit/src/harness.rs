@@ -74,6 +74,9 @@ impl<Op: Operator> OperatorHarness<Op> {
             batch_size: 1024,
             clock: Arc::new(clock.clone()),
             metrics: Arc::clone(&metrics),
+            operator_id: sluice_core::OperatorId(0),
+            restored: None,
+            snapshots: None,
         };
         let operator = make(&ctx)?;
         let emitted: Emitted<Op::Out> = Arc::new(Mutex::new(Vec::new()));

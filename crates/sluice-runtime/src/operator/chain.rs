@@ -7,10 +7,11 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use sluice_core::{Batch, StreamEvent};
+use sluice_core::{Batch, CheckpointId, StreamEvent};
 
 use super::side_output::SideOutputs;
 use super::{Collector, Operator, OperatorContext};
+use crate::checkpoint::SubtaskSnapshot;
 use crate::error::{panic_message, Error, Result};
 
 /// Something that consumes the events of a stream: a chain link or a task output.
@@ -37,6 +38,16 @@ pub trait EventSink<B>: Send {
         let _ = now_ms;
         Ok(())
     }
+
+    /// Checkpoint `id` completed: operators of the chain are told (sinks commit).
+    /// Default: nothing (task outputs).
+    ///
+    /// # Errors
+    /// Any failure of an operator or downstream.
+    fn notify_checkpoint_complete(&mut self, id: CheckpointId) -> Result<()> {
+        let _ = id;
+        Ok(())
+    }
 }
 
 impl<B, S: EventSink<B> + ?Sized> EventSink<B> for Box<S> {
@@ -48,6 +59,9 @@ impl<B, S: EventSink<B> + ?Sized> EventSink<B> for Box<S> {
     }
     fn on_processing_time(&mut self, now_ms: i64) -> Result<()> {
         (**self).on_processing_time(now_ms)
+    }
+    fn notify_checkpoint_complete(&mut self, id: CheckpointId) -> Result<()> {
+        (**self).notify_checkpoint_complete(id)
     }
 }
 
@@ -83,10 +97,10 @@ impl<Op: Operator> ChainLink<Op> {
         self
     }
 
-    fn guarded(
+    fn guarded<R>(
         &mut self,
-        call: impl FnOnce(&mut Op, &mut Collector<'_, Op::Out>, &OperatorContext) -> Result<()>,
-    ) -> Result<()> {
+        call: impl FnOnce(&mut Op, &mut Collector<'_, Op::Out>, &OperatorContext) -> Result<R>,
+    ) -> Result<R> {
         let ChainLink {
             operator,
             ctx,
@@ -96,11 +110,12 @@ impl<Op: Operator> ChainLink<Op> {
         } = self;
         let result = catch_unwind(AssertUnwindSafe(|| {
             let mut out = Collector::with_side_outputs(downstream.as_mut(), side);
-            call(operator, &mut out, ctx)?;
-            side.send_buffered()
+            let value = call(operator, &mut out, ctx)?;
+            side.send_buffered()?;
+            Ok(value)
         }));
         match result {
-            Ok(r) => r.map_err(|e| e.at(|| ctx.location.clone())),
+            Ok(r) => r.map_err(|e: Error| e.at(|| ctx.location.clone())),
             Err(payload) => Err(Error::OperatorPanicked {
                 location: ctx.location.clone(),
                 message: panic_message(payload.as_ref()),
@@ -127,6 +142,17 @@ impl<Op: Operator> EventSink<Op::In> for ChainLink<Op> {
                 self.guarded(|op, out, _| op.on_watermark_status(s, out))
             }
             StreamEvent::Barrier(b) => {
+                if let Some(collector) = self.ctx.snapshots.clone() {
+                    let state = self.guarded(|op, _, _| op.snapshot_state(b.id))?;
+                    collector
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .push(SubtaskSnapshot {
+                            operator: self.ctx.operator_id,
+                            subtask: self.ctx.location.subtask,
+                            state,
+                        });
+                }
                 self.side.on_control(&StreamEvent::Barrier(b))?;
                 self.downstream.on_event(StreamEvent::Barrier(b))
             }
@@ -147,6 +173,12 @@ impl<Op: Operator> EventSink<Op::In> for ChainLink<Op> {
         self.ensure_open()?;
         self.guarded(|op, out, _| op.on_processing_time(now_ms, out))?;
         self.downstream.on_processing_time(now_ms)
+    }
+
+    fn notify_checkpoint_complete(&mut self, id: CheckpointId) -> Result<()> {
+        self.ensure_open()?;
+        self.guarded(|op, out, _| op.notify_checkpoint_complete(id, out))?;
+        self.downstream.notify_checkpoint_complete(id)
     }
 }
 
@@ -212,6 +244,9 @@ mod tests {
             batch_size: 1024,
             clock: Arc::new(SystemClock),
             metrics: crate::metrics::MetricRegistry::new(),
+            operator_id: sluice_core::OperatorId(0),
+            restored: None,
+            snapshots: None,
         }
     }
 

@@ -11,8 +11,12 @@ pub mod two_input;
 
 use std::sync::Arc;
 
-use sluice_core::{Batch, Clock, KeyGroupRange, Records, StreamEvent, Watermark, WatermarkStatus};
+use sluice_core::{
+    Batch, CheckpointId, Clock, KeyGroupRange, OperatorId, Records, StreamEvent, Watermark,
+    WatermarkStatus,
+};
 
+use crate::checkpoint::{OperatorSnapshot, RestoredState, SnapshotCollector};
 use crate::config::RuntimeMode;
 use crate::error::{Result, TaskLocation};
 use crate::metrics::{Counter, MetricRegistry};
@@ -36,6 +40,13 @@ pub struct OperatorContext {
     pub clock: Arc<dyn Clock>,
     /// Where the operator registers its counters.
     pub metrics: Arc<MetricRegistry>,
+    /// The operator's node in the job graph (names the operator in checkpoints).
+    pub operator_id: OperatorId,
+    /// What to restore from when the job (re)starts from a checkpoint.
+    pub restored: Option<Arc<RestoredState>>,
+    /// Where the chain link puts the operator's snapshots when a barrier passes; `None`
+    /// when the job takes no checkpoints.
+    pub snapshots: Option<SnapshotCollector>,
 }
 
 impl OperatorContext {
@@ -181,6 +192,31 @@ pub trait Operator: Send + 'static {
         out: &mut Collector<'_, Self::Out>,
     ) -> Result<()> {
         let _ = (now_ms, out);
+        Ok(())
+    }
+
+    /// A checkpoint barrier reached this operator: return its state as of every record
+    /// before the barrier (and none after). Called between events; the barrier goes on
+    /// downstream afterwards. Default: no state.
+    ///
+    /// # Errors
+    /// An error fails the job (the checkpoint does not complete).
+    fn snapshot_state(&mut self, checkpoint: CheckpointId) -> Result<OperatorSnapshot> {
+        let _ = checkpoint;
+        Ok(OperatorSnapshot::default())
+    }
+
+    /// Checkpoint `checkpoint` completed: every operator's snapshot of it is stored.
+    /// Two-phase-commit sinks commit here. Default: nothing.
+    ///
+    /// # Errors
+    /// An error fails the job.
+    fn notify_checkpoint_complete(
+        &mut self,
+        checkpoint: CheckpointId,
+        out: &mut Collector<'_, Self::Out>,
+    ) -> Result<()> {
+        let _ = (checkpoint, out);
         Ok(())
     }
 

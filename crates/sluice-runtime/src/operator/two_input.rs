@@ -5,9 +5,10 @@
 //! watermark is the minimum over the channels of both inputs, and barriers and end of
 //! stream are handled over all of them. [`TwoInput`] adapts the operator to [`Operator`].
 
-use sluice_core::{Batch, TwoInputBatch, Watermark};
+use sluice_core::{Batch, CheckpointId, TwoInputBatch, Watermark};
 
 use super::{Collector, Operator, OperatorContext};
+use crate::checkpoint::OperatorSnapshot;
 use crate::error::Result;
 
 /// Logic with two inputs, called by the runtime in stream order.
@@ -65,6 +66,28 @@ pub trait TwoInputOperator: Send + 'static {
         Ok(())
     }
 
+    /// See [`Operator::snapshot_state`]. Default: no state.
+    ///
+    /// # Errors
+    /// An error fails the job.
+    fn snapshot_state(&mut self, checkpoint: CheckpointId) -> Result<OperatorSnapshot> {
+        let _ = checkpoint;
+        Ok(OperatorSnapshot::default())
+    }
+
+    /// See [`Operator::notify_checkpoint_complete`]. Default: nothing.
+    ///
+    /// # Errors
+    /// An error fails the job.
+    fn notify_checkpoint_complete(
+        &mut self,
+        checkpoint: CheckpointId,
+        out: &mut Collector<'_, Self::Out>,
+    ) -> Result<()> {
+        let _ = (checkpoint, out);
+        Ok(())
+    }
+
     /// Both inputs ended. Default: nothing.
     ///
     /// # Errors
@@ -111,5 +134,17 @@ impl<Op: TwoInputOperator> Operator for TwoInput<Op> {
 
     fn on_end_of_input(&mut self, out: &mut Collector<'_, Self::Out>) -> Result<()> {
         self.0.on_end_of_input(out)
+    }
+
+    fn snapshot_state(&mut self, checkpoint: CheckpointId) -> Result<OperatorSnapshot> {
+        self.0.snapshot_state(checkpoint)
+    }
+
+    fn notify_checkpoint_complete(
+        &mut self,
+        checkpoint: CheckpointId,
+        out: &mut Collector<'_, Self::Out>,
+    ) -> Result<()> {
+        self.0.notify_checkpoint_complete(checkpoint, out)
     }
 }

@@ -6,12 +6,13 @@
 
 use std::marker::PhantomData;
 
-use sluice_core::{Records, Watermark};
+use sluice_core::{CheckpointId, KeyGroupRange, Records, Watermark};
 use sluice_state::StateKey;
 
 use super::keyed_process::KeyedRuntime;
 use super::timers::TimeDomain;
 use super::{KeySelector, KeyedContext, OpenContext, ProcessOutput, UserResult};
+use crate::checkpoint::OperatorSnapshot;
 use crate::error::{Error, Result};
 use crate::metrics::{Counter, SIDE_OUTPUT_RECORDS_DROPPED};
 use crate::operator::two_input::TwoInputOperator;
@@ -75,6 +76,8 @@ pub struct KeyedCoProcessOperator<K, I1, I2, O, P> {
     function: P,
     keyed: KeyedRuntime<K>,
     unconsumed_side: Counter,
+    range: KeyGroupRange,
+    max_parallelism: u32,
     _types: PhantomData<fn(I1, I2) -> O>,
 }
 
@@ -95,6 +98,8 @@ where
             function,
             keyed: KeyedRuntime::new(ctx),
             unconsumed_side: ctx.counter(SIDE_OUTPUT_RECORDS_DROPPED),
+            range: ctx.key_group_range,
+            max_parallelism: ctx.max_parallelism,
             _types: PhantomData,
         }
     }
@@ -145,8 +150,15 @@ where
     type Out = Records<O>;
 
     fn open(&mut self, ctx: &OperatorContext) -> Result<()> {
+        if let Some(restored) = &ctx.restored {
+            self.keyed.restore(restored)?;
+        }
         let mut open = OpenContext::new(&mut self.keyed.store, ctx);
         self.function.open(&mut open).map_err(Error::User)
+    }
+
+    fn snapshot_state(&mut self, _checkpoint: CheckpointId) -> Result<OperatorSnapshot> {
+        self.keyed.snapshot(self.range, self.max_parallelism)
     }
 
     fn on_data1(&mut self, batch: Records<I1>, out: &mut Collector<'_, Records<O>>) -> Result<()> {

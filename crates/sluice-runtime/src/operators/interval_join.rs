@@ -5,8 +5,9 @@
 //! Each side buffers its records by timestamp in keyed state. A record is joined with the
 //! other side's buffer when it arrives, then buffered itself until no future record of the
 //! other side can match it: a left record at `t` once the watermark reaches `t + upper`, a
-//! right record at `r` once it reaches `r - lower`. Records at or behind the watermark on
-//! arrival are late and dropped (counted). Results carry the larger of the two timestamps.
+//! right record at `r` once it reaches `r - lower`. Records behind the watermark on arrival
+//! are late (as Flink's `isLate`: `t < watermark`) and dropped, counted as
+//! `numLateRecordsDropped`. Results carry the larger of the two timestamps.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use super::co_process::KeyedCoProcessFunction;
 use super::keyed_process::{KeyedContext, OpenContext, ProcessOutput};
 use super::timers::TimeDomain;
 use super::UserResult;
+use crate::metrics::{Counter, LATE_RECORDS_DROPPED};
 
 /// Makes the joined record of a left and a right record.
 pub type JoinFn<A, B, O> = Arc<dyn Fn(&A, &B) -> O + Send + Sync>;
@@ -31,7 +33,7 @@ pub struct IntervalJoinFunction<A, B, O> {
     join: JoinFn<A, B, O>,
     left: Option<ValueStateHandle<Buffer<A>>>,
     right: Option<ValueStateHandle<Buffer<B>>>,
-    late_dropped: u64,
+    late_dropped: Counter,
 }
 
 impl<A, B, O> IntervalJoinFunction<A, B, O> {
@@ -43,13 +45,8 @@ impl<A, B, O> IntervalJoinFunction<A, B, O> {
             join,
             left: None,
             right: None,
-            late_dropped: 0,
+            late_dropped: Counter::detached(),
         }
-    }
-
-    /// Records dropped because they arrived at or behind the watermark.
-    pub fn late_dropped(&self) -> u64 {
-        self.late_dropped
     }
 }
 
@@ -68,6 +65,7 @@ where
     O: Send + 'static,
 {
     fn open(&mut self, ctx: &mut OpenContext<'_, K>) -> UserResult {
+        self.late_dropped = ctx.operator().counter(LATE_RECORDS_DROPPED);
         self.left = Some(ctx.value_state("interval-join-left")?);
         self.right = Some(ctx.value_state("interval-join-right")?);
         Ok(())
@@ -83,8 +81,8 @@ where
             return Err("interval join used before open".into());
         };
         let t = timestamp_of(ctx)?;
-        if t <= ctx.current_watermark().0.millis() {
-            self.late_dropped += 1;
+        if t < ctx.current_watermark().0.millis() {
+            self.late_dropped.inc();
             return Ok(());
         }
         if let Some(buffer) = ctx.value_state(&right).value() {
@@ -117,8 +115,8 @@ where
             return Err("interval join used before open".into());
         };
         let r = timestamp_of(ctx)?;
-        if r <= ctx.current_watermark().0.millis() {
-            self.late_dropped += 1;
+        if r < ctx.current_watermark().0.millis() {
+            self.late_dropped.inc();
             return Ok(());
         }
         if let Some(buffer) = ctx.value_state(&left).value() {

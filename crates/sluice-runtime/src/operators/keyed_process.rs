@@ -9,15 +9,21 @@ use std::marker::PhantomData;
 
 use std::sync::Arc;
 
-use sluice_core::{stable_hash, Clock, EventTime, Records, Watermark};
+use std::collections::HashMap;
+
+use sluice_core::{
+    key_group_for, stable_hash, CheckpointId, Clock, EventTime, KeyGroupRange, Records, Watermark,
+};
 use sluice_state::{
-    AggregateFunction, AggregatingState, AggregatingStateHandle, KeyedStateStore, ListState,
-    ListStateHandle, MapState, MapStateHandle, ReducingState, ReducingStateHandle, StateData,
-    StateHandle, StateKey, StateTtlConfig, ValueState, ValueStateHandle,
+    AggregateFunction, AggregatingState, AggregatingStateHandle, KeyedStateBackend,
+    KeyedStateStore, ListState, ListStateHandle, MapState, MapStateHandle, ReducingState,
+    ReducingStateHandle, StateData, StateHandle, StateKey, StateTtlConfig, ValueState,
+    ValueStateHandle,
 };
 
 use super::timers::{TimeDomain, TimerQueue};
 use super::{KeySelector, UserResult};
+use crate::checkpoint::{OperatorSnapshot, RestoredState};
 use crate::error::{Error, Result};
 use crate::metrics::{Counter, SIDE_OUTPUT_RECORDS_DROPPED};
 use crate::operator::side_output::{OutputTag, SideOutputs};
@@ -312,7 +318,14 @@ pub struct KeyedProcessOperator<K, I, O, P> {
     function: P,
     keyed: KeyedRuntime<K>,
     unconsumed_side: Counter,
+    range: KeyGroupRange,
+    max_parallelism: u32,
     _types: PhantomData<fn(I) -> O>,
+}
+
+/// A state-layer error as a job failure the user can act on.
+fn state_error(e: sluice_state::Error) -> Error {
+    Error::User(Box::new(e))
 }
 
 /// How often (ms of processing time) expired state entries are swept.
@@ -382,6 +395,58 @@ impl<K: StateKey> KeyedRuntime<K> {
         out.collect(output)
     }
 
+    /// The keyed state and timers of every key group of this subtask, one blob per group.
+    pub(crate) fn snapshot(
+        &self,
+        range: KeyGroupRange,
+        max_parallelism: u32,
+    ) -> Result<OperatorSnapshot> {
+        type Timers<'k, K> = (Vec<(i64, &'k K)>, Vec<(i64, &'k K)>);
+        let mut timers: HashMap<u32, Timers<'_, K>> = HashMap::new();
+        for (time, key) in self.timers.event.iter() {
+            let g = key_group_for(key, max_parallelism).0;
+            timers.entry(g).or_default().0.push((time, key));
+        }
+        for (time, key) in self.timers.processing.iter() {
+            let g = key_group_for(key, max_parallelism).0;
+            timers.entry(g).or_default().1.push((time, key));
+        }
+        let mut keyed = Vec::new();
+        for group in range.iter() {
+            let state = self.store.snapshot_group(group).map_err(state_error)?;
+            let (event, processing) = timers.remove(&group.0).unwrap_or_default();
+            let blob = postcard::to_allocvec(&(state, event, processing))
+                .map_err(|e| Error::Internal(format!("cannot encode keyed state: {e}")))?;
+            keyed.push((group.0, blob));
+        }
+        Ok(OperatorSnapshot {
+            keyed,
+            operator: None,
+        })
+    }
+
+    /// Restores what [`KeyedRuntime::snapshot`] wrote for the key groups of this subtask.
+    pub(crate) fn restore(&mut self, restored: &RestoredState) -> Result<()> {
+        for (group, bytes) in &restored.keyed {
+            type Blob<K> = (Vec<u8>, Vec<(i64, K)>, Vec<(i64, K)>);
+            let (state, event, processing): Blob<K> = postcard::from_bytes(bytes).map_err(|e| {
+                Error::User(
+                    format!("keyed state of key group {} is unreadable: {e}", group.0).into(),
+                )
+            })?;
+            self.store
+                .restore_group(*group, &state)
+                .map_err(state_error)?;
+            for (time, key) in event {
+                self.timers.event.register(time, &key);
+            }
+            for (time, key) in processing {
+                self.timers.processing.register(time, &key);
+            }
+        }
+        Ok(())
+    }
+
     /// The context of `key` for a record or timer stamped `timestamp`.
     pub(crate) fn context<'a>(
         &'a mut self,
@@ -411,6 +476,8 @@ where
             function,
             keyed: KeyedRuntime::new(ctx),
             unconsumed_side: ctx.counter(SIDE_OUTPUT_RECORDS_DROPPED),
+            range: ctx.key_group_range,
+            max_parallelism: ctx.max_parallelism,
             _types: PhantomData,
         }
     }
@@ -451,11 +518,18 @@ where
     type Out = Records<O>;
 
     fn open(&mut self, ctx: &OperatorContext) -> Result<()> {
+        if let Some(restored) = &ctx.restored {
+            self.keyed.restore(restored)?;
+        }
         let mut open = OpenContext {
             store: &mut self.keyed.store,
             operator: ctx,
         };
         self.function.open(&mut open).map_err(Error::User)
+    }
+
+    fn snapshot_state(&mut self, _checkpoint: CheckpointId) -> Result<OperatorSnapshot> {
+        self.keyed.snapshot(self.range, self.max_parallelism)
     }
 
     fn on_data(&mut self, batch: Records<I>, out: &mut Collector<'_, Records<O>>) -> Result<()> {

@@ -7,10 +7,12 @@
 use std::hash::Hash;
 use std::sync::Arc;
 
-use sluice_core::{Records, Watermark};
+use sluice_core::{CheckpointId, Records, Watermark};
+use sluice_state::{StateData, StateKey};
 
 use super::reduce_table::ReduceTable;
 use super::KeySelector;
+use crate::checkpoint::OperatorSnapshot;
 use crate::config::RuntimeMode;
 use crate::error::Result;
 use crate::operator::{Collector, Operator, OperatorContext};
@@ -40,12 +42,23 @@ where
 
 impl<K, T, RF> Operator for KeyedReduceOperator<K, T, RF>
 where
-    K: Hash + Eq + Clone + Send + 'static,
-    T: Clone + Send + 'static,
+    K: StateKey,
+    T: StateData + Clone,
     RF: Fn(T, T) -> T + Send + Sync + ?Sized + 'static,
 {
     type In = Records<T>;
     type Out = Records<T>;
+
+    fn open(&mut self, ctx: &OperatorContext) -> Result<()> {
+        match &ctx.restored {
+            Some(restored) => self.state.restore(restored),
+            None => Ok(()),
+        }
+    }
+
+    fn snapshot_state(&mut self, _checkpoint: CheckpointId) -> Result<OperatorSnapshot> {
+        self.state.snapshot()
+    }
 
     fn on_data(&mut self, batch: Records<T>, out: &mut Collector<'_, Records<T>>) -> Result<()> {
         let (values, timestamps) = batch.into_parts();

@@ -125,6 +125,9 @@ mod tests {
             batch_size: 3,
             clock: Arc::new(SystemClock),
             metrics: crate::metrics::MetricRegistry::new(),
+            operator_id: sluice_core::OperatorId(0),
+            restored: None,
+            snapshots: None,
         };
         let key_of: KeySelector<(u64, u64), u64> =
             KeySelector::Owned(Arc::new(|r: &(u64, u64)| r.0));

@@ -9,10 +9,13 @@
 use std::hash::Hash;
 use std::sync::Arc;
 
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use sluice_core::{stable_hash, KeyGroupRange, Records};
 use sluice_state::KeyedTable;
 
 use super::KeySelector;
+use crate::checkpoint::{OperatorSnapshot, RestoredState};
 use crate::error::{Error, Result};
 use crate::operator::Collector;
 
@@ -56,6 +59,45 @@ where
     /// Number of keys with an accumulator.
     pub(crate) fn len(&self) -> usize {
         self.table.len()
+    }
+
+    /// The accumulators of every key group, one blob per group.
+    pub(crate) fn snapshot(&self) -> Result<OperatorSnapshot>
+    where
+        K: Serialize,
+        T: Serialize,
+    {
+        let mut keyed = Vec::new();
+        for group in self.table.key_group_range().iter() {
+            let entries: Vec<(&K, &Option<T>)> = self.table.iter_group(group).collect();
+            let blob = postcard::to_allocvec(&entries)
+                .map_err(|e| Error::Internal(format!("cannot encode reduce state: {e}")))?;
+            keyed.push((group.0, blob));
+        }
+        Ok(OperatorSnapshot {
+            keyed,
+            operator: None,
+        })
+    }
+
+    /// Restores what [`ReduceTable::snapshot`] wrote.
+    pub(crate) fn restore(&mut self, restored: &RestoredState) -> Result<()>
+    where
+        K: DeserializeOwned,
+        T: DeserializeOwned,
+    {
+        for (group, bytes) in &restored.keyed {
+            let entries: Vec<(K, Option<T>)> = postcard::from_bytes(bytes).map_err(|e| {
+                Error::User(
+                    format!("reduce state of key group {} is unreadable: {e}", group.0).into(),
+                )
+            })?;
+            for (key, acc) in entries {
+                let hash = stable_hash(&key);
+                self.table.insert(key, hash, acc);
+            }
+        }
+        Ok(())
     }
 
     /// Folds every value into its key's accumulator; `on_update(i, acc)` sees the new

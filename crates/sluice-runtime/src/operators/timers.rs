@@ -70,6 +70,13 @@ impl<K: Hash + Eq + Clone> TimerQueue<K> {
         Some((time, key))
     }
 
+    /// Every pending timer, in time order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (i64, &K)> + '_ {
+        self.by_time
+            .iter()
+            .flat_map(|(time, keys)| keys.iter().map(move |k| (*time, k)))
+    }
+
     /// Number of pending timers.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {

@@ -6,6 +6,8 @@ use sluice_core::{Batch, Clock, StreamEvent};
 
 use super::Task;
 use crate::channel::{GateEvent, InputGate};
+use crate::checkpoint::alignment::{AlignmentAction, BarrierAligner};
+use crate::checkpoint::TaskCheckpointing;
 use crate::control::JobControl;
 use crate::error::{Result, TaskLocation};
 use crate::operator::chain::EventSink;
@@ -19,6 +21,7 @@ pub struct OneInputTask<B> {
     watermarks: WatermarkTracker,
     control: Arc<JobControl>,
     clock: Arc<dyn Clock>,
+    checkpointing: Option<(TaskCheckpointing, BarrierAligner)>,
 }
 
 impl<B: Batch> OneInputTask<B> {
@@ -38,6 +41,41 @@ impl<B: Batch> OneInputTask<B> {
             watermarks,
             control,
             clock,
+            checkpointing: None,
+        }
+    }
+
+    /// Takes part in checkpoints through `checkpointing`, aligning barriers over the
+    /// gate's channels.
+    #[must_use]
+    pub fn with_checkpointing(mut self, checkpointing: Option<TaskCheckpointing>) -> Self {
+        let channels = self.gate.len();
+        self.checkpointing = checkpointing.map(|c| {
+            let aligner = BarrierAligner::new(channels, c.mode);
+            (c, aligner)
+        });
+        self
+    }
+}
+
+/// Carries out an alignment decision.
+fn align<B: Batch>(
+    action: AlignmentAction,
+    gate: &mut InputGate<B>,
+    head: &mut Box<dyn EventSink<B>>,
+    checkpointing: &TaskCheckpointing,
+) -> Result<()> {
+    match action {
+        AlignmentAction::Wait => Ok(()),
+        AlignmentAction::Block(channel) => {
+            gate.block(channel);
+            Ok(())
+        }
+        AlignmentAction::Complete(barrier) => {
+            gate.unblock_all();
+            head.on_event(StreamEvent::Barrier(barrier))?;
+            checkpointing.acknowledge(barrier.id);
+            Ok(())
         }
     }
 }
@@ -54,6 +92,7 @@ impl<B: Batch> Task for OneInputTask<B> {
             watermarks,
             control,
             clock,
+            checkpointing,
             ..
         } = &mut *self;
         // Processing time is handed to the chain when it moved (millisecond resolution):
@@ -76,6 +115,11 @@ impl<B: Batch> Task for OneInputTask<B> {
                 break;
             };
             tick(head)?;
+            if let Some((cp, _)) = checkpointing.as_mut() {
+                if let Some(done) = cp.newly_completed() {
+                    head.notify_checkpoint_complete(done)?;
+                }
+            }
             match event {
                 StreamEvent::Data(batch) => head.on_event(StreamEvent::Data(batch))?,
                 StreamEvent::Watermark(w) => {
@@ -92,17 +136,29 @@ impl<B: Batch> Task for OneInputTask<B> {
                         head.on_event(StreamEvent::WatermarkStatus(s))?;
                     }
                 }
-                // TODO(#4): align barriers over channels before forwarding.
-                StreamEvent::Barrier(b) => head.on_event(StreamEvent::Barrier(b))?,
+                StreamEvent::Barrier(b) => match checkpointing.as_mut() {
+                    Some((cp, aligner)) => {
+                        let action = aligner.on_barrier(channel, b);
+                        align(action, gate, head, cp)?;
+                    }
+                    None => head.on_event(StreamEvent::Barrier(b))?,
+                },
                 StreamEvent::EndOfStream => {
                     if let Some(combined) = watermarks.finish(channel) {
                         head.on_event(StreamEvent::Watermark(combined))?;
+                    }
+                    if let Some((cp, aligner)) = checkpointing.as_mut() {
+                        let action = aligner.on_end_of_channel(channel);
+                        align(action, gate, head, cp)?;
                     }
                 }
             }
         }
         if control.is_cancelled() {
             return Err(crate::Error::Cancelled);
+        }
+        if let Some((cp, _)) = checkpointing.as_ref() {
+            cp.finished();
         }
         head.on_event(StreamEvent::EndOfStream)?;
         head.flush()

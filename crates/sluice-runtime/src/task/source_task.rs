@@ -4,9 +4,10 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
 
-use sluice_core::{Records, StreamEvent, Watermark, WatermarkStatus};
+use sluice_core::{CheckpointBarrier, Records, StreamEvent, Watermark, WatermarkStatus};
 
 use super::Task;
+use crate::checkpoint::{OperatorSnapshot, SubtaskSnapshot, TaskCheckpointing};
 use crate::control::JobControl;
 use crate::error::{panic_message, Error, Result, TaskLocation};
 use crate::operator::chain::EventSink;
@@ -25,6 +26,7 @@ pub struct SourceTask<T> {
     downstream: Box<dyn EventSink<Records<T>>>,
     control: Arc<JobControl>,
     watermarks: Option<WatermarkSpec<T>>,
+    checkpointing: Option<TaskCheckpointing>,
 }
 
 /// Per-split timestamps and watermarks generated inside the source (Flink's
@@ -87,7 +89,57 @@ impl<T: Send + 'static> SourceTask<T> {
             downstream,
             control,
             watermarks: None,
+            checkpointing: None,
         }
+    }
+
+    /// Takes part in checkpoints through `checkpointing`.
+    #[must_use]
+    pub fn with_checkpointing(mut self, checkpointing: Option<TaskCheckpointing>) -> Self {
+        self.checkpointing = checkpointing;
+        self
+    }
+
+    /// Starts the checkpoints triggered since the last poll: the reader's position and
+    /// the chain's state are snapshotted, the barrier goes downstream, the task
+    /// acknowledges. Passes on completions too.
+    fn checkpoint_if_triggered(
+        &mut self,
+        reader: &mut Box<dyn SourceReader<T>>,
+        last: &mut u64,
+    ) -> Result<()> {
+        let Some(cp) = self.checkpointing.as_mut() else {
+            return Ok(());
+        };
+        if let Some(done) = cp.newly_completed() {
+            reader.notify_checkpoint_complete(done)?;
+            self.downstream.notify_checkpoint_complete(done)?;
+        }
+        let Some((id, at)) = cp.triggered_after(*last) else {
+            return Ok(());
+        };
+        *last = id.0;
+        let position = reader.snapshot_position()?;
+        cp.collector
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(SubtaskSnapshot {
+                operator: self.ctx.operator_id,
+                subtask: self.ctx.location.subtask,
+                state: OperatorSnapshot {
+                    keyed: Vec::new(),
+                    operator: position,
+                },
+            });
+        self.downstream
+            .on_event(StreamEvent::Barrier(CheckpointBarrier {
+                id,
+                timestamp_ms: at,
+            }))?;
+        if let Some(cp) = self.checkpointing.as_ref() {
+            cp.acknowledge(id);
+        }
+        Ok(())
     }
 
     /// Generates timestamps and per-split watermarks inside the source by `spec`.
@@ -130,6 +182,11 @@ impl<T: Send + 'static> Task for SourceTask<T> {
         let batch_size = self.ctx.batch_size;
         let mut backoff = PENDING_BACKOFF_MIN;
         let mut last_tick = i64::MIN;
+        let mut last_checkpoint = self.checkpointing.as_ref().map_or(0, |c| {
+            c.signals
+                .triggered
+                .load(std::sync::atomic::Ordering::Acquire)
+        });
         let finished_naturally = loop {
             if self.control.is_cancelled() {
                 return Err(Error::Cancelled);
@@ -137,6 +194,8 @@ impl<T: Send + 'static> Task for SourceTask<T> {
             if self.control.is_stop_requested() {
                 break false;
             }
+            self.checkpoint_if_triggered(&mut reader, &mut last_checkpoint)
+                .map_err(|e| e.at(|| self.ctx.location.clone()))?;
             // Processing time moves on for the chain behind the source too.
             let now = self.ctx.clock.now_ms();
             if now != last_tick {
@@ -178,6 +237,9 @@ impl<T: Send + 'static> Task for SourceTask<T> {
             // timer downstream fires.
             self.downstream
                 .on_event(StreamEvent::Watermark(Watermark::MAX))?;
+        }
+        if let Some(cp) = &self.checkpointing {
+            cp.finished();
         }
         self.downstream.on_event(StreamEvent::EndOfStream)?;
         self.downstream.flush()

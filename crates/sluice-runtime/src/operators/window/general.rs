@@ -248,7 +248,7 @@ where
             loop {
                 let before = merged;
                 for e in entries {
-                    if e.window.start < merged.end && merged.start < e.window.end {
+                    if e.window.start <= merged.end && merged.start <= e.window.end {
                         merged = TimeWindow {
                             start: merged.start.min(e.window.start),
                             end: merged.end.max(e.window.end),
@@ -267,11 +267,13 @@ where
         let domain = self.domain();
         let entries = self.state.get_or_insert_with(key, hash, Vec::new);
         let mut absorbed: Option<Entry<C::State, TR::State>> = None;
+        let mut absorbed_count = 0;
         let mut i = 0;
         while i < entries.len() {
             let w = entries[i].window;
-            if w.start < merged.end && merged.start < w.end {
+            if w.start <= merged.end && merged.start <= w.end {
                 let e = entries.swap_remove(i);
+                absorbed_count += 1;
                 absorbed = Some(match absorbed {
                     None => e,
                     Some(a) => Entry {
@@ -287,7 +289,8 @@ where
             }
         }
         if let Some(mut entry) = absorbed {
-            if entry.window != merged {
+            // Unchanged only when one session absorbed the record without growing.
+            if absorbed_count > 1 || entry.window != merged {
                 // The merged window is a new window: the old windows' timers are left to
                 // fire for windows that no longer exist (and do nothing).
                 entry.window = merged;
@@ -397,8 +400,12 @@ where
             }
         }
         self.assigned = assigned;
-        // Only event-time windows can all be past cleanup; then the record is late.
-        if let (false, Some(v)) = (accepted, value) {
+        // A record no window took is late when its time is past the lateness (Flink's
+        // `isElementLate`); one that falls in a gap between sliding windows is not.
+        let late = !accepted
+            && self.settings.assigner.is_event_time()
+            && ts.saturating_add(self.settings.allowed_lateness_ms) <= self.watermark;
+        if let (true, Some(v)) = (late, value) {
             match self
                 .settings
                 .late_tag

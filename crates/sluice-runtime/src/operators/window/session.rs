@@ -1,5 +1,5 @@
 //! [`SessionWindowOperator`]: per key, event-time sessions: runs of records separated by
-//! less than a gap. A record opens the window `[t, t + gap)`; windows that overlap merge
+//! at most a gap (windows that touch merge, as Flink's `TimeWindow::intersects`). A record opens the window `[t, t + gap)`; windows that overlap merge
 //! (their accumulators with [`AggregateFunction::merge`]), whatever order records arrive
 //! in. A session fires when the watermark reaches its last millisecond.
 
@@ -96,7 +96,7 @@ where
                     state.get(key, hash).is_some_and(|sessions| {
                         sessions
                             .iter()
-                            .any(|(w, _)| w.start < window.end && window.start < w.end)
+                            .any(|(w, _)| w.start <= window.end && window.start <= w.end)
                     })
                 });
                 if !joins_open {
@@ -114,7 +114,7 @@ where
                 let mut i = 0;
                 while i < sessions.len() {
                     let w = sessions[i].0;
-                    if w.start < merged.end && merged.start < w.end {
+                    if w.start <= merged.end && merged.start <= w.end {
                         let (w, a) = sessions.swap_remove(i);
                         ends.push(w.end);
                         merged = TimeWindow {

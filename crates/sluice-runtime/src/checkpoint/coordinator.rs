@@ -1,0 +1,287 @@
+//! [`CheckpointCoordinator`]: triggers checkpoints, collects the tasks'
+//! acknowledgements, writes their snapshots, completes or aborts checkpoints, and keeps the
+//! last few (Flink's `CheckpointCoordinator`).
+//!
+//! It runs on its own thread beside the tasks. Snapshots are written here, not on the
+//! task threads, so tasks go on processing while their state is uploaded. A checkpoint
+//! completes when every task acknowledged it and every file was written; the metadata
+//! file is written last. A checkpoint is aborted (and its files deleted) when it times
+//! out or when a task that has not acknowledged it finished (a task whose input ended
+//! takes no further checkpoints, so none is triggered after that).
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sluice_core::{CheckpointId, Clock};
+
+use super::storage::{CheckpointMetadata, CheckpointStorage, StateFile};
+use super::{CheckpointConfig, CheckpointSignals, TaskMessage};
+
+/// A checkpoint in progress.
+#[derive(Debug)]
+struct Pending {
+    triggered_at_ms: i64,
+    started_nanos: u64,
+    acked: HashSet<usize>,
+    files: Vec<StateFile>,
+    failed: bool,
+}
+
+/// What the coordinator did during a run.
+#[derive(Debug, Clone, Default)]
+pub struct CoordinatorReport {
+    /// Ids of the checkpoints completed, in order.
+    pub completed: Vec<CheckpointId>,
+    /// Number of checkpoints aborted.
+    pub aborted: u64,
+}
+
+/// The job facts a coordinator needs.
+#[derive(Debug, Clone)]
+pub struct JobFacts {
+    /// The job's name.
+    pub job: String,
+    /// Number of tasks that acknowledge each checkpoint.
+    pub tasks: usize,
+    /// Number of key groups.
+    pub max_parallelism: u32,
+    /// Parallelism per operator.
+    pub parallelism: Vec<(u32, u32)>,
+}
+
+/// Triggers and completes the checkpoints of one job run.
+pub struct CheckpointCoordinator {
+    config: CheckpointConfig,
+    facts: JobFacts,
+    storage: Arc<CheckpointStorage>,
+    signals: Arc<CheckpointSignals>,
+    messages: Receiver<TaskMessage>,
+    clock: Arc<dyn Clock>,
+    next_id: u64,
+    pending: BTreeMap<u64, Pending>,
+    finished: HashSet<usize>,
+    retained: VecDeque<CheckpointId>,
+    last_trigger_nanos: Option<u64>,
+    last_complete_nanos: Option<u64>,
+    report: CoordinatorReport,
+}
+
+impl std::fmt::Debug for CheckpointCoordinator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CheckpointCoordinator")
+            .field("job", &self.facts.job)
+            .field("next_id", &self.next_id)
+            .finish()
+    }
+}
+
+impl CheckpointCoordinator {
+    /// A coordinator numbering checkpoints after `last_completed`, whose older completed
+    /// checkpoints (to be retained or deleted) are `existing`.
+    pub(crate) fn new(
+        config: CheckpointConfig,
+        facts: JobFacts,
+        storage: Arc<CheckpointStorage>,
+        signals: Arc<CheckpointSignals>,
+        messages: Receiver<TaskMessage>,
+        clock: Arc<dyn Clock>,
+        existing: Vec<CheckpointId>,
+    ) -> Self {
+        let last = existing.last().map_or(0, |id| id.0);
+        // The first checkpoint comes one interval after the start.
+        let start = clock.monotonic_nanos();
+        signals.completed.store(last, Ordering::Release);
+        signals.triggered.store(last, Ordering::Release);
+        CheckpointCoordinator {
+            config,
+            facts,
+            storage,
+            signals,
+            messages,
+            clock,
+            next_id: last + 1,
+            pending: BTreeMap::new(),
+            finished: HashSet::new(),
+            retained: existing.into_iter().collect(),
+            last_trigger_nanos: Some(start),
+            last_complete_nanos: None,
+            report: CoordinatorReport::default(),
+        }
+    }
+
+    /// Runs until `stop` is set; returns what it did.
+    pub(crate) fn run(mut self, stop: &AtomicBool) -> CoordinatorReport {
+        while !stop.load(Ordering::Acquire) {
+            match self.messages.recv_timeout(Duration::from_millis(2)) {
+                Ok(message) => self.on_message(message),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            self.abort_timed_out();
+            self.maybe_trigger();
+        }
+        // Acknowledgements that arrived while the job was ending still count.
+        while let Ok(message) = self.messages.try_recv() {
+            self.on_message(message);
+        }
+        for id in self.pending.keys().copied().collect::<Vec<_>>() {
+            self.abort(id, "the job ended before every task acknowledged it");
+        }
+        self.report
+    }
+
+    fn now_nanos(&self) -> u64 {
+        self.clock.monotonic_nanos()
+    }
+
+    fn maybe_trigger(&mut self) {
+        if !self.finished.is_empty() || self.pending.len() >= self.config.max_concurrent.max(1) {
+            return;
+        }
+        let now = self.now_nanos();
+        let interval = self.config.interval.as_nanos() as u64;
+        if self
+            .last_trigger_nanos
+            .is_some_and(|t| now.saturating_sub(t) < interval)
+        {
+            return;
+        }
+        let pause = self.config.min_pause.as_nanos() as u64;
+        if self
+            .last_complete_nanos
+            .is_some_and(|t| now.saturating_sub(t) < pause)
+        {
+            return;
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        self.last_trigger_nanos = Some(now);
+        let at = self.clock.now_ms();
+        self.pending.insert(
+            id,
+            Pending {
+                triggered_at_ms: at,
+                started_nanos: now,
+                acked: HashSet::new(),
+                files: Vec::new(),
+                failed: false,
+            },
+        );
+        self.signals
+            .triggered_at
+            .store(at.max(0) as u64, Ordering::Release);
+        self.signals.triggered.store(id, Ordering::Release);
+        tracing::debug!(job = %self.facts.job, checkpoint = id, "checkpoint triggered");
+    }
+
+    fn on_message(&mut self, message: TaskMessage) {
+        match message {
+            TaskMessage::Ack {
+                task,
+                id,
+                snapshots,
+            } => {
+                let Some(pending) = self.pending.get_mut(&id.0) else {
+                    return;
+                };
+                for snapshot in snapshots.iter().filter(|s| !s.state.is_empty()) {
+                    match self.storage.write_state(id, snapshot) {
+                        Ok(file) => pending.files.push(file),
+                        Err(e) => {
+                            tracing::warn!(checkpoint = id.0, error = %e, "cannot write checkpoint state");
+                            pending.failed = true;
+                        }
+                    }
+                }
+                pending.acked.insert(task);
+                if pending.failed {
+                    self.abort(id.0, "a state file could not be written");
+                } else if pending.acked.len() >= self.facts.tasks {
+                    self.complete(id.0);
+                }
+            }
+            TaskMessage::Finished { task } => {
+                self.finished.insert(task);
+                let stuck: Vec<u64> = self
+                    .pending
+                    .iter()
+                    .filter(|(_, p)| !p.acked.contains(&task))
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in stuck {
+                    self.abort(id, "a task finished before acknowledging it");
+                }
+            }
+        }
+    }
+
+    fn abort_timed_out(&mut self) {
+        let now = self.now_nanos();
+        let timeout = self.config.timeout.as_nanos() as u64;
+        let expired: Vec<u64> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| now.saturating_sub(p.started_nanos) > timeout)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            self.abort(id, "it timed out");
+        }
+    }
+
+    fn abort(&mut self, id: u64, why: &str) {
+        if self.pending.remove(&id).is_some() {
+            tracing::info!(job = %self.facts.job, checkpoint = id, "checkpoint aborted: {why}");
+            self.report.aborted += 1;
+            if let Err(e) = self.storage.delete(CheckpointId(id)) {
+                tracing::warn!(checkpoint = id, error = %e, "cannot delete an aborted checkpoint");
+            }
+        }
+    }
+
+    fn complete(&mut self, id: u64) {
+        let Some(pending) = self.pending.remove(&id) else {
+            return;
+        };
+        let meta = CheckpointMetadata {
+            job: self.facts.job.clone(),
+            id,
+            triggered_at_ms: pending.triggered_at_ms,
+            max_parallelism: self.facts.max_parallelism,
+            parallelism: self.facts.parallelism.clone(),
+            files: pending.files,
+        };
+        if let Err(e) = self.storage.complete(&meta) {
+            tracing::warn!(checkpoint = id, error = %e, "cannot complete checkpoint");
+            self.report.aborted += 1;
+            let _ = self.storage.delete(CheckpointId(id));
+            return;
+        }
+        // Older checkpoints still in progress cannot be worth more than this one.
+        for older in self
+            .pending
+            .keys()
+            .copied()
+            .filter(|o| *o < id)
+            .collect::<Vec<_>>()
+        {
+            self.abort(older, "a newer checkpoint completed");
+        }
+        let took = Duration::from_nanos(self.now_nanos().saturating_sub(pending.started_nanos));
+        tracing::info!(job = %self.facts.job, checkpoint = id, ?took, "checkpoint completed");
+        self.last_complete_nanos = Some(self.now_nanos());
+        self.signals.completed.store(id, Ordering::Release);
+        self.report.completed.push(CheckpointId(id));
+        self.retained.push_back(CheckpointId(id));
+        while self.retained.len() > self.config.retained.max(1) {
+            if let Some(old) = self.retained.pop_front() {
+                if let Err(e) = self.storage.delete(old) {
+                    tracing::warn!(checkpoint = old.0, error = %e, "cannot delete an old checkpoint");
+                }
+            }
+        }
+    }
+}
