@@ -226,3 +226,30 @@ fn late_record_merging_into_a_fired_session_refires_it_within_lateness() {
         1
     );
 }
+
+#[test]
+fn a_record_bridging_two_sessions_merges_them_and_the_merged_session_is_cleaned_up() {
+    let mut h = general(WindowAssigner::Session { gap_ms: 100 }, 500);
+    h.push(at(&[("a", 1, 1_000), ("a", 2, 1_150)])).unwrap();
+    // 1 090 bridges [1000, 1100) and [1150, 1250).
+    h.push(at(&[("a", 4, 1_090)])).unwrap();
+    h.watermark(1_249).unwrap();
+    assert_eq!(
+        describe(h.take_output()),
+        vec!["a[1000,1250)=7@1249", "wm 1249"]
+    );
+    // Past the merged session's lateness (1249 + 500) its state is gone: a record that
+    // would have touched it starts a session of its own.
+    h.watermark(1_800).unwrap();
+    h.take_output();
+    h.push(at(&[("a", 8, 1_240)])).unwrap();
+    assert_eq!(describe(h.take_output()), vec!["a[1240,1340)=8@1339"]);
+}
+
+#[test]
+fn sessions_that_touch_merge() {
+    let mut h = general(WindowAssigner::Session { gap_ms: 10 }, 0);
+    h.push(at(&[("a", 1, 0), ("a", 2, 10)])).unwrap();
+    h.watermark(100).unwrap();
+    assert_eq!(describe(h.take_output()), vec!["a[0,20)=3@19", "wm 100"]);
+}

@@ -107,6 +107,14 @@ impl<T: Data> DataStream<T> {
     }
 
     fn update_node(&self, f: impl FnOnce(&mut sluice_runtime::graph::NodeSpec)) -> Self {
+        if self.side.is_some() {
+            // A side output is not an operator of its own: its settings are those of the
+            // operator that produced it, which must not change behind the user's back.
+            tracing::warn!(
+                "settings on a side-output stream are ignored; set them on the operator that produced it"
+            );
+            return self.clone();
+        }
         self.env.with_builder(|b| {
             if let Some(node) = b.node_mut(self.id) {
                 f(node);

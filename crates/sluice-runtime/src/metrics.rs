@@ -8,6 +8,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use sluice_core::OperatorId;
+
 use crate::error::TaskLocation;
 
 /// Late records a window or join dropped (no late-data side output, or nothing consumes it).
@@ -48,6 +50,8 @@ impl Counter {
 /// One metric value with where it comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MetricValue {
+    /// Operator (node id of the job graph).
+    pub operator_id: OperatorId,
     /// Operator name.
     pub operator: String,
     /// Subtask index.
@@ -61,7 +65,7 @@ pub struct MetricValue {
 /// The counters of one job run.
 #[derive(Debug, Default)]
 pub struct MetricRegistry {
-    counters: Mutex<Vec<(TaskLocation, &'static str, Counter)>>,
+    counters: Mutex<Vec<(OperatorId, TaskLocation, &'static str, Counter)>>,
 }
 
 impl MetricRegistry {
@@ -70,17 +74,23 @@ impl MetricRegistry {
         Arc::new(Self::default())
     }
 
-    /// The counter `name` of the subtask at `location`, created at zero on first use.
-    pub fn counter(&self, location: &TaskLocation, name: &'static str) -> Counter {
+    /// The counter `name` of operator `operator`'s subtask at `location`, created at
+    /// zero on first use.
+    pub fn counter(
+        &self,
+        operator: OperatorId,
+        location: &TaskLocation,
+        name: &'static str,
+    ) -> Counter {
         let mut counters = self.counters.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((_, _, c)) = counters
+        if let Some((_, _, _, c)) = counters
             .iter()
-            .find(|(l, n, _)| l == location && *n == name)
+            .find(|(o, l, n, _)| *o == operator && l.subtask == location.subtask && *n == name)
         {
             return c.clone();
         }
         let counter = Counter::default();
-        counters.push((location.clone(), name, counter.clone()));
+        counters.push((operator, location.clone(), name, counter.clone()));
         counter
     }
 
@@ -89,7 +99,8 @@ impl MetricRegistry {
         let counters = self.counters.lock().unwrap_or_else(|e| e.into_inner());
         counters
             .iter()
-            .map(|(l, n, c)| MetricValue {
+            .map(|(o, l, n, c)| MetricValue {
+                operator_id: *o,
                 operator: l.operator.clone(),
                 subtask: l.subtask,
                 name: (*n).to_string(),

@@ -52,7 +52,7 @@ pub struct OperatorContext {
 impl OperatorContext {
     /// The counter `name` of this operator subtask.
     pub fn counter(&self, name: &'static str) -> Counter {
-        self.metrics.counter(&self.location, name)
+        self.metrics.counter(self.operator_id, &self.location, name)
     }
 }
 
