@@ -174,3 +174,232 @@ fn checkpoints_complete_while_the_job_runs() {
     );
     assert!(!result.checkpoints.is_empty());
 }
+
+/// The transactional file sink with two injected failures, each once: right after its
+/// pre-commit of its `fail_snapshot`-th checkpoint (which then never completes), and when
+/// told that its `fail_notify`-th checkpoint completed, before it commits (the failure
+/// between pre-commit and commit that a restore must finish).
+#[derive(Clone)]
+struct FailingSink {
+    dir: std::path::PathBuf,
+    fail_snapshot: u64,
+    fail_notify: u64,
+    failed: Arc<AtomicU64>,
+}
+
+struct FailingWriter {
+    inner: Box<dyn sluice_api::runtime::sink::SinkWriter<String>>,
+    sink: FailingSink,
+    snapshots: u64,
+    notifications: u64,
+}
+
+impl sluice_api::runtime::sink::Sink<String> for FailingSink {
+    fn create_writer(
+        &self,
+        ctx: &sluice_api::runtime::OperatorContext,
+    ) -> sluice_api::Result<Box<dyn sluice_api::runtime::sink::SinkWriter<String>>> {
+        let files =
+            sluice_api::connectors::TransactionalFileSink::new(&self.dir, |s: &String| s.clone());
+        Ok(Box::new(FailingWriter {
+            inner: files.create_writer(ctx)?,
+            sink: self.clone(),
+            snapshots: 0,
+            notifications: 0,
+        }))
+    }
+}
+
+impl sluice_api::runtime::sink::SinkWriter<String> for FailingWriter {
+    fn open(&mut self, ctx: &sluice_api::runtime::OperatorContext) -> sluice_api::Result<()> {
+        self.inner.open(ctx)
+    }
+
+    fn write(&mut self, batch: sluice_api::Records<String>) -> sluice_api::Result<()> {
+        self.inner.write(batch)
+    }
+
+    fn snapshot_state(
+        &mut self,
+        checkpoint: sluice_core::CheckpointId,
+    ) -> sluice_api::Result<Option<Vec<u8>>> {
+        let state = self.inner.snapshot_state(checkpoint)?;
+        // Count only pre-commits that hold files (the state lists more than the next file
+        // number and an empty pending list): failing then leaves pre-committed output.
+        if state.as_ref().is_some_and(|s| s.len() > 16) {
+            self.snapshots += 1;
+        }
+        if self.snapshots == self.sink.fail_snapshot
+            && self.sink.failed.fetch_or(1, Ordering::SeqCst) & 1 == 0
+        {
+            return Err(sluice_api::Error::User(
+                "injected failure after a pre-commit".into(),
+            ));
+        }
+        Ok(state)
+    }
+
+    fn notify_checkpoint_complete(
+        &mut self,
+        checkpoint: sluice_core::CheckpointId,
+    ) -> sluice_api::Result<()> {
+        self.notifications += 1;
+        if self.notifications == self.sink.fail_notify
+            && self.sink.failed.fetch_or(2, Ordering::SeqCst) & 2 == 0
+        {
+            return Err(sluice_api::Error::User(
+                "injected failure between pre-commit and commit".into(),
+            ));
+        }
+        self.inner.notify_checkpoint_complete(checkpoint)
+    }
+
+    fn finish(&mut self) -> sluice_api::Result<()> {
+        self.inner.finish()
+    }
+}
+
+/// A windowed job writing through the transactional file sink: counts and sums per key
+/// and 100 ms event-time window, failing at each index of `fail_at` once, and once in a
+/// second sink's snapshot and once in its commit notification.
+fn run_windowed(
+    dir: &std::path::Path,
+    n: u64,
+    keys: u64,
+    parallelism: u32,
+    fail_at: Vec<u64>,
+    failing: FailingSink,
+) -> JobResult {
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(parallelism)
+        .set_batch_size(64)
+        .set_handle_ctrl_c(false);
+    let mut config = CheckpointConfig::every(Duration::from_millis(5));
+    config.restart = RestartStrategy::FixedDelay {
+        attempts: 10,
+        delay: Duration::from_millis(1),
+    };
+    env.set_checkpointing(config);
+    let failures = Arc::new(fail_at);
+    let next_failure = Arc::new(AtomicU64::new(0));
+    let windows = env
+        .generate(n, move |i| (i % keys, i))
+        .assign_timestamps_and_watermarks(
+            WatermarkStrategy::for_monotonous_timestamps()
+                .with_timestamp_assigner(|r: &(u64, u64)| (r.1 / 10) as i64),
+        )
+        .map(move |(k, v)| {
+            let f = next_failure.load(Ordering::SeqCst) as usize;
+            if failures.get(f) == Some(&v) {
+                next_failure.fetch_add(1, Ordering::SeqCst);
+                panic!("injected failure at record {v}");
+            }
+            (k, v)
+        })
+        .key_by(|r| r.0)
+        .window(TumblingEventTimeWindows::of(Duration::from_millis(100)))
+        .aggregate_with(CountSum, |k, w, (count, sum)| {
+            format!("{k},{},{count},{sum}", w.start)
+        });
+    let _ = dir;
+    windows.add_sink("Files", failing);
+    env.execute("windowed sums").unwrap()
+}
+
+struct CountSum;
+
+impl AggregateFunction<(u64, u64), (u64, u64), (u64, u64)> for CountSum {
+    fn create_accumulator(&self) -> (u64, u64) {
+        (0, 0)
+    }
+    fn add(&self, v: (u64, u64), acc: &mut (u64, u64)) {
+        acc.0 += 1;
+        acc.1 += v.1;
+    }
+    fn get_result(&self, acc: &(u64, u64)) -> (u64, u64) {
+        *acc
+    }
+    fn merge(&self, a: (u64, u64), b: (u64, u64)) -> (u64, u64) {
+        (a.0 + b.0, a.1 + b.1)
+    }
+}
+
+fn committed_lines(dir: &std::path::Path) -> Vec<String> {
+    let mut lines: Vec<String> = sluice_api::connectors::committed_parts(dir)
+        .unwrap()
+        .iter()
+        .flat_map(|p| {
+            std::fs::read_to_string(p)
+                .unwrap()
+                .lines()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    lines.sort();
+    lines
+}
+
+fn expected_windows(n: u64, keys: u64) -> Vec<String> {
+    let mut windows: BTreeMap<(u64, u64), (u64, u64)> = BTreeMap::new();
+    for i in 0..n {
+        let start = (i / 10) / 100 * 100;
+        let e = windows.entry((i % keys, start)).or_default();
+        e.0 += 1;
+        e.1 += i;
+    }
+    let mut lines: Vec<String> = windows
+        .into_iter()
+        .map(|((k, start), (count, sum))| format!("{k},{start},{count},{sum}"))
+        .collect();
+    lines.sort();
+    lines
+}
+
+#[test]
+fn windows_and_the_transactional_sink_commit_every_result_exactly_once() {
+    let _watchdog = Watchdog::start("windowed failure injection", Duration::from_secs(300));
+    let mut rng =
+        Rng(test_seed("windows_and_the_transactional_sink_commit_every_result_exactly_once") | 1);
+    for round in 0..4 {
+        let n = 100_000 + rng.next(150_000);
+        let keys = 1 + rng.next(50);
+        let parallelism = 1 + rng.next(3) as u32;
+        let mut fail_at: Vec<u64> = (0..1 + rng.next(3))
+            .map(|_| n / 8 + rng.next(n * 3 / 4))
+            .collect();
+        fail_at.sort_unstable();
+        fail_at.dedup();
+        eprintln!(
+            "round {round}: n={n} keys={keys} parallelism={parallelism} failures at {fail_at:?}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let failing = FailingSink {
+            dir: dir.path().to_path_buf(),
+            fail_snapshot: 2 + rng.next(4),
+            fail_notify: 2 + rng.next(4),
+            failed: Arc::new(AtomicU64::new(0)),
+        };
+        let result = run_windowed(dir.path(), n, keys, parallelism, fail_at, failing);
+        assert!(result.restarts >= 1);
+        eprintln!(
+            "round {round}: {} restarts, {} checkpoints",
+            result.restarts,
+            result.checkpoints.len()
+        );
+        assert_eq!(
+            committed_lines(dir.path()),
+            expected_windows(n, keys),
+            "round {round}: committed output differs from a failure-free run"
+        );
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".inprogress"))
+            .collect();
+        assert!(
+            leftovers.is_empty(),
+            "in-progress files left: {leftovers:?}"
+        );
+    }
+}

@@ -17,7 +17,7 @@ use sluice_runtime::partition::PartitionStrategy;
 use sluice_runtime::sink::{Sink, SinkOperator};
 use sluice_runtime::{Operator, OperatorContext, OutputTag, Result};
 
-use sluice_connectors::{CollectSink, DiscardSink, PrintSink, TextFileSink};
+use sluice_connectors::{CollectSink, DiscardSink, PrintSink, TextFileSink, TransactionalFileSink};
 
 use crate::builder::EdgePort;
 use crate::environment::StreamExecutionEnvironment;
@@ -279,6 +279,21 @@ impl<T: Data> DataStream<T> {
         T: Display,
     {
         self.add_sink("Text File", TextFileSink::new(path, |v: &T| v.to_string()))
+    }
+
+    /// Writes each record's `Display` form as one line into part files under the directory
+    /// `dir`, exactly once: with checkpoints, files are committed (renamed to
+    /// `part-<subtask>-<n>`) when the checkpoint that covers them completes, and a restored
+    /// job commits or discards what a failed one left (see `TransactionalFileSink`). Read
+    /// the result with `connectors::committed_parts`.
+    pub fn sink_to_files(&self, dir: impl Into<PathBuf>) -> DataStreamSink
+    where
+        T: Display,
+    {
+        self.add_sink(
+            "Files",
+            TransactionalFileSink::new(dir, |record: &T| record.to_string()),
+        )
     }
 
     /// Gathers every record in memory; read them from the returned sink after `execute`.

@@ -20,7 +20,7 @@ use sluice_runtime::operators::window::{
     WindowOperator, WindowResultFn, WindowSettings,
 };
 use sluice_runtime::OutputTag;
-use sluice_state::AggregateFunction;
+use sluice_state::{AggregateFunction, StateData};
 
 use crate::datastream::DataStream;
 use crate::keyed::KeyedStream;
@@ -386,7 +386,7 @@ where
         f: impl Fn(&K, TimeWindow, M) -> R + Send + Sync + 'static,
     ) -> DataStream<R>
     where
-        ACC: Clone + Send + 'static,
+        ACC: Clone + StateData,
         M: 'static,
         R: Data,
     {
@@ -410,7 +410,7 @@ where
         finish: FinishFn<K, M, R>,
     ) -> DataStream<R>
     where
-        ACC: Send + 'static,
+        ACC: StateData,
         M: 'static,
         R: Data,
     {
@@ -433,7 +433,7 @@ where
         function: impl ProcessWindowFunction<K, M, R>,
     ) -> DataStream<R>
     where
-        ACC: Send + 'static,
+        ACC: StateData,
         M: 'static,
         R: Data,
     {
@@ -459,7 +459,7 @@ where
         aggregate: impl AggregateFunction<T, ACC, OUT>,
     ) -> DataStream<OUT>
     where
-        ACC: Clone + Send + 'static,
+        ACC: Clone + StateData,
         OUT: Data,
     {
         self.aggregate_with(aggregate, |_, _, result| result)
@@ -493,7 +493,7 @@ where
         result: WindowResultFn<K, M, R>,
     ) -> DataStream<R>
     where
-        ACC: Clone + Send + 'static,
+        ACC: Clone + StateData,
         M: 'static,
         R: Data,
     {

@@ -30,7 +30,7 @@ pub mod stdout;
 pub use collection::{CollectSink, CollectionSource};
 pub use discard::DiscardSink;
 pub use error::Error;
-pub use file::{TextFileSink, TextFileSource};
+pub use file::{committed_parts, TextFileSink, TextFileSource, TransactionalFileSink};
 pub use generator::{GeneratorSource, SplitGeneratorSource};
 pub use socket::SocketTextSource;
 pub use stdout::PrintSink;

@@ -5,8 +5,9 @@
 
 use std::marker::PhantomData;
 
-use sluice_core::{Records, Watermark};
+use sluice_core::{CheckpointId, Records, Watermark};
 
+use crate::checkpoint::OperatorSnapshot;
 use crate::error::Result;
 use crate::operator::{Collector, Operator, OperatorContext};
 
@@ -34,6 +35,29 @@ pub trait SinkWriter<T>: Send + 'static {
     /// [`crate::Error::User`] when acting on it fails.
     fn on_watermark(&mut self, watermark: Watermark) -> Result<()> {
         let _ = watermark;
+        Ok(())
+    }
+
+    /// A checkpoint barrier arrived: make everything written so far durable but not yet
+    /// visible (pre-commit) and return what is needed to commit or abort it later (a
+    /// transaction id, file names), restored through `ctx.restored` after a failure.
+    /// Default: nothing; such a sink is at-least-once (records written after the last
+    /// completed checkpoint are written again after a restore).
+    ///
+    /// # Errors
+    /// [`crate::Error::User`] when the pre-commit fails (the checkpoint does not complete).
+    fn snapshot_state(&mut self, checkpoint: CheckpointId) -> Result<Option<Vec<u8>>> {
+        let _ = checkpoint;
+        Ok(None)
+    }
+
+    /// Checkpoint `checkpoint` completed: commit what was pre-committed up to it.
+    /// Default: nothing.
+    ///
+    /// # Errors
+    /// [`crate::Error::User`] when the commit fails.
+    fn notify_checkpoint_complete(&mut self, checkpoint: CheckpointId) -> Result<()> {
+        let _ = checkpoint;
         Ok(())
     }
 
@@ -93,5 +117,20 @@ impl<T: Send + 'static> Operator for SinkOperator<T> {
 
     fn on_end_of_input(&mut self, _out: &mut Collector<'_, Records<()>>) -> Result<()> {
         self.writer.finish()
+    }
+
+    fn snapshot_state(&mut self, checkpoint: CheckpointId) -> Result<OperatorSnapshot> {
+        Ok(OperatorSnapshot {
+            keyed: Vec::new(),
+            operator: self.writer.snapshot_state(checkpoint)?,
+        })
+    }
+
+    fn notify_checkpoint_complete(
+        &mut self,
+        checkpoint: CheckpointId,
+        _out: &mut Collector<'_, Records<()>>,
+    ) -> Result<()> {
+        self.writer.notify_checkpoint_complete(checkpoint)
     }
 }

@@ -8,7 +8,9 @@
 mod sink;
 mod source;
 mod split;
+mod transactional;
 
 pub use sink::TextFileSink;
 pub use source::TextFileSource;
 pub use split::FileSplit;
+pub use transactional::{committed_parts, TransactionalFileSink};

@@ -24,8 +24,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use std::hash::Hash;
+
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sluice_core::{CheckpointId, KeyGroup, OperatorId};
+use sluice_state::KeyedTable;
 
 pub use restart::RestartStrategy;
 
@@ -209,4 +213,56 @@ impl TaskCheckpointing {
             (CheckpointId(id), at)
         })
     }
+}
+
+/// Snapshots a keyed table of an operator, one blob per key group of its range.
+///
+/// # Errors
+/// [`crate::Error::Internal`] when a value cannot be encoded.
+pub fn snapshot_table<K, V>(table: &KeyedTable<K, V>) -> crate::Result<OperatorSnapshot>
+where
+    K: Eq + Serialize,
+    V: Serialize,
+{
+    let mut keyed = Vec::new();
+    for group in table.key_group_range().iter() {
+        let entries: Vec<(&K, &V)> = table.iter_group(group).collect();
+        let blob = postcard::to_allocvec(&entries)
+            .map_err(|e| crate::Error::Internal(format!("cannot encode operator state: {e}")))?;
+        keyed.push((group.0, blob));
+    }
+    Ok(OperatorSnapshot {
+        keyed,
+        operator: None,
+    })
+}
+
+/// Restores a keyed table written by [`snapshot_table`], calling `restored(key, hash,
+/// value)` for every entry (to rebuild what an operator derives from its state, such as
+/// the windows due to fire).
+///
+/// # Errors
+/// [`crate::Error::User`] when a blob is unreadable (the job changed its state types).
+pub fn restore_table<K, V>(
+    table: &mut KeyedTable<K, V>,
+    restored: &RestoredState,
+    mut on_entry: impl FnMut(&K, u64, &V),
+) -> crate::Result<()>
+where
+    K: Hash + Eq + Clone + DeserializeOwned,
+    V: DeserializeOwned,
+{
+    for (group, bytes) in &restored.keyed {
+        let entries: Vec<(K, V)> = postcard::from_bytes(bytes).map_err(|e| {
+            crate::Error::User(
+                format!("operator state of key group {} is unreadable: {e}", group.0).into(),
+            )
+        })?;
+        for (key, value) in entries {
+            let hash = sluice_core::stable_hash(&key);
+            on_entry(&key, hash, &value);
+            table.insert(key, hash, value);
+        }
+    }
+    Ok(())
 }

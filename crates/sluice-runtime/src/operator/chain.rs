@@ -221,6 +221,18 @@ impl<B: Clone + Send> EventSink<B> for FanOut<B> {
     fn flush(&mut self) -> Result<()> {
         self.outputs.iter_mut().try_for_each(|o| o.flush())
     }
+
+    fn on_processing_time(&mut self, now_ms: i64) -> Result<()> {
+        self.outputs
+            .iter_mut()
+            .try_for_each(|o| o.on_processing_time(now_ms))
+    }
+
+    fn notify_checkpoint_complete(&mut self, id: CheckpointId) -> Result<()> {
+        self.outputs
+            .iter_mut()
+            .try_for_each(|o| o.notify_checkpoint_complete(id))
+    }
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use sluice_core::{stable_hash, KeyGroupRange, Records};
 use sluice_state::KeyedTable;
 
 use super::KeySelector;
-use crate::checkpoint::{OperatorSnapshot, RestoredState};
+use crate::checkpoint::{restore_table, snapshot_table, OperatorSnapshot, RestoredState};
 use crate::error::{Error, Result};
 use crate::operator::Collector;
 
@@ -67,17 +67,7 @@ where
         K: Serialize,
         T: Serialize,
     {
-        let mut keyed = Vec::new();
-        for group in self.table.key_group_range().iter() {
-            let entries: Vec<(&K, &Option<T>)> = self.table.iter_group(group).collect();
-            let blob = postcard::to_allocvec(&entries)
-                .map_err(|e| Error::Internal(format!("cannot encode reduce state: {e}")))?;
-            keyed.push((group.0, blob));
-        }
-        Ok(OperatorSnapshot {
-            keyed,
-            operator: None,
-        })
+        snapshot_table(&self.table)
     }
 
     /// Restores what [`ReduceTable::snapshot`] wrote.
@@ -86,18 +76,7 @@ where
         K: DeserializeOwned,
         T: DeserializeOwned,
     {
-        for (group, bytes) in &restored.keyed {
-            let entries: Vec<(K, Option<T>)> = postcard::from_bytes(bytes).map_err(|e| {
-                Error::User(
-                    format!("reduce state of key group {} is unreadable: {e}", group.0).into(),
-                )
-            })?;
-            for (key, acc) in entries {
-                let hash = stable_hash(&key);
-                self.table.insert(key, hash, acc);
-            }
-        }
-        Ok(())
+        restore_table(&mut self.table, restored, |_, _, _| {})
     }
 
     /// Folds every value into its key's accumulator; `on_update(i, acc)` sees the new

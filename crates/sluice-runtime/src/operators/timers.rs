@@ -11,7 +11,7 @@ use hashbrown::HashSet;
 use std::hash::Hash;
 
 /// Which clock a timer follows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum TimeDomain {
     /// Fires when the watermark reaches the timer's time.
     EventTime,

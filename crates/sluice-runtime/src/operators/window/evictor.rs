@@ -5,7 +5,7 @@
 use super::TimeWindow;
 
 /// The records of one window with their event times, in arrival order.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct WindowBuffer<T> {
     values: Vec<T>,
     timestamps: Vec<i64>,

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use sluice_state::AggregateFunction;
+use sluice_state::{AggregateFunction, StateData};
 
 use super::evictor::{Evictor, WindowBuffer};
 use super::TimeWindow;
@@ -78,8 +78,8 @@ where
 
 /// How the window operator keeps a window's records between firings.
 pub trait WindowContents<K, T>: Send + 'static {
-    /// Per key and window state.
-    type State: Send + 'static;
+    /// Per key and window state (written to checkpoints).
+    type State: StateData;
     /// Records emitted.
     type Out: Send + 'static;
 
@@ -126,7 +126,7 @@ impl<K, T, ACC, M, R> WindowContents<K, T> for Incremental<K, T, ACC, M, R>
 where
     K: 'static,
     T: 'static,
-    ACC: Send + 'static,
+    ACC: StateData,
     M: 'static,
     R: Send + 'static,
 {
@@ -206,7 +206,7 @@ impl<K, T, R, EV> Buffered<K, T, R, EV> {
 impl<K, T, R, EV> WindowContents<K, T> for Buffered<K, T, R, EV>
 where
     K: 'static,
-    T: Send + 'static,
+    T: StateData,
     R: Send + 'static,
     EV: Evictor<T>,
 {

@@ -14,12 +14,13 @@
 
 use std::hash::Hash;
 
-use sluice_core::{stable_hash, Clock, EventTime, Records, Watermark};
-use sluice_state::KeyedTable;
+use sluice_core::{stable_hash, CheckpointId, Clock, EventTime, Records, Watermark};
+use sluice_state::{KeyedTable, StateKey};
 
 use super::function::{WindowContents, WindowContext};
 use super::trigger::{TimerRequest, Trigger, TriggerContext, TriggerResult};
 use super::{TimeWindow, WindowAssigner};
+use crate::checkpoint::{restore_table, snapshot_table, OperatorSnapshot};
 use crate::error::{Error, Result};
 use crate::metrics::{Counter, LATE_RECORDS_DROPPED, LATE_RECORDS_SIDE_OUTPUT};
 use crate::operator::side_output::OutputTag;
@@ -28,6 +29,7 @@ use crate::operators::timers::TimerQueue;
 use crate::operators::{KeySelector, TimeDomain};
 
 /// One open window of a key.
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Entry<S, TS> {
     window: TimeWindow,
     contents: S,
@@ -492,13 +494,34 @@ where
 
 impl<K, T, TR, C> Operator for WindowOperator<K, T, TR, C>
 where
-    K: Hash + Eq + Clone + Send + 'static,
+    K: StateKey,
     T: Clone + Send + 'static,
     TR: Trigger<T>,
     C: WindowContents<K, T>,
 {
     type In = Records<T>;
     type Out = Records<C::Out>;
+
+    fn open(&mut self, ctx: &OperatorContext) -> Result<()> {
+        let Some(restored) = &ctx.restored else {
+            return Ok(());
+        };
+        // Timers are derived from the windows' own timer lists.
+        let timers = &mut self.timers;
+        restore_table(&mut self.state, restored, |key, _, entries| {
+            for entry in entries {
+                for &(domain, time) in &entry.timers {
+                    timers
+                        .queue(domain)
+                        .register(time, &(key.clone(), entry.window));
+                }
+            }
+        })
+    }
+
+    fn snapshot_state(&mut self, _checkpoint: CheckpointId) -> Result<OperatorSnapshot> {
+        snapshot_table(&self.state)
+    }
 
     fn on_data(&mut self, batch: Records<T>, out: &mut Collector<'_, Self::Out>) -> Result<()> {
         let mut output = Records::new();

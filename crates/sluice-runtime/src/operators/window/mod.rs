@@ -33,7 +33,9 @@ pub use tumbling::{TumblingWindowOperator, WindowResultFn};
 pub(crate) use firing::{require_timestamps, WindowFirings};
 
 /// A half-open event-time interval `start..end` (milliseconds).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct TimeWindow {
     /// First millisecond of the window.
     pub start: i64,

@@ -6,11 +6,12 @@
 use std::hash::Hash;
 use std::sync::Arc;
 
-use sluice_core::{EventTime, Records, Watermark};
-use sluice_state::{AggregateFunction, KeyedTable};
+use sluice_core::{CheckpointId, EventTime, Records, Watermark};
+use sluice_state::{AggregateFunction, KeyedTable, StateData, StateKey};
 
 use super::firing::LateRecords;
 use super::{require_timestamps, TimeWindow, WindowFirings, WindowResultFn};
+use crate::checkpoint::{restore_table, snapshot_table, OperatorSnapshot};
 use crate::error::Result;
 use crate::operator::side_output::OutputTag;
 use crate::operator::{Collector, Operator, OperatorContext};
@@ -70,14 +71,30 @@ where
 
 impl<K, T, ACC, M, R> Operator for SessionWindowOperator<K, T, ACC, M, R>
 where
-    K: Hash + Eq + Clone + Send + 'static,
+    K: StateKey,
     T: Send + 'static,
-    ACC: Send + 'static,
+    ACC: StateData,
     M: 'static,
     R: Send + 'static,
 {
     type In = Records<T>;
     type Out = Records<R>;
+
+    fn open(&mut self, ctx: &OperatorContext) -> Result<()> {
+        let Some(restored) = &ctx.restored else {
+            return Ok(());
+        };
+        let pending = &mut self.pending;
+        restore_table(&mut self.state, restored, |key, hash, sessions| {
+            for (window, _) in sessions {
+                pending.register(window.end, key.clone(), hash);
+            }
+        })
+    }
+
+    fn snapshot_state(&mut self, _checkpoint: CheckpointId) -> Result<OperatorSnapshot> {
+        snapshot_table(&self.state)
+    }
 
     fn on_data(&mut self, batch: Records<T>, out: &mut Collector<'_, Records<R>>) -> Result<()> {
         let (values, timestamps) = batch.into_parts();

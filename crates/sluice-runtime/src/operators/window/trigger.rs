@@ -9,6 +9,8 @@
 
 use std::marker::PhantomData;
 
+use sluice_state::StateData;
+
 use super::{TimeWindow, WindowAssigner};
 use crate::operators::TimeDomain;
 
@@ -99,8 +101,8 @@ impl<'a> TriggerContext<'a> {
 
 /// Decides when a window fires and purges (Flink's `Trigger`).
 pub trait Trigger<T>: Send + Sync + 'static {
-    /// Per key and window state of the trigger.
-    type State: Default + Send + 'static;
+    /// Per key and window state of the trigger (written to checkpoints).
+    type State: Default + StateData;
 
     /// A record was added to `window` (called before the record is added, so that the
     /// trigger may look at it; a fire includes it).
@@ -394,7 +396,7 @@ impl<T, F: Clone> Clone for DeltaTrigger<T, F> {
 
 impl<T, F> Trigger<T> for DeltaTrigger<T, F>
 where
-    T: Clone + Send + 'static,
+    T: Clone + StateData,
     F: Fn(&T, &T) -> f64 + Send + Sync + 'static,
 {
     type State = Option<T>;

@@ -9,11 +9,12 @@
 use std::hash::Hash;
 use std::sync::Arc;
 
-use sluice_core::{EventTime, Records, Watermark};
-use sluice_state::{AggregateFunction, KeyedTable};
+use sluice_core::{CheckpointId, EventTime, Records, Watermark};
+use sluice_state::{AggregateFunction, KeyedTable, StateData, StateKey};
 
 use super::firing::LateRecords;
 use super::{require_timestamps, TimeWindow, WindowFirings};
+use crate::checkpoint::{restore_table, snapshot_table, OperatorSnapshot};
 use crate::error::Result;
 use crate::operator::side_output::OutputTag;
 use crate::operator::{Collector, Operator, OperatorContext};
@@ -81,14 +82,31 @@ where
 
 impl<K, T, ACC, M, R> Operator for TumblingWindowOperator<K, T, ACC, M, R>
 where
-    K: Hash + Eq + Clone + Send + 'static,
+    K: StateKey,
     T: Send + 'static,
-    ACC: Send + 'static,
+    ACC: StateData,
     M: 'static,
     R: Send + 'static,
 {
     type In = Records<T>;
     type Out = Records<R>;
+
+    fn open(&mut self, ctx: &OperatorContext) -> Result<()> {
+        let Some(restored) = &ctx.restored else {
+            return Ok(());
+        };
+        // The windows due to fire are derived from the restored windows.
+        let (pending, size) = (&mut self.pending, self.size_ms);
+        restore_table(&mut self.state, restored, |key, hash, windows| {
+            for (start, _) in windows {
+                pending.register(start.saturating_add(size), key.clone(), hash);
+            }
+        })
+    }
+
+    fn snapshot_state(&mut self, _checkpoint: CheckpointId) -> Result<OperatorSnapshot> {
+        snapshot_table(&self.state)
+    }
 
     fn on_data(&mut self, batch: Records<T>, out: &mut Collector<'_, Records<R>>) -> Result<()> {
         let (values, timestamps) = batch.into_parts();
