@@ -149,9 +149,18 @@ impl LocalExecutor {
                 _ => None,
             };
             if let Some(meta) = &restore {
-                tracing::info!(job = %graph.name, checkpoint = meta.id, "restoring from checkpoint {}", meta.id);
                 if first {
+                    // Not a restart: an earlier run of this job left the checkpoint.
+                    tracing::warn!(
+                        job = %graph.name,
+                        checkpoint = meta.id,
+                        "resuming from checkpoint {} left by an earlier run in {}; set `resume` to false (`--fresh`) to start over",
+                        meta.id,
+                        storage.as_ref().map_or("", |s| s.location())
+                    );
                     restored_from = Some(meta.id);
+                } else {
+                    tracing::info!(job = %graph.name, checkpoint = meta.id, "restoring from checkpoint {}", meta.id);
                 }
             }
             first = false;
@@ -199,6 +208,13 @@ impl LocalExecutor {
         } else {
             JobStatus::Finished
         };
+        if let (JobStatus::Finished, Some(storage)) = (status, &storage) {
+            // A finished job is not resumed: its checkpoints go (as Flink discards the
+            // checkpoints of a finished job), so running it again starts afresh.
+            for id in storage.completed()? {
+                storage.delete(id)?;
+            }
+        }
         let duration = Duration::from_nanos(clock.monotonic_nanos().saturating_sub(start));
         tracing::info!(job = %graph.name, ?status, ?duration, "job ended");
         Ok(JobResult {

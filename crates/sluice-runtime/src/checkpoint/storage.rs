@@ -62,6 +62,8 @@ pub struct CheckpointStorage {
     prefix: Path,
     location: String,
     runtime: tokio::runtime::Runtime,
+    /// The directory of a local store (its emptied checkpoint directories are removed).
+    local_root: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for CheckpointStorage {
@@ -108,6 +110,7 @@ impl CheckpointStorage {
             prefix: Path::from(job_prefix(job)),
             location,
             runtime,
+            local_root: None,
         })
     }
 
@@ -129,7 +132,9 @@ impl CheckpointStorage {
                 format!("cannot open the checkpoint directory: {e}"),
             )
         })?;
-        Self::with_store(Arc::new(store), job, location)
+        let mut storage = Self::with_store(Arc::new(store), job, location)?;
+        storage.local_root = Some(dir.to_path_buf());
+        Ok(storage)
     }
 
     /// Checkpoints kept in memory (they do not survive the process).
@@ -280,6 +285,10 @@ impl CheckpointStorage {
             self.runtime
                 .block_on(self.store.delete(&path))
                 .map_err(|e| storage_error(&self.location, format!("cannot delete {path}: {e}")))?;
+        }
+        if let Some(root) = &self.local_root {
+            // The local store leaves the emptied directory behind.
+            let _ = std::fs::remove_dir(root.join(dir.as_ref()));
         }
         Ok(())
     }
