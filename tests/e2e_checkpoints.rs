@@ -403,3 +403,75 @@ fn windows_and_the_transactional_sink_commit_every_result_exactly_once() {
         );
     }
 }
+
+/// The summing job over a paced source of `n` records with a fixed source parallelism of
+/// 2 and `parallelism` summing subtasks; `seen` counts records read.
+fn paced_sums(
+    env: &StreamExecutionEnvironment,
+    n: u64,
+    keys: u64,
+    parallelism: u32,
+    seen: Arc<AtomicU64>,
+) -> sluice_api::connectors::CollectSink<(u64, u64)> {
+    env.add_source(
+        "Paced",
+        sluice_api::connectors::GeneratorSource::bounded(n, move |i| (i % keys, i))
+            .with_rate(100_000.0),
+    )
+    .set_parallelism(2)
+    .map(move |r| {
+        seen.fetch_add(1, Ordering::Relaxed);
+        r
+    })
+    .set_parallelism(2)
+    .key_by(|r| r.0)
+    .process(FinalSum::default())
+    .set_parallelism(parallelism)
+    .collect()
+}
+
+#[test]
+fn a_savepoint_restores_keyed_state_into_another_parallelism() {
+    let _watchdog = Watchdog::start("savepoint and rescale", Duration::from_secs(120));
+    let (n, keys) = (150_000, 97);
+    let dir = tempfile::tempdir().unwrap();
+    let savepoint_dir = dir.path().join("savepoint");
+    for (before, after) in [(3, 1), (1, 4)] {
+        let _ = std::fs::remove_dir_all(&savepoint_dir);
+        // The first job runs for a while, takes a savepoint and is cancelled.
+        let env = StreamExecutionEnvironment::new();
+        env.set_handle_ctrl_c(false)
+            .enable_checkpointing(Duration::from_secs(3600));
+        let seen = Arc::new(AtomicU64::new(0));
+        let first = paced_sums(&env, n, keys, before, Arc::clone(&seen));
+        let job = env.execute_async("rescaled sums");
+        sluice_testkit::watchdog::wait_until("records to flow", || {
+            seen.load(Ordering::Relaxed) > n / 4
+        });
+        let path = job.trigger_savepoint(&savepoint_dir).unwrap();
+        assert_eq!(path, savepoint_dir);
+        job.cancel();
+        let _ = job.join();
+        assert!(
+            first.take().is_empty(),
+            "a cancelled job emits no final sums"
+        );
+        // The second job starts from the savepoint with another parallelism.
+        let env = StreamExecutionEnvironment::new();
+        env.set_handle_ctrl_c(false);
+        let mut config = CheckpointConfig::every(Duration::from_secs(3600));
+        config.restore_from = Some(savepoint_dir.clone());
+        env.set_checkpointing(config);
+        let seen_after = Arc::new(AtomicU64::new(0));
+        let second = paced_sums(&env, n, keys, after, Arc::clone(&seen_after));
+        let result = env.execute("rescaled sums").unwrap();
+        assert!(result.restored_from.is_some());
+        assert!(
+            seen_after.load(Ordering::Relaxed) < n,
+            "the second job read only what came after the savepoint"
+        );
+        let mut got = second.take();
+        got.sort_unstable();
+        assert_eq!(got, expected(n, keys), "{before} -> {after} subtasks");
+    }
+}

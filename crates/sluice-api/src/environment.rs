@@ -274,12 +274,14 @@ impl StreamExecutionEnvironment {
     pub fn execute_async(&self, name: &str) -> JobHandle {
         let control = JobControl::new();
         let graph = self.take_job_graph(name);
-        let executor = LocalExecutor::new(self.config());
+        let config = self.config();
+        let checkpoint_timeout = config.checkpointing.as_ref().map(|c| c.timeout);
+        let executor = LocalExecutor::new(config);
         let c = Arc::clone(&control);
         let thread = std::thread::Builder::new()
             .name(format!("job {name}"))
             .spawn(move || executor.execute(&graph, c));
-        JobHandle::new(control, thread)
+        JobHandle::new(control, thread, checkpoint_timeout)
     }
 }
 

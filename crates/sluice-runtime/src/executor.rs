@@ -133,6 +133,15 @@ impl LocalExecutor {
             })),
             None => None,
         };
+        let savepoint_storage = match self
+            .config
+            .checkpointing
+            .as_ref()
+            .and_then(|c| c.restore_from.as_ref())
+        {
+            Some(dir) => Some(Arc::new(CheckpointStorage::local(dir, &graph.name)?)),
+            None => None,
+        };
         let mut history = FailureHistory::default();
         let mut checkpoints = Vec::new();
         let mut restarts = 0u32;
@@ -144,11 +153,36 @@ impl LocalExecutor {
                 .checkpointing
                 .as_ref()
                 .is_some_and(|c| c.resume || !first);
-            let restore = match (&storage, resume) {
+            let own = match (&storage, resume) {
                 (Some(s), true) => s.latest()?,
                 _ => None,
             };
-            if let Some(meta) = &restore {
+            // A savepoint to start from counts until the job has a checkpoint of its own.
+            let savepoint = match (&own, &savepoint_storage) {
+                (None, Some(sp)) => Some(sp.latest()?.ok_or_else(|| Error::Checkpoint {
+                    location: sp.location().to_string(),
+                    message: format!(
+                        "no complete savepoint of job `{}` there; pass the directory a savepoint was written to",
+                        graph.name
+                    ),
+                })?),
+                _ => None,
+            };
+            let (restore, restore_storage) = match (own, savepoint) {
+                (Some(meta), _) => (Some(meta), storage.clone()),
+                (None, Some(meta)) => (Some(meta), savepoint_storage.clone()),
+                (None, None) => (None, None),
+            };
+            let from_savepoint = matches!(
+                (&restore_storage, &savepoint_storage),
+                (Some(a), Some(b)) if Arc::ptr_eq(a, b)
+            );
+            if let (Some(meta), true) = (&restore, from_savepoint) {
+                tracing::info!(job = %graph.name, checkpoint = meta.id, "starting from savepoint {}", meta.id);
+                if first {
+                    restored_from = Some(meta.id);
+                }
+            } else if let Some(meta) = &restore {
                 if first {
                     // Not a restart: an earlier run of this job left the checkpoint.
                     tracing::warn!(
@@ -171,7 +205,7 @@ impl LocalExecutor {
                 &attempt,
                 &metrics,
                 storage.as_ref(),
-                restore.as_ref(),
+                restore_storage.as_deref().zip(restore.as_ref()),
             )?;
             let progressed = !outcome.report.completed.is_empty();
             checkpoints.extend(outcome.report.completed.iter().map(|id| id.0));
@@ -236,7 +270,7 @@ impl LocalExecutor {
         control: &Arc<JobControl>,
         metrics: &Arc<MetricRegistry>,
         storage: Option<&Arc<CheckpointStorage>>,
-        restore: Option<&CheckpointMetadata>,
+        restore: Option<(&CheckpointStorage, &CheckpointMetadata)>,
     ) -> Result<Attempt> {
         // Spinning before parking pays when every task has a core; with more tasks than
         // cores it takes cycles from tasks that have work.
@@ -245,9 +279,9 @@ impl LocalExecutor {
             Some(spin) => spin,
             None => task_count as usize <= available_cores(),
         };
-        let restored = match (storage, restore) {
-            (Some(s), Some(meta)) => self.restored_states(graph, s, meta)?,
-            _ => HashMap::new(),
+        let restored = match restore {
+            Some((s, meta)) => self.restored_states(graph, s, meta)?,
+            None => HashMap::new(),
         };
         let mut channels = self.create_channels(graph, plan, control, spin);
         channels.metrics = Arc::clone(metrics);
@@ -287,6 +321,7 @@ impl LocalExecutor {
                     rx,
                     Arc::clone(&self.config.clock),
                     existing,
+                    Arc::clone(control),
                 );
                 (Some(coordinator), Some(link))
             }

@@ -15,10 +15,14 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::Duration;
 
-use sluice_core::{CheckpointId, Clock};
+use std::path::{Path, PathBuf};
+
+use sluice_core::{CheckpointId, Clock, OperatorId};
 
 use super::storage::{CheckpointMetadata, CheckpointStorage, StateFile};
-use super::{CheckpointConfig, CheckpointSignals, TaskMessage};
+use super::{CheckpointConfig, CheckpointSignals, SubtaskSnapshot, TaskMessage};
+use crate::control::{JobControl, SavepointRequest};
+use crate::error::{Error, Result};
 
 /// A checkpoint in progress.
 #[derive(Debug)]
@@ -28,6 +32,8 @@ struct Pending {
     acked: HashSet<usize>,
     files: Vec<StateFile>,
     failed: bool,
+    /// Where to copy it when it is a savepoint, and whom to tell.
+    savepoint: Option<SavepointRequest>,
 }
 
 /// What the coordinator did during a run.
@@ -67,6 +73,7 @@ pub struct CheckpointCoordinator {
     last_trigger_nanos: Option<u64>,
     last_complete_nanos: Option<u64>,
     report: CoordinatorReport,
+    control: Arc<JobControl>,
 }
 
 impl std::fmt::Debug for CheckpointCoordinator {
@@ -81,6 +88,7 @@ impl std::fmt::Debug for CheckpointCoordinator {
 impl CheckpointCoordinator {
     /// A coordinator numbering checkpoints after `last_completed`, whose older completed
     /// checkpoints (to be retained or deleted) are `existing`.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         config: CheckpointConfig,
         facts: JobFacts,
@@ -89,6 +97,7 @@ impl CheckpointCoordinator {
         messages: Receiver<TaskMessage>,
         clock: Arc<dyn Clock>,
         existing: Vec<CheckpointId>,
+        control: Arc<JobControl>,
     ) -> Self {
         let last = existing.last().map_or(0, |id| id.0);
         // The first checkpoint comes one interval after the start.
@@ -109,6 +118,7 @@ impl CheckpointCoordinator {
             last_trigger_nanos: Some(start),
             last_complete_nanos: None,
             report: CoordinatorReport::default(),
+            control,
         }
     }
 
@@ -121,6 +131,9 @@ impl CheckpointCoordinator {
                 Err(RecvTimeoutError::Disconnected) => break,
             }
             self.abort_timed_out();
+            for request in self.control.take_savepoint_requests() {
+                self.trigger_savepoint(request);
+            }
             self.maybe_trigger();
         }
         // Acknowledgements that arrived while the job was ending still count.
@@ -156,6 +169,23 @@ impl CheckpointCoordinator {
         {
             return;
         }
+        self.trigger(now, None);
+    }
+
+    /// Takes a savepoint now (whatever the interval), unless tasks finished already.
+    fn trigger_savepoint(&mut self, request: SavepointRequest) {
+        if !self.finished.is_empty() {
+            let _ = request.1.send(Err(Error::Checkpoint {
+                location: request.0.display().to_string(),
+                message: "the job's input ended; a savepoint needs every task running".into(),
+            }));
+            return;
+        }
+        let now = self.now_nanos();
+        self.trigger(now, Some(request));
+    }
+
+    fn trigger(&mut self, now: u64, savepoint: Option<SavepointRequest>) {
         let id = self.next_id;
         self.next_id += 1;
         self.last_trigger_nanos = Some(now);
@@ -168,6 +198,7 @@ impl CheckpointCoordinator {
                 acked: HashSet::new(),
                 files: Vec::new(),
                 failed: false,
+                savepoint,
             },
         );
         self.signals
@@ -233,13 +264,41 @@ impl CheckpointCoordinator {
     }
 
     fn abort(&mut self, id: u64, why: &str) {
-        if self.pending.remove(&id).is_some() {
+        if let Some(pending) = self.pending.remove(&id) {
             tracing::info!(job = %self.facts.job, checkpoint = id, "checkpoint aborted: {why}");
+            if let Some((dir, tx)) = pending.savepoint {
+                let _ = tx.send(Err(Error::Checkpoint {
+                    location: dir.display().to_string(),
+                    message: format!("the savepoint was aborted: {why}"),
+                }));
+            }
             self.report.aborted += 1;
             if let Err(e) = self.storage.delete(CheckpointId(id)) {
                 tracing::warn!(checkpoint = id, error = %e, "cannot delete an aborted checkpoint");
             }
         }
+    }
+
+    /// Copies checkpoint `meta` into a self-contained savepoint under `dir`.
+    fn copy_to_savepoint(&self, meta: &CheckpointMetadata, dir: &Path) -> Result<PathBuf> {
+        let target = CheckpointStorage::local(dir, &self.facts.job)?;
+        let mut files = Vec::new();
+        for file in &meta.files {
+            let state = self.storage.read_state(file)?;
+            files.push(target.write_state(
+                CheckpointId(meta.id),
+                &SubtaskSnapshot {
+                    operator: OperatorId(file.operator),
+                    subtask: file.subtask,
+                    state,
+                },
+            )?);
+        }
+        target.complete(&CheckpointMetadata {
+            files,
+            ..meta.clone()
+        })?;
+        Ok(dir.to_path_buf())
     }
 
     fn complete(&mut self, id: u64) {
@@ -254,6 +313,13 @@ impl CheckpointCoordinator {
             parallelism: self.facts.parallelism.clone(),
             files: pending.files,
         };
+        if let Some((dir, tx)) = pending.savepoint {
+            let answer = self.copy_to_savepoint(&meta, &dir);
+            if let Ok(path) = &answer {
+                tracing::info!(job = %self.facts.job, checkpoint = id, path = %path.display(), "savepoint written");
+            }
+            let _ = tx.send(answer);
+        }
         if let Err(e) = self.storage.complete(&meta) {
             tracing::warn!(checkpoint = id, error = %e, "cannot complete checkpoint");
             self.report.aborted += 1;

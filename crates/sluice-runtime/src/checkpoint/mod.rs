@@ -67,6 +67,9 @@ pub struct CheckpointConfig {
     /// Whether a run resumes from the latest completed checkpoint already in
     /// `directory` (left by an earlier run of the same job that crashed); default true.
     pub resume: bool,
+    /// A savepoint (or retained checkpoint) directory to start from instead; keyed
+    /// operators may have another parallelism than when it was taken.
+    pub restore_from: Option<PathBuf>,
 }
 
 impl CheckpointConfig {
@@ -87,6 +90,7 @@ impl CheckpointConfig {
                 delay: Duration::from_secs(1),
             },
             resume: true,
+            restore_from: None,
         }
     }
 }
