@@ -475,3 +475,57 @@ fn a_savepoint_restores_keyed_state_into_another_parallelism() {
         assert_eq!(got, expected(n, keys), "{before} -> {after} subtasks");
     }
 }
+
+#[test]
+fn a_file_source_rewinds_to_its_checkpointed_position() {
+    let _watchdog = Watchdog::start("file source rewind", Duration::from_secs(120));
+    let mut rng = Rng(test_seed("a_file_source_rewinds_to_its_checkpointed_position") | 1);
+    let dir = tempfile::tempdir().unwrap();
+    // Several files, so each subtask reads several splits in turn.
+    let n: u64 = 300_000;
+    let files = 5u64;
+    for f in 0..files {
+        let text: String = (0..n)
+            .filter(|i| i % files == f)
+            .map(|i| format!("{i}\n"))
+            .collect();
+        std::fs::write(dir.path().join(format!("numbers-{f}.txt")), text).unwrap();
+    }
+    for round in 0..3 {
+        let parallelism = 1 + rng.next(3) as u32;
+        let fail_at = n / 8 + rng.next(n * 3 / 4);
+        eprintln!("round {round}: parallelism {parallelism}, failure at {fail_at}");
+        let env = StreamExecutionEnvironment::new();
+        env.set_parallelism(parallelism)
+            .set_batch_size(64)
+            .set_handle_ctrl_c(false);
+        let mut config = CheckpointConfig::every(Duration::from_millis(5));
+        config.restart = RestartStrategy::FixedDelay {
+            attempts: 3,
+            delay: Duration::from_millis(1),
+        };
+        env.set_checkpointing(config);
+        let failed = Arc::new(AtomicU64::new(0));
+        let sums = env
+            .read_text_file(dir.path())
+            .map(move |line: String| {
+                let v: u64 = line.parse().unwrap();
+                if v == fail_at && failed.fetch_add(1, Ordering::SeqCst) == 0 {
+                    panic!("injected failure at line {v}");
+                }
+                (v % 7, v)
+            })
+            .key_by(|r| r.0)
+            .process(FinalSum::default())
+            .collect();
+        let result = env.execute("file sums").unwrap();
+        assert_eq!(result.restarts, 1);
+        let mut got = sums.take();
+        got.sort_unstable();
+        assert_eq!(
+            got,
+            expected(n, 7),
+            "round {round}: every line counted once"
+        );
+    }
+}

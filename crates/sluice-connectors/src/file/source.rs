@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use sluice_core::Records;
-use sluice_runtime::source::{Boundedness, Source, SourcePoll, SourceReader};
+use sluice_runtime::source::{
+    encode_position, restored_position, Boundedness, Source, SourcePoll, SourceReader,
+};
 use sluice_runtime::{OperatorContext, Result};
 
 use super::split::{list_files, plan_splits, FileSplit};
@@ -63,10 +65,25 @@ impl Source<String> for TextFileSource {
             .filter(|(k, _)| k % p as usize == i)
             .map(|(_, s)| s.clone())
             .collect();
-        Ok(Box::new(TextFileReader {
+        let mut reader = TextFileReader {
             splits,
             current: None,
-        }))
+            done: 0,
+        };
+        // After a restore: skip the splits read completely, resume inside the current one.
+        if let Some(position) = restored_position(ctx, 2)? {
+            let (done, offset) = (position[0], position[1]);
+            for _ in 0..done {
+                reader.splits.pop_front();
+            }
+            reader.done = done;
+            if offset != u64::MAX {
+                if let Some(split) = reader.splits.pop_front() {
+                    reader.current = Some(OpenSplit::open_at(split, offset)?);
+                }
+            }
+        }
+        Ok(Box::new(reader))
     }
 }
 
@@ -81,6 +98,8 @@ struct OpenSplit {
 struct TextFileReader {
     splits: VecDeque<FileSplit>,
     current: Option<OpenSplit>,
+    /// Splits of this subtask read completely (the position in checkpoints).
+    done: u64,
 }
 
 fn read_error(path: &std::path::Path, source: std::io::Error) -> Error {
@@ -116,6 +135,21 @@ impl OpenSplit {
     }
 
     /// Reads the next line of the split, or `None` when the split is done.
+    /// Opens `split` at `position`, the start of a line (a restored position).
+    fn open_at(split: FileSplit, position: u64) -> Result<Self, Error> {
+        let file = File::open(&split.path).map_err(|e| read_error(&split.path, e))?;
+        let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, file);
+        reader
+            .seek(SeekFrom::Start(position))
+            .map_err(|e| read_error(&split.path, e))?;
+        Ok(OpenSplit {
+            split,
+            reader,
+            position,
+            line_len_hint: 64,
+        })
+    }
+
     fn next_line(&mut self) -> Result<Option<String>, Error> {
         if self.position >= self.split.end {
             return Ok(None);
@@ -158,9 +192,17 @@ impl SourceReader<String> for TextFileReader {
             };
             match current.next_line()? {
                 Some(line) => out.push(line, None),
-                None => self.current = None,
+                None => {
+                    self.current = None;
+                    self.done += 1;
+                }
             }
         }
         Ok(SourcePoll::Ready)
+    }
+
+    fn snapshot_position(&mut self) -> Result<Option<Vec<u8>>> {
+        let offset = self.current.as_ref().map_or(u64::MAX, |c| c.position);
+        Ok(Some(encode_position(&[self.done, offset])))
     }
 }
