@@ -529,3 +529,147 @@ fn a_file_source_rewinds_to_its_checkpointed_position() {
         );
     }
 }
+
+#[test]
+fn checkpoints_time_out_and_only_the_retained_ones_stay() {
+    let _watchdog = Watchdog::start("timeouts and retention", Duration::from_secs(120));
+    // Every barrier waits behind slow records: with a 1 ms timeout no checkpoint completes,
+    // and the job still finishes correctly.
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(1).set_handle_ctrl_c(false);
+    let mut config = CheckpointConfig::every(Duration::from_millis(2));
+    config.timeout = Duration::from_millis(1);
+    env.set_checkpointing(config);
+    let out = env
+        .from_sequence(0, 299)
+        .map(|v| {
+            SystemClockSleep::sleep_ms(1);
+            v
+        })
+        .key_by(|v| v % 3)
+        .sum(|v| v)
+        .collect();
+    let result = env.execute("slow").unwrap();
+    assert!(result.checkpoints.is_empty(), "{:?}", result.checkpoints);
+    assert!(result.checkpoints_aborted > 0);
+    assert_eq!(out.take().len(), 300);
+
+    // An unbounded job stopped after several checkpoints keeps only the retained ones.
+    let dir = tempfile::tempdir().unwrap();
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(2).set_handle_ctrl_c(false);
+    let mut config = CheckpointConfig::every(Duration::from_millis(5));
+    config.directory = Some(dir.path().to_path_buf());
+    config.retained = 2;
+    env.set_checkpointing(config);
+    let seen = Arc::new(AtomicU64::new(0));
+    let s = Arc::clone(&seen);
+    env.add_source(
+        "Endless",
+        sluice_api::connectors::GeneratorSource::unbounded(|i| (i % 5, i)).with_rate(50_000.0),
+    )
+    .map(move |r| {
+        s.fetch_add(1, Ordering::Relaxed);
+        r
+    })
+    .key_by(|r| r.0)
+    .process(FinalSum::default())
+    .discard();
+    let job = env.execute_async("retained");
+    sluice_testkit::watchdog::wait_until("records to flow", || {
+        seen.load(Ordering::Relaxed) > 20_000
+    });
+    job.stop();
+    let result = job.join().unwrap();
+    assert!(result.checkpoints.len() > 2, "{:?}", result.checkpoints);
+    let kept: Vec<String> = std::fs::read_dir(dir.path().join("retained"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    let last = result.checkpoints.last().unwrap();
+    assert!(kept.contains(&format!("chk-{last}")), "{kept:?}");
+}
+
+/// Sleeps through the job's clock abstraction (tests do not call `thread::sleep`).
+struct SystemClockSleep;
+
+impl SystemClockSleep {
+    fn sleep_ms(ms: u64) {
+        use sluice_core::Clock;
+        sluice_core::SystemClock.sleep(Duration::from_millis(ms));
+    }
+}
+
+/// Fails once in `open` when it starts from a restored state: the failure happens during
+/// the restore, and the job must restore again.
+#[derive(Clone)]
+struct FailingRestore {
+    inner: FinalSum,
+    failed: Arc<AtomicU64>,
+}
+
+impl KeyedProcessFunction<u64, (u64, u64), (u64, u64)> for FailingRestore {
+    fn open(&mut self, ctx: &mut OpenContext<'_, u64>) -> UserResult {
+        if ctx.operator().restored.is_some() && self.failed.fetch_add(1, Ordering::SeqCst) == 0 {
+            return Err("injected failure during restore".into());
+        }
+        self.inner.open(ctx)
+    }
+
+    fn process_element(
+        &mut self,
+        value: (u64, u64),
+        ctx: &mut KeyedContext<'_, u64>,
+        out: &mut ProcessOutput<'_, (u64, u64)>,
+    ) -> UserResult {
+        self.inner.process_element(value, ctx, out)
+    }
+
+    fn on_timer(
+        &mut self,
+        time: i64,
+        domain: TimeDomain,
+        ctx: &mut KeyedContext<'_, u64>,
+        out: &mut ProcessOutput<'_, (u64, u64)>,
+    ) -> UserResult {
+        self.inner.on_timer(time, domain, ctx, out)
+    }
+}
+
+#[test]
+fn a_failure_during_restore_restores_again() {
+    let _watchdog = Watchdog::start("failure during restore", Duration::from_secs(120));
+    let (n, keys) = (200_000, 31);
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(2)
+        .set_batch_size(64)
+        .set_handle_ctrl_c(false);
+    let mut config = CheckpointConfig::every(Duration::from_millis(5));
+    config.restart = RestartStrategy::FixedDelay {
+        attempts: 5,
+        delay: Duration::from_millis(1),
+    };
+    env.set_checkpointing(config);
+    let failed = Arc::new(AtomicU64::new(0));
+    let sums = env
+        .generate(n, move |i| (i % keys, i))
+        .map(move |(k, v)| {
+            if v == n / 3 && failed.fetch_add(1, Ordering::SeqCst) == 0 {
+                panic!("injected failure at record {v}");
+            }
+            (k, v)
+        })
+        .key_by(|r| r.0)
+        .process(FailingRestore {
+            inner: FinalSum::default(),
+            failed: Arc::new(AtomicU64::new(0)),
+        })
+        .collect();
+    let result = env.execute("restore failure").unwrap();
+    let mut got = sums.take();
+    got.sort_unstable();
+    assert_eq!(got, expected(n, keys));
+    assert_eq!(result.restarts, 2, "the failure and the failed restore");
+}

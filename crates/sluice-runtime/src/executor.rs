@@ -63,6 +63,8 @@ pub struct JobResult {
     pub metrics: Vec<MetricValue>,
     /// Ids of the checkpoints completed during the run.
     pub checkpoints: Vec<u64>,
+    /// Number of checkpoints aborted (timed out, unwritable, or cut short).
+    pub checkpoints_aborted: u64,
     /// How often the job restarted after a failure.
     pub restarts: u32,
     /// The checkpoint the run started from (an earlier run's, after a crash), if any.
@@ -144,6 +146,7 @@ impl LocalExecutor {
         };
         let mut history = FailureHistory::default();
         let mut checkpoints = Vec::new();
+        let mut checkpoints_aborted = 0;
         let mut restarts = 0u32;
         let mut restored_from = None;
         let mut first = true;
@@ -209,6 +212,7 @@ impl LocalExecutor {
             )?;
             let progressed = !outcome.report.completed.is_empty();
             checkpoints.extend(outcome.report.completed.iter().map(|id| id.0));
+            checkpoints_aborted += outcome.report.aborted;
             let error = match outcome.result {
                 Ok(()) => break outcome.tasks,
                 Err(e) => e,
@@ -257,6 +261,7 @@ impl LocalExecutor {
             tasks: task_count,
             metrics: metrics.snapshot(),
             checkpoints,
+            checkpoints_aborted,
             restarts,
             restored_from,
         })
