@@ -673,3 +673,44 @@ fn a_failure_during_restore_restores_again() {
     assert_eq!(got, expected(n, keys));
     assert_eq!(result.restarts, 2, "the failure and the failed restore");
 }
+
+#[test]
+fn the_text_file_sink_truncates_to_its_checkpoint_on_restore() {
+    let _watchdog = Watchdog::start("text file sink restore", Duration::from_secs(120));
+    let n = 200_000u64;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("numbers.txt");
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(2)
+        .set_batch_size(64)
+        .set_handle_ctrl_c(false);
+    let mut config = CheckpointConfig::every(Duration::from_millis(5));
+    config.restart = RestartStrategy::FixedDelay {
+        attempts: 3,
+        delay: Duration::from_millis(1),
+    };
+    env.set_checkpointing(config);
+    let failed = Arc::new(AtomicU64::new(0));
+    env.generate(n, |i| i)
+        .map(move |v| {
+            if v == n / 3 && failed.fetch_add(1, Ordering::SeqCst) == 0 {
+                panic!("injected failure at record {v}");
+            }
+            v
+        })
+        .write_as_text(&path)
+        .set_parallelism(1);
+    let result = env.execute("text file").unwrap();
+    assert_eq!(result.restarts, 1);
+    let mut lines: Vec<u64> = std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    lines.sort_unstable();
+    assert_eq!(
+        lines,
+        (0..n).collect::<Vec<_>>(),
+        "every record once in the file"
+    );
+}

@@ -108,6 +108,11 @@ fn is_chainable(graph: &JobGraph, edge: &EdgeSpec) -> bool {
 }
 
 fn validate(graph: &JobGraph, config: &JobConfig) -> Result<()> {
+    if config.runtime_mode == RuntimeMode::Batch && config.checkpointing.is_some() {
+        return Err(invalid(
+            "checkpointing is for streaming jobs; a batch-mode job reruns from its bounded inputs instead: disable one of them".into(),
+        ));
+    }
     if config.batch_size == 0 || config.channel_capacity == 0 {
         return Err(invalid(format!(
             "batch size ({}) and channel capacity ({}) must be at least 1",

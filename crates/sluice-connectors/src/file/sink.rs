@@ -1,15 +1,20 @@
 //! [`TextFileSink`]: one line per record into a file (or one file per subtask).
 //!
 //! Lines go to a hidden in-progress file that is renamed to its final name when the input
-//! ends, so a reader never sees a half-written result under the final name.
+//! ends, so a reader never sees a half-written result under the final name. With
+//! checkpoints, the file's length is part of each checkpoint and a restored job truncates
+//! the file to it before writing on, so the final file holds every line once.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use sluice_core::Records;
+use std::io::{Seek, SeekFrom};
+
+use sluice_core::{CheckpointId, Records};
 use sluice_runtime::sink::{Sink, SinkWriter};
+use sluice_runtime::source::{encode_position, restored_position};
 use sluice_runtime::{OperatorContext, Result};
 
 use crate::error::Error;
@@ -93,9 +98,42 @@ impl<T: Send + 'static> TextFileWriter<T> {
 }
 
 impl<T: Send + 'static> SinkWriter<T> for TextFileWriter<T> {
-    fn open(&mut self, _ctx: &OperatorContext) -> Result<()> {
+    fn open(&mut self, ctx: &OperatorContext) -> Result<()> {
+        // After a restore, keep what the file held at the checkpoint and drop the lines
+        // written after it (the restored job writes them again).
+        if let Some(position) = restored_position(ctx, 1)? {
+            let length = position.first().copied().unwrap_or(0);
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&self.temp_path)
+                .map_err(|e| write_error(&self.temp_path, e))?;
+            file.set_len(length)
+                .map_err(|e| write_error(&self.temp_path, e))?;
+            let mut out = BufWriter::with_capacity(256 * 1024, file);
+            out.seek(SeekFrom::End(0))
+                .map_err(|e| write_error(&self.temp_path, e))?;
+            self.out = Some(out);
+            return Ok(());
+        }
         self.file()?;
         Ok(())
+    }
+
+    fn snapshot_state(&mut self, _checkpoint: CheckpointId) -> Result<Option<Vec<u8>>> {
+        let temp = self.temp_path.clone();
+        let out = self.file()?;
+        out.flush().map_err(|e| write_error(&temp, e))?;
+        out.get_ref()
+            .sync_data()
+            .map_err(|e| write_error(&temp, e))?;
+        let length = out
+            .get_ref()
+            .metadata()
+            .map_err(|e| write_error(&temp, e))?
+            .len();
+        Ok(Some(encode_position(&[length])))
     }
 
     fn write(&mut self, batch: Records<T>) -> Result<()> {
