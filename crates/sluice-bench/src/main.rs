@@ -53,10 +53,14 @@ struct Cli {
     /// has no more tasks than the machine has cores.
     #[arg(long, global = true)]
     spin: Option<bool>,
+    /// Take an exactly-once checkpoint (in memory) every this many milliseconds.
+    #[arg(long, global = true)]
+    checkpoint_interval_ms: Option<u64>,
 }
 
-/// Batch size, channel capacity and spinning every workload runs with.
-static TUNING: std::sync::OnceLock<(usize, usize, Option<bool>)> = std::sync::OnceLock::new();
+/// Batch size, channel capacity, spinning and checkpoint interval every workload runs with.
+static TUNING: std::sync::OnceLock<(usize, usize, Option<bool>, Option<u64>)> =
+    std::sync::OnceLock::new();
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Mode {
@@ -221,9 +225,12 @@ impl Drop for Progress {
 }
 
 fn env_with(parallelism: u32) -> StreamExecutionEnvironment {
-    let (batch_size, capacity, spin) = TUNING.get().copied().unwrap_or((1024, 4, None));
+    let (batch_size, capacity, spin, checkpoint_ms) =
+        TUNING.get().copied().unwrap_or((1024, 4, None, None));
     let config = JobConfig {
         spin_before_park: spin,
+        checkpointing: checkpoint_ms
+            .map(|ms| sluice_api::CheckpointConfig::every(Duration::from_millis(ms))),
         ..JobConfig::default()
     };
     let env = StreamExecutionEnvironment::with_config(config);
@@ -235,8 +242,17 @@ fn env_with(parallelism: u32) -> StreamExecutionEnvironment {
 
 fn report(workload: &str, parallelism: u32, events: u64, result: &JobResult, extra: &str) {
     let seconds = result.duration.as_secs_f64();
+    let checkpoints = if result.checkpoints.is_empty() && result.checkpoints_aborted == 0 {
+        String::new()
+    } else {
+        format!(
+            " checkpoints={} checkpoints_aborted={}",
+            result.checkpoints.len(),
+            result.checkpoints_aborted
+        )
+    };
     println!(
-        "RESULT workload={workload} parallelism={parallelism} events={events} seconds={seconds:.3} events_per_sec={:.0}{extra}",
+        "RESULT workload={workload} parallelism={parallelism} events={events} seconds={seconds:.3} events_per_sec={:.0}{extra}{checkpoints}",
         events as f64 / seconds
     );
 }
@@ -424,7 +440,12 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let _ = TUNING.set((cli.batch_size, cli.channel_capacity, cli.spin));
+    let _ = TUNING.set((
+        cli.batch_size,
+        cli.channel_capacity,
+        cli.spin,
+        cli.checkpoint_interval_ms,
+    ));
     match cli.workload {
         Workload::Wordcount {
             input,
