@@ -376,11 +376,22 @@ fn windows_and_the_transactional_sink_commit_every_result_exactly_once() {
         let dir = tempfile::tempdir().unwrap();
         let failing = FailingSink {
             dir: dir.path().to_path_buf(),
-            fail_snapshot: 2 + rng.next(4),
-            fail_notify: 2 + rng.next(4),
+            fail_snapshot: 1 + rng.next(2),
+            fail_notify: 1 + rng.next(3),
             failed: Arc::new(AtomicU64::new(0)),
         };
+        let fired = Arc::clone(&failing.failed);
         let result = run_windowed(dir.path(), n, keys, parallelism, fail_at, failing);
+        assert_eq!(
+            fired.load(Ordering::SeqCst),
+            3,
+            "both the failure after a pre-commit and the one before a commit happened"
+        );
+        assert!(
+            result.restores.iter().any(|&id| id > 0),
+            "{:?}",
+            result.restores
+        );
         assert!(result.restarts >= 1);
         eprintln!(
             "round {round}: {} restarts, {} checkpoints",
@@ -533,26 +544,57 @@ fn a_file_source_rewinds_to_its_checkpointed_position() {
 #[test]
 fn checkpoints_time_out_and_only_the_retained_ones_stay() {
     let _watchdog = Watchdog::start("timeouts and retention", Duration::from_secs(120));
-    // Every barrier waits behind slow records: with a 1 ms timeout no checkpoint completes,
-    // and the job still finishes correctly.
-    let env = StreamExecutionEnvironment::new();
-    env.set_parallelism(1).set_handle_ctrl_c(false);
-    let mut config = CheckpointConfig::every(Duration::from_millis(2));
-    config.timeout = Duration::from_millis(1);
-    env.set_checkpointing(config);
-    let out = env
-        .from_sequence(0, 299)
-        .map(|v| {
-            SystemClockSleep::sleep_ms(1);
+    // Each record takes 5 ms downstream of a source that is always ahead, so a barrier
+    // waits behind full channels for more than 5 ms: with a 1 ms timeout no checkpoint
+    // completes (the job runs on and stops cleanly), with a generous one they do.
+    for (timeout, completes) in [
+        (Duration::from_millis(1), false),
+        (Duration::from_secs(10), true),
+    ] {
+        let env = StreamExecutionEnvironment::new();
+        env.set_parallelism(1)
+            .set_batch_size(1)
+            .set_channel_capacity(1)
+            .set_handle_ctrl_c(false);
+        let mut config = CheckpointConfig::every(Duration::from_millis(10));
+        config.timeout = timeout;
+        env.set_checkpointing(config);
+        let seen = Arc::new(AtomicU64::new(0));
+        let s = Arc::clone(&seen);
+        env.add_source(
+            "Paced",
+            sluice_api::connectors::GeneratorSource::unbounded(|i| i).with_rate(5_000.0),
+        )
+        .start_new_chain()
+        .map(move |v| {
+            SystemClockSleep::sleep_ms(5);
+            s.fetch_add(1, Ordering::Relaxed);
             v
         })
+        .start_new_chain()
         .key_by(|v| v % 3)
         .sum(|v| v)
-        .collect();
-    let result = env.execute("slow").unwrap();
-    assert!(result.checkpoints.is_empty(), "{:?}", result.checkpoints);
-    assert!(result.checkpoints_aborted > 0);
-    assert_eq!(out.take().len(), 300);
+        .discard();
+        let job = env.execute_async("slow");
+        sluice_testkit::watchdog::wait_until("records to flow", || {
+            seen.load(Ordering::Relaxed) > 60
+        });
+        job.stop();
+        let result = job.join().unwrap();
+        if completes {
+            assert!(
+                !result.checkpoints.is_empty(),
+                "with a 10 s timeout they complete"
+            );
+        } else {
+            assert!(result.checkpoints.is_empty(), "{:?}", result.checkpoints);
+            assert!(
+                result.checkpoints_aborted > 2,
+                "{}",
+                result.checkpoints_aborted
+            );
+        }
+    }
 
     // An unbounded job stopped after several checkpoints keeps only the retained ones.
     let dir = tempfile::tempdir().unwrap();
@@ -713,4 +755,57 @@ fn the_text_file_sink_truncates_to_its_checkpoint_on_restore() {
         (0..n).collect::<Vec<_>>(),
         "every record once in the file"
     );
+}
+
+#[test]
+fn a_stopped_job_resumes_where_it_stopped_and_commits_each_result_once() {
+    let _watchdog = Watchdog::start("stop and resume", Duration::from_secs(120));
+    let (n, keys) = (60_000u64, 13u64);
+    let dir = tempfile::tempdir().unwrap();
+    let (out, chk) = (dir.path().join("out"), dir.path().join("chk"));
+    let job = |stop_after: Option<u64>| {
+        let env = StreamExecutionEnvironment::new();
+        env.set_parallelism(2).set_handle_ctrl_c(false);
+        // The stopped run checkpoints often (one is likely in progress when it stops); the
+        // resumed run rarely, so it writes few files: files the stopped run made final
+        // after its last checkpoint would not all be overwritten by the replay.
+        let interval = if stop_after.is_some() { 5 } else { 10_000 };
+        let mut config = CheckpointConfig::every(Duration::from_millis(interval));
+        config.directory = Some(chk.clone());
+        env.set_checkpointing(config);
+        let seen = Arc::new(AtomicU64::new(0));
+        let s = Arc::clone(&seen);
+        env.from_source(
+            "Numbers",
+            sluice_api::connectors::GeneratorSource::bounded(n, move |i| (i % keys, i))
+                .with_rate(40_000.0),
+            WatermarkStrategy::for_monotonous_timestamps()
+                .with_timestamp_assigner(|r: &(u64, u64)| (r.1 / 10) as i64),
+        )
+        .map(move |r| {
+            s.fetch_add(1, Ordering::Relaxed);
+            r
+        })
+        .key_by(|r| r.0)
+        .window(TumblingEventTimeWindows::of(Duration::from_millis(100)))
+        .aggregate_with(CountSum, |k, w, (count, sum)| {
+            format!("{k},{},{count},{sum}", w.start)
+        })
+        .sink_to_files(&out);
+        let handle = env.execute_async("stop and resume");
+        if let Some(after) = stop_after {
+            sluice_testkit::watchdog::wait_until("records to flow", || {
+                seen.load(Ordering::Relaxed) > after
+            });
+            handle.stop();
+        }
+        handle.join().unwrap()
+    };
+    let stopped = job(Some(n / 3));
+    assert_eq!(stopped.status, JobStatus::Stopped);
+    assert!(!stopped.checkpoints.is_empty());
+    let resumed = job(None);
+    assert_eq!(resumed.status, JobStatus::Finished);
+    assert!(resumed.restored_from.is_some(), "the second run resumed");
+    assert_eq!(committed_lines(&out), expected_windows(n, keys));
 }

@@ -99,7 +99,7 @@ fn a_job_killed_with_sigkill_resumes_from_its_checkpoints_exactly_once() {
     let mut resumed = 0;
     for kill in 0..3 {
         let mut child = command(&out, &chk).spawn().unwrap();
-        let after = 300 + next(700);
+        let after = 300 + next(2_700);
         clock.sleep(Duration::from_millis(after));
         child.kill().unwrap(); // SIGKILL
         let output = child.wait_with_output().unwrap();

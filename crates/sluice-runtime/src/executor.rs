@@ -67,6 +67,8 @@ pub struct JobResult {
     pub checkpoints_aborted: u64,
     /// How often the job restarted after a failure.
     pub restarts: u32,
+    /// For each restart, the checkpoint it restored (0 when none had completed yet).
+    pub restores: Vec<u64>,
     /// The checkpoint the run started from (an earlier run's, after a crash), if any.
     pub restored_from: Option<u64>,
 }
@@ -144,21 +146,30 @@ impl LocalExecutor {
             Some(dir) => Some(Arc::new(CheckpointStorage::local(dir, &graph.name)?)),
             None => None,
         };
+        if let (Some(storage), Some(config)) = (&storage, &self.config.checkpointing) {
+            if !config.resume {
+                // A fresh start: checkpoints of an earlier run must not be restored, not
+                // even by a restart of this run before its first checkpoint.
+                let old = storage.completed()?;
+                if !old.is_empty() {
+                    tracing::warn!(job = %graph.name, "starting afresh: deleting {} checkpoints of an earlier run in {}", old.len(), storage.location());
+                }
+                for id in old {
+                    storage.delete(id)?;
+                }
+            }
+        }
         let mut history = FailureHistory::default();
         let mut checkpoints = Vec::new();
         let mut checkpoints_aborted = 0;
         let mut restarts = 0u32;
+        let mut restores = Vec::new();
         let mut restored_from = None;
         let mut first = true;
         let task_count = loop {
-            let resume = self
-                .config
-                .checkpointing
-                .as_ref()
-                .is_some_and(|c| c.resume || !first);
-            let own = match (&storage, resume) {
-                (Some(s), true) => s.latest()?,
-                _ => None,
+            let own = match &storage {
+                Some(s) => s.latest()?,
+                None => None,
             };
             // A savepoint to start from counts until the job has a checkpoint of its own.
             let savepoint = match (&own, &savepoint_storage) {
@@ -200,6 +211,9 @@ impl LocalExecutor {
                     tracing::info!(job = %graph.name, checkpoint = meta.id, "restoring from checkpoint {}", meta.id);
                 }
             }
+            if !first {
+                restores.push(restore.as_ref().map_or(0, |m| m.id));
+            }
             first = false;
             let attempt = JobControl::child(&control);
             let outcome = self.run_attempt(
@@ -239,6 +253,13 @@ impl LocalExecutor {
                 None => return Err(error),
             }
         };
+        // Savepoints asked for too late are answered, not left waiting.
+        for (dir, answer) in control.take_savepoint_requests() {
+            let _ = answer.send(Err(Error::Checkpoint {
+                location: dir.display().to_string(),
+                message: "the job ended before the savepoint could be taken".into(),
+            }));
+        }
         let status = if control.is_cancelled() {
             JobStatus::Cancelled
         } else if control.is_stop_requested() {
@@ -263,6 +284,7 @@ impl LocalExecutor {
             checkpoints,
             checkpoints_aborted,
             restarts,
+            restores,
             restored_from,
         })
     }

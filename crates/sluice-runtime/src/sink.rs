@@ -61,6 +61,16 @@ pub trait SinkWriter<T>: Send + 'static {
         Ok(())
     }
 
+    /// The job was stopped (not at the end of its input) and takes checkpoints: keep what
+    /// was written since the last checkpoint uncommitted, since a resumed run writes it
+    /// again. Default: [`SinkWriter::finish`].
+    ///
+    /// # Errors
+    /// [`crate::Error::User`] when flushing fails.
+    fn stop(&mut self) -> Result<()> {
+        self.finish()
+    }
+
     /// The input ended: write out everything buffered. Default: nothing.
     ///
     /// # Errors
@@ -82,6 +92,9 @@ pub trait Sink<T>: Send + Sync + 'static {
 /// A [`SinkWriter`] as the last operator of a chain.
 pub struct SinkOperator<T> {
     writer: Box<dyn SinkWriter<T>>,
+    /// Whether the final watermark arrived: the input is complete, not stopped.
+    complete: bool,
+    checkpointing: bool,
     _records: PhantomData<fn(T)>,
 }
 
@@ -90,6 +103,8 @@ impl<T> SinkOperator<T> {
     pub fn new(writer: Box<dyn SinkWriter<T>>) -> Self {
         SinkOperator {
             writer,
+            complete: false,
+            checkpointing: false,
             _records: PhantomData,
         }
     }
@@ -100,6 +115,7 @@ impl<T: Send + 'static> Operator for SinkOperator<T> {
     type Out = Records<()>;
 
     fn open(&mut self, ctx: &OperatorContext) -> Result<()> {
+        self.checkpointing = ctx.snapshots.is_some();
         self.writer.open(ctx)
     }
 
@@ -112,10 +128,18 @@ impl<T: Send + 'static> Operator for SinkOperator<T> {
         watermark: Watermark,
         _out: &mut Collector<'_, Records<()>>,
     ) -> Result<()> {
+        if watermark == Watermark::MAX {
+            self.complete = true;
+        }
         self.writer.on_watermark(watermark)
     }
 
     fn on_end_of_input(&mut self, _out: &mut Collector<'_, Records<()>>) -> Result<()> {
+        // A stopped job with checkpoints resumes from its last checkpoint: what was written
+        // after it must not become final now.
+        if self.checkpointing && !self.complete {
+            return self.writer.stop();
+        }
         self.writer.finish()
     }
 

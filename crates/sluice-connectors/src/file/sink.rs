@@ -103,6 +103,26 @@ impl<T: Send + 'static> SinkWriter<T> for TextFileWriter<T> {
         // written after it (the restored job writes them again).
         if let Some(position) = restored_position(ctx, 1)? {
             let length = position.first().copied().unwrap_or(0);
+            if !self.temp_path.exists() {
+                // The file was made final after the checkpoint (the input had ended): take
+                // it back, the restored run writes its end again.
+                if self.final_path.exists() {
+                    std::fs::rename(&self.final_path, &self.temp_path)
+                        .map_err(|e| write_error(&self.final_path, e))?;
+                } else if length > 0 {
+                    return Err(Error::Write {
+                        path: self.temp_path.clone(),
+                        source: std::io::Error::new(
+                            std::io::ErrorKind::NotFound,
+                            format!(
+                                "the checkpoint says {length} bytes were written, but neither this file nor {} exists; restore from a checkpoint of the same output",
+                                self.final_path.display()
+                            ),
+                        ),
+                    }
+                    .into());
+                }
+            }
             let file = std::fs::OpenOptions::new()
                 .write(true)
                 .create(true)
@@ -145,6 +165,15 @@ impl<T: Send + 'static> SinkWriter<T> for TextFileWriter<T> {
             line.push('\n');
             out.write_all(line.as_bytes())
                 .map_err(|e| write_error(&temp, e))?;
+        }
+        Ok(())
+    }
+
+    fn stop(&mut self) -> Result<()> {
+        // Stopped with checkpoints: the in-progress file stays for the resumed run, which
+        // truncates it to its checkpoint and writes on.
+        if let Some(out) = self.out.as_mut() {
+            out.flush().map_err(|e| write_error(&self.temp_path, e))?;
         }
         Ok(())
     }

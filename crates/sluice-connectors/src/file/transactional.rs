@@ -9,7 +9,9 @@
 //! (renaming is idempotent), and deletes its other in-progress files: they hold records
 //! after the checkpoint, which the restored job writes again. So the committed files hold
 //! every record exactly once. At the end of a bounded input the last file is committed
-//! directly. Without checkpoints the sink writes its files at the end of the input.
+//! directly (a restore after that deletes the files committed after its checkpoint, which
+//! the restored run writes again); a stopped job leaves it in progress for the resumed run.
+//! Without checkpoints the sink writes its files at the end of the input.
 
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
@@ -115,6 +117,26 @@ impl<T> TransactionalFileWriter<T> {
         fs::rename(&from, &to).map_err(|e| io_error(&from, e))
     }
 
+    /// Deletes this subtask's committed files numbered `first` or higher.
+    fn remove_committed_from(&self, first: u64) -> Result<()> {
+        let prefix = format!("part-{}-", self.subtask);
+        let entries = fs::read_dir(&self.dir).map_err(|e| io_error(&self.dir, e))?;
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(n) = name
+                .to_str()
+                .and_then(|name| name.strip_prefix(&prefix))
+                .and_then(|n| n.parse::<u64>().ok())
+            else {
+                continue;
+            };
+            if n >= first {
+                fs::remove_file(entry.path()).map_err(|e| io_error(&entry.path(), e))?;
+            }
+        }
+        Ok(())
+    }
+
     /// Deletes this subtask's in-progress files except those still pending.
     fn abort_leftovers(&self) -> Result<()> {
         let prefix = format!(".part-{}-", self.subtask);
@@ -171,6 +193,9 @@ impl<T: Send + 'static> SinkWriter<T> for TransactionalFileWriter<T> {
                 self.commit(n)?;
             }
             self.pending.clear();
+            // Files numbered from `next_file` on were made final after the checkpoint (at
+            // the end of the input): the restored run writes their records again.
+            self.remove_committed_from(self.next_file)?;
         }
         self.abort_leftovers()
     }
@@ -224,6 +249,13 @@ impl<T: Send + 'static> SinkWriter<T> for TransactionalFileWriter<T> {
             self.commit(n)?;
         }
         self.pending = waiting;
+        Ok(())
+    }
+
+    fn stop(&mut self) -> Result<()> {
+        // Stopped with checkpoints: the open file stays in progress; a resumed run deletes
+        // it and writes its records again, and commits what its checkpoint lists.
+        self.close_current()?;
         Ok(())
     }
 

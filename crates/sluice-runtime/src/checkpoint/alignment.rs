@@ -19,6 +19,9 @@ pub enum AlignmentAction {
     Wait,
     /// Stop reading this channel until the alignment completes (exactly-once).
     Block(usize),
+    /// A newer barrier replaced an unfinished alignment (a source skipped the older
+    /// checkpoint): read every channel again, then stop reading this one.
+    Restart(usize),
     /// Every channel delivered the barrier: snapshot, forward it, read every channel.
     Complete(CheckpointBarrier),
 }
@@ -73,10 +76,19 @@ impl BarrierAligner {
         }
         match self.current {
             Some(current) if barrier.id.0 > current.id.0 => {
-                // A newer barrier: the older checkpoint cannot complete here any more
-                // (its barrier passed this channel already); align the new one.
+                // A newer barrier: the older checkpoint cannot complete here any more (a
+                // source skipped it); channels blocked for it must be read again, or they
+                // would never deliver the newer barrier.
                 self.seen.iter_mut().for_each(|s| *s = false);
                 self.current = Some(barrier);
+                self.seen[channel] = true;
+                if let Some(done) = self.complete_if_done() {
+                    return AlignmentAction::Complete(done);
+                }
+                return match self.mode {
+                    CheckpointingMode::ExactlyOnce => AlignmentAction::Restart(channel),
+                    CheckpointingMode::AtLeastOnce => AlignmentAction::Wait,
+                };
             }
             Some(current) if barrier.id.0 < current.id.0 => return AlignmentAction::Wait,
             Some(_) => {}
@@ -141,14 +153,20 @@ mod tests {
 
     #[test]
     fn a_newer_barrier_replaces_an_abandoned_alignment() {
-        let mut a = BarrierAligner::new(2, CheckpointingMode::ExactlyOnce);
+        // Source 0 injected checkpoint 1; source 1 skipped it and injected 2.
+        let mut a = BarrierAligner::new(3, CheckpointingMode::ExactlyOnce);
         assert_eq!(a.on_barrier(0, b(1)), AlignmentAction::Block(0));
+        assert_eq!(
+            a.on_barrier(1, b(2)),
+            AlignmentAction::Restart(1),
+            "channel 0 must be read again: it will deliver 2 later"
+        );
         assert_eq!(a.on_barrier(0, b(2)), AlignmentAction::Block(0));
         assert_eq!(
-            a.on_barrier(1, b(1)),
+            a.on_barrier(2, b(1)),
             AlignmentAction::Wait,
             "older than aligning"
         );
-        assert_eq!(a.on_barrier(1, b(2)), AlignmentAction::Complete(b(2)));
+        assert_eq!(a.on_barrier(2, b(2)), AlignmentAction::Complete(b(2)));
     }
 }

@@ -74,6 +74,8 @@ pub struct CheckpointCoordinator {
     last_complete_nanos: Option<u64>,
     report: CoordinatorReport,
     control: Arc<JobControl>,
+    /// Savepoints waiting for a free slot (`max_concurrent`).
+    queued_savepoints: VecDeque<SavepointRequest>,
 }
 
 impl std::fmt::Debug for CheckpointCoordinator {
@@ -119,6 +121,7 @@ impl CheckpointCoordinator {
             last_complete_nanos: None,
             report: CoordinatorReport::default(),
             control,
+            queued_savepoints: VecDeque::new(),
         }
     }
 
@@ -131,8 +134,12 @@ impl CheckpointCoordinator {
                 Err(RecvTimeoutError::Disconnected) => break,
             }
             self.abort_timed_out();
-            for request in self.control.take_savepoint_requests() {
-                self.trigger_savepoint(request);
+            self.queued_savepoints
+                .extend(self.control.take_savepoint_requests());
+            if self.pending.len() < self.config.max_concurrent.max(1) {
+                if let Some(request) = self.queued_savepoints.pop_front() {
+                    self.trigger_savepoint(request);
+                }
             }
             self.maybe_trigger();
         }
@@ -142,6 +149,12 @@ impl CheckpointCoordinator {
         }
         for id in self.pending.keys().copied().collect::<Vec<_>>() {
             self.abort(id, "the job ended before every task acknowledged it");
+        }
+        for (dir, answer) in self.queued_savepoints.drain(..) {
+            let _ = answer.send(Err(Error::Checkpoint {
+                location: dir.display().to_string(),
+                message: "the job ended before the savepoint could be taken".into(),
+            }));
         }
         self.report
     }
@@ -174,6 +187,14 @@ impl CheckpointCoordinator {
 
     /// Takes a savepoint now (whatever the interval), unless tasks finished already.
     fn trigger_savepoint(&mut self, request: SavepointRequest) {
+        let occupied = std::fs::read_dir(&request.0).is_ok_and(|mut d| d.next().is_some());
+        if occupied {
+            let _ = request.1.send(Err(Error::Checkpoint {
+                location: request.0.display().to_string(),
+                message: "the savepoint directory is not empty; give every savepoint a directory of its own".into(),
+            }));
+            return;
+        }
         if !self.finished.is_empty() {
             let _ = request.1.send(Err(Error::Checkpoint {
                 location: request.0.display().to_string(),

@@ -65,7 +65,8 @@ pub struct CheckpointConfig {
     /// What to do when a task fails.
     pub restart: RestartStrategy,
     /// Whether a run resumes from the latest completed checkpoint already in
-    /// `directory` (left by an earlier run of the same job that crashed); default true.
+    /// `directory` (left by an earlier run of the same job that crashed or was stopped);
+    /// default true. When false, those checkpoints are deleted at the start.
     pub resume: bool,
     /// A savepoint (or retained checkpoint) directory to start from instead; keyed
     /// operators may have another parallelism than when it was taken.

@@ -71,6 +71,11 @@ fn align<B: Batch>(
             gate.block(channel);
             Ok(())
         }
+        AlignmentAction::Restart(channel) => {
+            gate.unblock_all();
+            gate.block(channel);
+            Ok(())
+        }
         AlignmentAction::Complete(barrier) => {
             gate.unblock_all();
             head.on_event(StreamEvent::Barrier(barrier))?;
