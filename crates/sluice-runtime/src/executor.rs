@@ -216,14 +216,22 @@ impl LocalExecutor {
             }
             first = false;
             let attempt = JobControl::child(&control);
-            let outcome = self.run_attempt(
-                graph,
-                &plan,
-                &attempt,
-                &metrics,
-                storage.as_ref(),
-                restore_storage.as_deref().zip(restore.as_ref()),
-            )?;
+            // A failure while setting the attempt up (reading a checkpoint) goes through the
+            // restart strategy like a task failure; an invalid job does not.
+            let outcome = self
+                .run_attempt(
+                    graph,
+                    &plan,
+                    &attempt,
+                    &metrics,
+                    storage.as_ref(),
+                    restore_storage.as_deref().zip(restore.as_ref()),
+                )
+                .unwrap_or_else(|e| Attempt {
+                    result: Err(e),
+                    report: CoordinatorReport::default(),
+                    tasks: 0,
+                });
             let progressed = !outcome.report.completed.is_empty();
             checkpoints.extend(outcome.report.completed.iter().map(|id| id.0));
             checkpoints_aborted += outcome.report.aborted;

@@ -159,6 +159,13 @@ fn restore_entries<K: StateKey, S: StateData>(
     if let Some(t) = table.downcast_mut::<KeyedTable<K, S>>() {
         for (key, value) in entries {
             let hash = stable_hash(&key);
+            if !t.key_group_range().contains(t.key_group_of(hash)) {
+                return Err(Error::Snapshot {
+                    name: name.to_string(),
+                    action: "read from",
+                    message: "a restored key belongs to another key group: the key type changed since the snapshot".into(),
+                });
+            }
             t.insert(key, hash, value);
         }
     }

@@ -143,6 +143,11 @@ impl<K: Eq, V> KeyedTable<K, V> {
         self.range
     }
 
+    /// The key group of a key with stable hash `hash`.
+    pub fn key_group_of(&self, hash: u64) -> KeyGroup {
+        key_group_for_hash(hash, self.max_parallelism)
+    }
+
     /// Number of keys with a value.
     pub fn len(&self) -> usize {
         self.len

@@ -265,6 +265,16 @@ where
         })?;
         for (key, value) in entries {
             let hash = sluice_core::stable_hash(&key);
+            let actual = table.key_group_of(hash);
+            if actual != *group {
+                return Err(crate::Error::User(
+                    format!(
+                        "the state of key group {} holds a key of key group {}: the operator's key type changed since the checkpoint; restore with the key type it was taken with",
+                        group.0, actual.0
+                    )
+                    .into(),
+                ));
+            }
             on_entry(&key, hash, &value);
             table.insert(key, hash, value);
         }
