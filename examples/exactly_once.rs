@@ -60,12 +60,7 @@ impl AggregateFunction<(u64, u64), (u64, u64), (u64, u64)> for CountSum {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    sluice_examples::init_logging();
     let args = Args::parse();
     let env = StreamExecutionEnvironment::new();
     env.set_parallelism(2);

@@ -29,12 +29,7 @@ struct Args {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    sluice_examples::init_logging();
     let args = Args::parse();
     let input = args.input.unwrap_or_else(sluice_examples::bundled_text);
 

@@ -11,6 +11,16 @@ use std::path::{Path, PathBuf};
 
 use sluice_api::{DataStream, StreamExecutionEnvironment};
 
+/// Logs of the examples to standard error, at the level of `RUST_LOG` (default: warnings).
+pub fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+}
+
 /// The text the examples read when no `--input` is given: Hamlet's soliloquy.
 pub fn bundled_text() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/hamlet.txt")

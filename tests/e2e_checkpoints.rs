@@ -57,6 +57,16 @@ impl KeyedProcessFunction<u64, (u64, u64), (u64, u64)> for FinalSum {
     }
 }
 
+/// Checkpoints every 5 ms, restarting up to `attempts` times in a row, 1 ms apart.
+fn restarting(attempts: u32) -> CheckpointConfig {
+    let mut config = CheckpointConfig::every(Duration::from_millis(5));
+    config.restart = RestartStrategy::FixedDelay {
+        attempts,
+        delay: Duration::from_millis(1),
+    };
+    config
+}
+
 /// A small deterministic generator of test parameters.
 struct Rng(u64);
 
@@ -89,12 +99,8 @@ fn run(
     env.set_parallelism(parallelism)
         .set_batch_size(64)
         .set_handle_ctrl_c(false);
-    let mut config = CheckpointConfig::every(Duration::from_millis(5));
+    let mut config = restarting(10);
     config.mode = mode;
-    config.restart = RestartStrategy::FixedDelay {
-        attempts: 10,
-        delay: Duration::from_millis(1),
-    };
     env.set_checkpointing(config);
     // The next failure point; each failure moves on to the next one.
     let failures = Arc::new(fail_at);
@@ -274,12 +280,7 @@ fn run_windowed(
     env.set_parallelism(parallelism)
         .set_batch_size(64)
         .set_handle_ctrl_c(false);
-    let mut config = CheckpointConfig::every(Duration::from_millis(5));
-    config.restart = RestartStrategy::FixedDelay {
-        attempts: 10,
-        delay: Duration::from_millis(1),
-    };
-    env.set_checkpointing(config);
+    env.set_checkpointing(restarting(10));
     let failures = Arc::new(fail_at);
     let next_failure = Arc::new(AtomicU64::new(0));
     let windows = env
@@ -510,12 +511,7 @@ fn a_file_source_rewinds_to_its_checkpointed_position() {
         env.set_parallelism(parallelism)
             .set_batch_size(64)
             .set_handle_ctrl_c(false);
-        let mut config = CheckpointConfig::every(Duration::from_millis(5));
-        config.restart = RestartStrategy::FixedDelay {
-            attempts: 3,
-            delay: Duration::from_millis(1),
-        };
-        env.set_checkpointing(config);
+        env.set_checkpointing(restarting(3));
         let failed = Arc::new(AtomicU64::new(0));
         let sums = env
             .read_text_file(dir.path())
@@ -688,12 +684,7 @@ fn a_failure_during_restore_restores_again() {
     env.set_parallelism(2)
         .set_batch_size(64)
         .set_handle_ctrl_c(false);
-    let mut config = CheckpointConfig::every(Duration::from_millis(5));
-    config.restart = RestartStrategy::FixedDelay {
-        attempts: 5,
-        delay: Duration::from_millis(1),
-    };
-    env.set_checkpointing(config);
+    env.set_checkpointing(restarting(5));
     let failed = Arc::new(AtomicU64::new(0));
     let sums = env
         .generate(n, move |i| (i % keys, i))
@@ -726,12 +717,7 @@ fn the_text_file_sink_truncates_to_its_checkpoint_on_restore() {
     env.set_parallelism(2)
         .set_batch_size(64)
         .set_handle_ctrl_c(false);
-    let mut config = CheckpointConfig::every(Duration::from_millis(5));
-    config.restart = RestartStrategy::FixedDelay {
-        attempts: 3,
-        delay: Duration::from_millis(1),
-    };
-    env.set_checkpointing(config);
+    env.set_checkpointing(restarting(3));
     let failed = Arc::new(AtomicU64::new(0));
     env.generate(n, |i| i)
         .map(move |v| {

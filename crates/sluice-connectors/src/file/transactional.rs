@@ -117,6 +117,21 @@ impl<T> TransactionalFileWriter<T> {
         fs::rename(&from, &to).map_err(|e| io_error(&from, e))
     }
 
+    /// The highest number of this subtask's committed files.
+    fn highest_committed(&self) -> Result<Option<u64>> {
+        let prefix = format!("part-{}-", self.subtask);
+        let entries = fs::read_dir(&self.dir).map_err(|e| io_error(&self.dir, e))?;
+        Ok(entries
+            .flatten()
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()
+                    .and_then(|name| name.strip_prefix(&prefix))
+                    .and_then(|n| n.parse::<u64>().ok())
+            })
+            .max())
+    }
+
     /// Deletes this subtask's committed files numbered `first` or higher.
     fn remove_committed_from(&self, first: u64) -> Result<()> {
         let prefix = format!("part-{}-", self.subtask);
@@ -196,6 +211,9 @@ impl<T: Send + 'static> SinkWriter<T> for TransactionalFileWriter<T> {
             // Files numbered from `next_file` on were made final after the checkpoint (at
             // the end of the input): the restored run writes their records again.
             self.remove_committed_from(self.next_file)?;
+        } else {
+            // A fresh start next to files of an earlier run: add to them, never overwrite.
+            self.next_file = self.highest_committed()?.map_or(0, |n| n + 1);
         }
         self.abort_leftovers()
     }

@@ -130,13 +130,6 @@ where
     }
 }
 
-fn owned_key<T, K: Clone>(key_of: &KeySelector<T, K>, value: &T) -> K {
-    match key_of {
-        KeySelector::Owned(f) => f(value),
-        KeySelector::Borrowed(f) => f(value).clone(),
-    }
-}
-
 impl<K, I1, I2, O, P> TwoInputOperator for KeyedCoProcessOperator<K, I1, I2, O, P>
 where
     K: StateKey,
@@ -162,39 +155,25 @@ where
     }
 
     fn on_data1(&mut self, batch: Records<I1>, out: &mut Collector<'_, Records<O>>) -> Result<()> {
-        let mut output = Records::with_capacity(batch.len());
-        for (value, timestamp) in batch.into_iter_timed() {
-            let key = owned_key(&self.key1, &value);
-            let mut ctx = self.keyed.context(&key, timestamp);
-            let mut emit = ProcessOutput::new(
-                &mut output,
-                timestamp,
-                out.side_outputs(),
-                &self.unconsumed_side,
-            );
-            self.function
-                .process_element1(value, &mut ctx, &mut emit)
-                .map_err(Error::User)?;
-        }
-        out.collect(output)
+        let function = &mut self.function;
+        self.keyed.process_batch(
+            batch,
+            &self.key1,
+            out,
+            &self.unconsumed_side,
+            |value, ctx, emit| function.process_element1(value, ctx, emit),
+        )
     }
 
     fn on_data2(&mut self, batch: Records<I2>, out: &mut Collector<'_, Records<O>>) -> Result<()> {
-        let mut output = Records::with_capacity(batch.len());
-        for (value, timestamp) in batch.into_iter_timed() {
-            let key = owned_key(&self.key2, &value);
-            let mut ctx = self.keyed.context(&key, timestamp);
-            let mut emit = ProcessOutput::new(
-                &mut output,
-                timestamp,
-                out.side_outputs(),
-                &self.unconsumed_side,
-            );
-            self.function
-                .process_element2(value, &mut ctx, &mut emit)
-                .map_err(Error::User)?;
-        }
-        out.collect(output)
+        let function = &mut self.function;
+        self.keyed.process_batch(
+            batch,
+            &self.key2,
+            out,
+            &self.unconsumed_side,
+            |value, ctx, emit| function.process_element2(value, ctx, emit),
+        )
     }
 
     fn on_watermark(

@@ -26,6 +26,17 @@ impl<T, K> Clone for KeySelector<T, K> {
     }
 }
 
+impl<T, K: Clone> KeySelector<T, K> {
+    /// `value`'s key, owned (copied when the selector borrows it).
+    #[inline]
+    pub fn owned_key(&self, value: &T) -> K {
+        match self {
+            KeySelector::Owned(f) => f(value),
+            KeySelector::Borrowed(f) => f(value).clone(),
+        }
+    }
+}
+
 impl<T, K: Hash> KeySelector<T, K> {
     /// The stable hash of `value`'s key (what hash partitioning and state use).
     #[inline]

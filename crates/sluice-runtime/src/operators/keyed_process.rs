@@ -395,6 +395,28 @@ impl<K: StateKey> KeyedRuntime<K> {
         out.collect(output)
     }
 
+    /// Runs `process` on every record of `batch` with the context of its key (keyed by
+    /// `key_of`) and emits what it outputs.
+    pub(crate) fn process_batch<I, O: Send + 'static>(
+        &mut self,
+        batch: Records<I>,
+        key_of: &KeySelector<I, K>,
+        out: &mut Collector<'_, Records<O>>,
+        unconsumed_side: &Counter,
+        mut process: impl FnMut(I, &mut KeyedContext<'_, K>, &mut ProcessOutput<'_, O>) -> UserResult,
+    ) -> Result<()> {
+        let mut output = Records::with_capacity(batch.len());
+        for (value, timestamp) in batch.into_iter_timed() {
+            // The context owns a copy of the key so the function may consume the record.
+            let key = key_of.owned_key(&value);
+            let mut ctx = self.context(&key, timestamp);
+            let mut emit =
+                ProcessOutput::new(&mut output, timestamp, out.side_outputs(), unconsumed_side);
+            process(value, &mut ctx, &mut emit).map_err(Error::User)?;
+        }
+        out.collect(output)
+    }
+
     /// The keyed state and timers of every key group of this subtask, one blob per group.
     pub(crate) fn snapshot(
         &self,
@@ -533,25 +555,14 @@ where
     }
 
     fn on_data(&mut self, batch: Records<I>, out: &mut Collector<'_, Records<O>>) -> Result<()> {
-        let mut output = Records::with_capacity(batch.len());
-        for (value, timestamp) in batch.into_iter_timed() {
-            // The context owns a copy of the key so the function may consume the record.
-            let key = match &self.key_of {
-                KeySelector::Owned(f) => f(&value),
-                KeySelector::Borrowed(f) => f(&value).clone(),
-            };
-            let mut ctx = self.keyed.context(&key, timestamp);
-            let mut emit = ProcessOutput::new(
-                &mut output,
-                timestamp,
-                out.side_outputs(),
-                &self.unconsumed_side,
-            );
-            self.function
-                .process_element(value, &mut ctx, &mut emit)
-                .map_err(Error::User)?;
-        }
-        out.collect(output)
+        let function = &mut self.function;
+        self.keyed.process_batch(
+            batch,
+            &self.key_of,
+            out,
+            &self.unconsumed_side,
+            |value, ctx, emit| function.process_element(value, ctx, emit),
+        )
     }
 
     fn on_watermark(

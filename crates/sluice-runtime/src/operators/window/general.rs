@@ -337,10 +337,7 @@ where
             }
             None => now,
         };
-        let key = match &self.key_of {
-            KeySelector::Owned(f) => f(&value),
-            KeySelector::Borrowed(f) => f(&value).clone(),
-        };
+        let key = self.key_of.owned_key(&value);
         let mut assigned = std::mem::take(&mut self.assigned);
         assigned.clear();
         self.settings.assigner.assign(ts, now, &mut assigned);
