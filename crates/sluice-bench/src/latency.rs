@@ -67,7 +67,10 @@ impl SinkWriter<(u64, u64, u64)> for LatencyWriter {
     }
 
     fn finish(&mut self) -> sluice_api::Result<()> {
-        let mut merged = self.histogram.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut merged = self
+            .histogram
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if merged.is_empty() {
             merged.resize(BUCKETS, 0);
         }

@@ -12,6 +12,7 @@
 //! counted either way. Results carry the window's last millisecond; results of the
 //! global window carry the time of the record or timer that fired them.
 
+use std::collections::BTreeMap;
 use std::hash::Hash;
 
 use sluice_core::{stable_hash, CheckpointId, Clock, EventTime, Records, Watermark};
@@ -25,7 +26,6 @@ use crate::error::{Error, Result};
 use crate::metrics::{Counter, LATE_RECORDS_DROPPED, LATE_RECORDS_SIDE_OUTPUT};
 use crate::operator::side_output::OutputTag;
 use crate::operator::{Collector, Operator, OperatorContext};
-use crate::operators::timers::TimerQueue;
 use crate::operators::{KeySelector, TimeDomain};
 
 /// One open window of a key.
@@ -66,14 +66,44 @@ pub struct WindowSettings<T> {
 
 type Windows<C, K, T, TS> = Vec<Entry<<C as WindowContents<K, T>>::State, TS>>;
 
+/// Timers by time, with the (key, window) each is for. Duplicates and deletions are
+/// settled by each window's own timer list: a timer fires only if its window still lists
+/// it, so the queue needs no lookup structure (deleting is lazy).
+struct TimerQueue<K> {
+    by_time: BTreeMap<i64, Vec<(K, TimeWindow)>>,
+}
+
+impl<K> Default for TimerQueue<K> {
+    fn default() -> Self {
+        TimerQueue {
+            by_time: BTreeMap::new(),
+        }
+    }
+}
+
+impl<K> TimerQueue<K> {
+    fn register(&mut self, time: i64, key: K, window: TimeWindow) {
+        self.by_time.entry(time).or_default().push((key, window));
+    }
+
+    /// The earliest time at or before `up_to`, with every timer registered for it.
+    fn pop_due(&mut self, up_to: i64) -> Option<(i64, Vec<(K, TimeWindow)>)> {
+        let entry = self.by_time.first_entry()?;
+        if *entry.key() > up_to {
+            return None;
+        }
+        Some(entry.remove_entry())
+    }
+}
+
 /// The event-time and processing-time timers of all windows, by key and window.
 struct WindowTimers<K> {
-    event: TimerQueue<(K, TimeWindow)>,
-    processing: TimerQueue<(K, TimeWindow)>,
+    event: TimerQueue<K>,
+    processing: TimerQueue<K>,
 }
 
 impl<K: Hash + Eq + Clone> WindowTimers<K> {
-    fn queue(&mut self, domain: TimeDomain) -> &mut TimerQueue<(K, TimeWindow)> {
+    fn queue(&mut self, domain: TimeDomain) -> &mut TimerQueue<K> {
         match domain {
             TimeDomain::EventTime => &mut self.event,
             TimeDomain::ProcessingTime => &mut self.processing,
@@ -94,13 +124,13 @@ impl<K: Hash + Eq + Clone> WindowTimers<K> {
                 TimerRequest::Register(domain, time) => {
                     if !registered.contains(&(domain, time)) {
                         registered.push((domain, time));
-                        self.queue(domain).register(time, &(key.clone(), window));
+                        self.queue(domain).register(time, key.clone(), window);
                     }
                 }
                 TimerRequest::Delete(domain, time) => {
+                    // Lazily: the queued timer finds itself no longer listed and does nothing.
                     if let Some(i) = registered.iter().position(|r| *r == (domain, time)) {
                         registered.swap_remove(i);
-                        self.queue(domain).delete(time, &(key.clone(), window));
                     }
                 }
             }
@@ -421,6 +451,67 @@ where
         Ok(())
     }
 
+    /// Fires the timer of `key`'s `window` at `time`, if the window still lists it.
+    #[allow(clippy::too_many_arguments)]
+    fn fire_timer(
+        &mut self,
+        domain: TimeDomain,
+        time: i64,
+        key: K,
+        window: TimeWindow,
+        cleanup_domain: TimeDomain,
+        now: i64,
+        output: &mut Records<C::Out>,
+        scratch: &mut Vec<C::Out>,
+    ) -> Result<()> {
+        let hash = stable_hash(&key);
+        let is_cleanup = domain == cleanup_domain && self.cleanup_time(&window) == Some(time);
+        let ctx = WindowContext::new(window, self.watermark, now);
+        let WindowOperator {
+            state,
+            contents,
+            trigger,
+            timers,
+            requests,
+            watermark,
+            ..
+        } = self;
+        let Some(entries) = state.get_mut(&key, hash) else {
+            return Ok(());
+        };
+        let Some(index) = entries.iter().position(|e| e.window == window) else {
+            return Ok(());
+        };
+        let entry = &mut entries[index];
+        // A timer deleted (or already fired) since it was queued does nothing.
+        let Some(i) = entry.timers.iter().position(|r| *r == (domain, time)) else {
+            return Ok(());
+        };
+        entry.timers.swap_remove(i);
+        let mut tctx = TriggerContext::new(*watermark, now, requests);
+        let result = match domain {
+            TimeDomain::EventTime => {
+                trigger.on_event_time(time, &window, &mut entry.trigger, &mut tctx)
+            }
+            TimeDomain::ProcessingTime => {
+                trigger.on_processing_time(time, &window, &mut entry.trigger, &mut tctx)
+            }
+        };
+        act(&*contents, &key, entry, result, time, ctx, output, scratch)?;
+        if is_cleanup {
+            let mut tctx = TriggerContext::new(*watermark, now, requests);
+            trigger.clear(&window, &mut entry.trigger, &mut tctx);
+            timers.apply(requests, &mut entry.timers, &key, window);
+            entries.swap_remove(index);
+            if entries.is_empty() {
+                state.remove(&key, hash);
+            }
+        } else {
+            timers.apply(requests, &mut entry.timers, &key, window);
+        }
+        Ok(())
+    }
+
     /// Fires the timers of `domain` due at `up_to`.
     fn fire_timers(
         &mut self,
@@ -430,59 +521,19 @@ where
     ) -> Result<()> {
         let mut scratch = Vec::new();
         let cleanup_domain = self.domain();
-        while let Some((time, (key, window))) = self.timers.queue(domain).pop_due(up_to) {
-            let hash = stable_hash(&key);
-            let is_cleanup = domain == cleanup_domain && self.cleanup_time(&window) == Some(time);
+        while let Some((time, due)) = self.timers.queue(domain).pop_due(up_to) {
             let now = self.clock.now_ms();
-            let ctx = WindowContext::new(window, self.watermark, now);
-            let WindowOperator {
-                state,
-                contents,
-                trigger,
-                timers,
-                requests,
-                watermark,
-                ..
-            } = self;
-            let Some(entries) = state.get_mut(&key, hash) else {
-                continue;
-            };
-            let Some(index) = entries.iter().position(|e| e.window == window) else {
-                continue;
-            };
-            let entry = &mut entries[index];
-            if let Some(i) = entry.timers.iter().position(|r| *r == (domain, time)) {
-                entry.timers.swap_remove(i);
-            }
-            let mut tctx = TriggerContext::new(*watermark, now, requests);
-            let result = match domain {
-                TimeDomain::EventTime => {
-                    trigger.on_event_time(time, &window, &mut entry.trigger, &mut tctx)
-                }
-                TimeDomain::ProcessingTime => {
-                    trigger.on_processing_time(time, &window, &mut entry.trigger, &mut tctx)
-                }
-            };
-            act(
-                &*contents,
-                &key,
-                entry,
-                result,
-                time,
-                ctx,
-                output,
-                &mut scratch,
-            )?;
-            if is_cleanup {
-                let mut tctx = TriggerContext::new(*watermark, now, requests);
-                trigger.clear(&window, &mut entry.trigger, &mut tctx);
-                timers.apply(requests, &mut entry.timers, &key, window);
-                entries.swap_remove(index);
-                if entries.is_empty() {
-                    state.remove(&key, hash);
-                }
-            } else {
-                timers.apply(requests, &mut entry.timers, &key, window);
+            for (key, window) in due {
+                self.fire_timer(
+                    domain,
+                    time,
+                    key,
+                    window,
+                    cleanup_domain,
+                    now,
+                    output,
+                    &mut scratch,
+                )?;
             }
         }
         Ok(())
@@ -510,7 +561,7 @@ where
                 for &(domain, time) in &entry.timers {
                     timers
                         .queue(domain)
-                        .register(time, &(key.clone(), entry.window));
+                        .register(time, key.clone(), entry.window);
                 }
             }
         })
