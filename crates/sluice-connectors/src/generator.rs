@@ -188,6 +188,9 @@ impl<T> SplitGeneratorSource<T> {
 struct SplitState {
     id: u32,
     next: u64,
+    /// Where the split started in this run (0, or its restored position): pacing counts
+    /// from there.
+    base: u64,
     finished: bool,
 }
 
@@ -226,6 +229,7 @@ impl<T: Send + 'static> Source<T> for SplitGeneratorSource<T> {
                 SplitState {
                     id,
                     next,
+                    base: next,
                     finished: self.per_split.is_some_and(|end| next >= end),
                 }
             })
@@ -267,7 +271,7 @@ impl<T: Send + 'static> SourceReader<T> for SplitGeneratorReader<T> {
                 stop = stop.min(end);
             }
             if let Some(rate) = self.rate {
-                let due = ((now - start) as f64 * rate / 1e9) as u64;
+                let due = split.base + ((now - start) as f64 * rate / 1e9) as u64;
                 stop = stop.min(due.max(split.next));
             }
             if stop == split.next {

@@ -129,7 +129,9 @@ impl LocalExecutor {
         tracing::info!(job = %graph.name, "deploying\n{}", plan.describe(graph));
         let clock = Arc::clone(&self.config.clock);
         let start = clock.monotonic_nanos();
-        let metrics = MetricRegistry::new();
+        // Counters start afresh with each attempt (as Flink's do with new task instances),
+        // so replayed records are not counted twice.
+        let mut metrics: Arc<MetricRegistry>;
         let storage = match &self.config.checkpointing {
             Some(c) => Some(Arc::new(match &c.directory {
                 Some(dir) => CheckpointStorage::local(dir, &graph.name)?,
@@ -216,6 +218,7 @@ impl LocalExecutor {
             }
             first = false;
             let attempt = JobControl::child(&control);
+            metrics = MetricRegistry::new();
             // A failure while setting the attempt up (reading a checkpoint) goes through the
             // restart strategy like a task failure; an invalid job does not.
             let outcome = self
