@@ -326,19 +326,7 @@ impl AggregateFunction<(u64, u64), (u64, u64), (u64, u64)> for CountSum {
 }
 
 fn committed_lines(dir: &std::path::Path) -> Vec<String> {
-    let mut lines: Vec<String> = sluice_api::connectors::committed_parts(dir)
-        .unwrap()
-        .iter()
-        .flat_map(|p| {
-            std::fs::read_to_string(p)
-                .unwrap()
-                .lines()
-                .map(str::to_string)
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    lines.sort();
-    lines
+    sluice_testkit::files::committed_lines(dir).unwrap()
 }
 
 fn expected_windows(n: u64, keys: u64) -> Vec<String> {
@@ -563,7 +551,7 @@ fn checkpoints_time_out_and_only_the_retained_ones_stay() {
         )
         .start_new_chain()
         .map(move |v| {
-            SystemClockSleep::sleep_ms(5);
+            sleep_ms(5);
             s.fetch_add(1, Ordering::Relaxed);
             v
         })
@@ -631,13 +619,9 @@ fn checkpoints_time_out_and_only_the_retained_ones_stay() {
 }
 
 /// Sleeps through the job's clock abstraction (tests do not call `thread::sleep`).
-struct SystemClockSleep;
-
-impl SystemClockSleep {
-    fn sleep_ms(ms: u64) {
-        use sluice_core::Clock;
-        sluice_core::SystemClock.sleep(Duration::from_millis(ms));
-    }
+fn sleep_ms(ms: u64) {
+    use sluice_core::Clock;
+    sluice_core::SystemClock.sleep(Duration::from_millis(ms));
 }
 
 /// Fails once in `open` when it starts from a restored state: the failure happens during

@@ -66,20 +66,8 @@ fn expected() -> Vec<String> {
     lines
 }
 
-fn committed(dir: &Path) -> Vec<String> {
-    let mut lines: Vec<String> = sluice_api::connectors::committed_parts(dir)
-        .unwrap()
-        .iter()
-        .flat_map(|p| {
-            std::fs::read_to_string(p)
-                .unwrap()
-                .lines()
-                .map(str::to_string)
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    lines.sort();
-    lines
+fn committed(dir: &std::path::Path) -> Vec<String> {
+    sluice_testkit::files::committed_lines(dir).unwrap()
 }
 
 #[test]

@@ -170,6 +170,38 @@ impl<T: Clone + Send + 'static> NodeFactory for SourceNode<T> {
     }
 }
 
+/// The chain link of `operator` (or of the error making it) in front of `downstream`.
+fn operator_link<Op: Operator>(
+    operator: Result<Op>,
+    ctx: &OperatorContext,
+    downstream: ErasedSink,
+    side: SideOutputs,
+) -> Result<ChainLink<Op>> {
+    let downstream = downcast_sink::<Op::Out>(downstream)?;
+    let operator = operator.map_err(|e| e.at(|| ctx.location.clone()))?;
+    Ok(ChainLink::new(operator, ctx.clone(), downstream).with_side_outputs(side))
+}
+
+/// The task reading `gate` into the chain headed by `head`.
+fn input_task<B: Batch>(
+    ctx: &OperatorContext,
+    gate: InputGate<B>,
+    head: Box<dyn EventSink<B>>,
+    control: Arc<JobControl>,
+    checkpointing: Option<crate::checkpoint::TaskCheckpointing>,
+) -> Box<dyn Task> {
+    Box::new(
+        OneInputTask::new(
+            ctx.location.clone(),
+            gate,
+            head,
+            control,
+            Arc::clone(&ctx.clock),
+        )
+        .with_checkpointing(checkpointing),
+    )
+}
+
 /// A node running a single-input [`Operator`] made by `make` for each subtask.
 pub struct OperatorNode<Op, F> {
     make: F,
@@ -197,9 +229,7 @@ where
         downstream: ErasedSink,
         side: SideOutputs,
     ) -> Result<ChainLink<Op>> {
-        let downstream = downcast_sink::<Op::Out>(downstream)?;
-        let operator = (self.make)(ctx).map_err(|e| e.at(|| ctx.location.clone()))?;
-        Ok(ChainLink::new(operator, ctx.clone(), downstream).with_side_outputs(side))
+        operator_link((self.make)(ctx), ctx, downstream, side)
     }
 }
 
@@ -238,15 +268,12 @@ where
             .map(|(_, r)| downcast::<ChannelReceiver<Op::In>>(r, "channel receiver"))
             .collect::<Result<Vec<_>>>()?;
         let gate = InputGate::new(receivers, inputs.signal, Arc::clone(&control));
-        Ok(Box::new(
-            OneInputTask::new(
-                ctx.location.clone(),
-                gate,
-                Box::new(head),
-                control,
-                Arc::clone(&ctx.clock),
-            )
-            .with_checkpointing(inputs.checkpointing),
+        Ok(input_task(
+            &ctx,
+            gate,
+            Box::new(head),
+            control,
+            inputs.checkpointing,
         ))
     }
 }
@@ -299,10 +326,7 @@ where
         control: Arc<JobControl>,
     ) -> Result<Box<dyn Task>> {
         type Both<Op> = TwoInputBatch<<Op as TwoInputOperator>::In1, <Op as TwoInputOperator>::In2>;
-        let downstream = downcast_sink::<Op::Out>(downstream)?;
-        let operator = (self.make)(&ctx).map_err(|e| e.at(|| ctx.location.clone()))?;
-        let head =
-            ChainLink::new(TwoInput(operator), ctx.clone(), downstream).with_side_outputs(side);
+        let head = operator_link((self.make)(&ctx).map(TwoInput), &ctx, downstream, side)?;
         let mut gate_inputs: Vec<Box<dyn GateInput<Both<Op>>>> = Vec::new();
         for (input, receiver) in inputs.receivers {
             let gate_input: Box<dyn GateInput<Both<Op>>> = if input == 0 {
@@ -315,15 +339,12 @@ where
             gate_inputs.push(gate_input);
         }
         let gate = InputGate::from_inputs(gate_inputs, inputs.signal, Arc::clone(&control));
-        Ok(Box::new(
-            OneInputTask::new(
-                ctx.location.clone(),
-                gate,
-                Box::new(head),
-                control,
-                Arc::clone(&ctx.clock),
-            )
-            .with_checkpointing(inputs.checkpointing),
+        Ok(input_task(
+            &ctx,
+            gate,
+            Box::new(head),
+            control,
+            inputs.checkpointing,
         ))
     }
 }

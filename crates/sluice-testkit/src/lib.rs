@@ -8,9 +8,11 @@
 //! - **[`watchdog`]**: aborts a test that hangs instead of letting CI stall.
 //! - **[`harness`]**: [`harness::OperatorHarness`], one operator driven by scripted events.
 //! - **[`memory`]**: the resident memory of this process, for boundedness tests.
+//! - **[`files`]**: the lines a transactional file sink committed.
 //!
 //! What it is *not*: part of any shipped binary.
 
+pub mod files;
 pub mod harness;
 pub mod memory;
 pub mod pipeline;

@@ -102,8 +102,13 @@ impl<T> TimestampsAndWatermarksOperator<T> {
         }
     }
 
+    /// Processing time, which only idleness needs: without an idleness timeout the clock
+    /// is not read on every batch.
     fn now(&self) -> i64 {
-        self.clock.as_ref().map_or(0, |c| c.now_ms())
+        match (&self.clock, self.spec.idle_timeout_ms) {
+            (Some(clock), Some(_)) => clock.now_ms(),
+            _ => 0,
+        }
     }
 }
 

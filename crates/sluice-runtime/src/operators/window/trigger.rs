@@ -444,7 +444,18 @@ impl DefaultTrigger {
     }
 }
 
-impl<T> Trigger<T> for DefaultTrigger {
+impl DefaultTrigger {
+    /// The time trigger this default stands for (none for the global window).
+    fn inner<T: 'static>(&self) -> Option<&'static dyn Trigger<T, State = ()>> {
+        match self.domain {
+            Some(TimeDomain::EventTime) => Some(&EventTimeTrigger),
+            Some(TimeDomain::ProcessingTime) => Some(&ProcessingTimeTrigger),
+            None => None,
+        }
+    }
+}
+
+impl<T: 'static> Trigger<T> for DefaultTrigger {
     type State = ();
 
     fn on_element(
@@ -455,15 +466,9 @@ impl<T> Trigger<T> for DefaultTrigger {
         state: &mut (),
         ctx: &mut TriggerContext<'_>,
     ) -> TriggerResult {
-        match self.domain {
-            Some(TimeDomain::EventTime) => {
-                EventTimeTrigger.on_element(value, timestamp, window, state, ctx)
-            }
-            Some(TimeDomain::ProcessingTime) => {
-                ProcessingTimeTrigger.on_element(value, timestamp, window, state, ctx)
-            }
-            None => TriggerResult::Continue,
-        }
+        self.inner::<T>().map_or(TriggerResult::Continue, |t| {
+            t.on_element(value, timestamp, window, state, ctx)
+        })
     }
 
     fn on_event_time(
@@ -473,12 +478,9 @@ impl<T> Trigger<T> for DefaultTrigger {
         state: &mut (),
         ctx: &mut TriggerContext<'_>,
     ) -> TriggerResult {
-        match self.domain {
-            Some(TimeDomain::EventTime) => {
-                Trigger::<T>::on_event_time(&EventTimeTrigger, time, window, state, ctx)
-            }
-            _ => TriggerResult::Continue,
-        }
+        self.inner::<T>().map_or(TriggerResult::Continue, |t| {
+            t.on_event_time(time, window, state, ctx)
+        })
     }
 
     fn on_processing_time(
@@ -488,35 +490,20 @@ impl<T> Trigger<T> for DefaultTrigger {
         state: &mut (),
         ctx: &mut TriggerContext<'_>,
     ) -> TriggerResult {
-        match self.domain {
-            Some(TimeDomain::ProcessingTime) => {
-                Trigger::<T>::on_processing_time(&ProcessingTimeTrigger, time, window, state, ctx)
-            }
-            _ => TriggerResult::Continue,
-        }
+        self.inner::<T>().map_or(TriggerResult::Continue, |t| {
+            t.on_processing_time(time, window, state, ctx)
+        })
     }
 
     fn on_merge(&self, window: &TimeWindow, state: &mut (), ctx: &mut TriggerContext<'_>) {
-        match self.domain {
-            Some(TimeDomain::EventTime) => {
-                Trigger::<T>::on_merge(&EventTimeTrigger, window, state, ctx);
-            }
-            Some(TimeDomain::ProcessingTime) => {
-                Trigger::<T>::on_merge(&ProcessingTimeTrigger, window, state, ctx);
-            }
-            None => {}
+        if let Some(t) = self.inner::<T>() {
+            t.on_merge(window, state, ctx);
         }
     }
 
     fn clear(&self, window: &TimeWindow, state: &mut (), ctx: &mut TriggerContext<'_>) {
-        match self.domain {
-            Some(TimeDomain::EventTime) => {
-                Trigger::<T>::clear(&EventTimeTrigger, window, state, ctx)
-            }
-            Some(TimeDomain::ProcessingTime) => {
-                Trigger::<T>::clear(&ProcessingTimeTrigger, window, state, ctx);
-            }
-            None => {}
+        if let Some(t) = self.inner::<T>() {
+            t.clear(window, state, ctx);
         }
     }
 
