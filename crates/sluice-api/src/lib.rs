@@ -59,7 +59,9 @@ pub use window::{
 pub use sluice_connectors as connectors;
 pub use sluice_core::{Data, EventTime, Records};
 pub use sluice_runtime as runtime;
-pub use sluice_runtime::checkpoint::{CheckpointConfig, CheckpointingMode, RestartStrategy};
+pub use sluice_runtime::checkpoint::{
+    CheckpointConfig, CheckpointStats, CheckpointingMode, RestartStrategy,
+};
 pub use sluice_runtime::operators::{
     KeyedCoProcessFunction, KeyedContext, KeyedProcessFunction, OpenContext, ProcessContext,
     ProcessFunction, ProcessOutput, TimeDomain, UserResult,

@@ -5,6 +5,8 @@
 //! once timestamps were assigned, one [`EventTime`] per value in a parallel column.
 //! Invariant: when the timestamp column is present it has exactly one entry per value.
 
+use serde::{Deserialize, Serialize};
+
 use crate::time::EventTime;
 
 /// A container of records that travels on a channel as one unit.
@@ -18,8 +20,9 @@ pub trait Batch: Send + 'static {
 }
 
 /// The batch container of the typed DataStream API: values, plus an optional event-time
-/// column (present once a timestamp assigner ran upstream).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// column (present once a timestamp assigner ran upstream). Serializable (for the channel
+/// state of unaligned checkpoints and, later, the network) when `T` is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Records<T> {
     values: Vec<T>,
     timestamps: Option<Vec<EventTime>>,
@@ -43,7 +46,7 @@ impl<T: Send + 'static> Batch for Records<T> {
 /// A batch of one of the two inputs of a two-input operator (`connect`, joins). The task
 /// of such an operator reads the channels of both inputs through one gate, so watermarks,
 /// barriers and end of stream are handled over all of them together.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TwoInputBatch<A, B> {
     /// A batch of the first input.
     First(A),

@@ -17,6 +17,33 @@ pub struct CheckpointBarrier {
     pub id: CheckpointId,
     /// Processing time (ms since the Unix epoch) at which the coordinator triggered it.
     pub timestamp_ms: i64,
+    /// Whether the barrier waits its turn on channels or overtakes what they hold.
+    pub alignment: BarrierAlignment,
+}
+
+impl CheckpointBarrier {
+    /// Whether this barrier overtakes in-flight data (an unaligned checkpoint).
+    pub fn is_unaligned(&self) -> bool {
+        matches!(self.alignment, BarrierAlignment::Unaligned { .. })
+    }
+}
+
+/// How a barrier travels (Flink's aligned and unaligned checkpoints).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BarrierAlignment {
+    /// In order with the data: a task with several inputs aligns it (exactly-once) or
+    /// passes it on with the last arrival (at-least-once). Savepoints are always aligned.
+    #[default]
+    Aligned,
+    /// Ahead of the data: the channel puts it at the head of its queue, in front of
+    /// `overtaken` events that were sent before it. Those events, and everything a task
+    /// reads on its other channels until their barrier arrives, belong to the checkpoint
+    /// as channel state; the receiving task snapshots its operators at once.
+    Unaligned {
+        /// Events (set by the channel) that were queued before the barrier and come
+        /// after it.
+        overtaken: u32,
+    },
 }
 
 /// Whether a channel currently carries event time (Flink's `WatermarkStatus`).

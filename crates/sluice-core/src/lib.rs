@@ -29,7 +29,7 @@ pub mod time;
 
 pub use batch::{Batch, Records, TwoInputBatch};
 pub use data::Data;
-pub use event::{CheckpointBarrier, CheckpointId, StreamEvent, WatermarkStatus};
+pub use event::{BarrierAlignment, CheckpointBarrier, CheckpointId, StreamEvent, WatermarkStatus};
 pub use ids::{JobId, OperatorId, SubtaskIndex};
 pub use key::{
     key_group_for, key_group_for_hash, operator_index_for_key_group, stable_hash, KeyGroup,

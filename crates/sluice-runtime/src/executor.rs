@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use sluice_core::{CheckpointId, KeyGroup, KeyGroupRange, OperatorId};
 
-use crate::checkpoint::coordinator::{CheckpointCoordinator, CoordinatorReport, JobFacts};
+use crate::checkpoint::coordinator::{
+    CheckpointCoordinator, CheckpointStats, CoordinatorReport, JobFacts,
+};
 use crate::checkpoint::restart::FailureHistory;
 use crate::checkpoint::storage::{self, CheckpointMetadata, CheckpointStorage};
 use crate::checkpoint::{
@@ -63,6 +65,8 @@ pub struct JobResult {
     pub metrics: Vec<MetricValue>,
     /// Ids of the checkpoints completed during the run.
     pub checkpoints: Vec<u64>,
+    /// Figures of the checkpoints completed during the run (duration, size), in order.
+    pub checkpoint_stats: Vec<CheckpointStats>,
     /// Number of checkpoints aborted (timed out, unwritable, or cut short).
     pub checkpoints_aborted: u64,
     /// How often the job restarted after a failure.
@@ -163,6 +167,7 @@ impl LocalExecutor {
         }
         let mut history = FailureHistory::default();
         let mut checkpoints = Vec::new();
+        let mut checkpoint_stats = Vec::new();
         let mut checkpoints_aborted = 0;
         let mut restarts = 0u32;
         let mut restores = Vec::new();
@@ -237,6 +242,7 @@ impl LocalExecutor {
                 });
             let progressed = !outcome.report.completed.is_empty();
             checkpoints.extend(outcome.report.completed.iter().map(|id| id.0));
+            checkpoint_stats.extend(outcome.report.stats.iter().cloned());
             checkpoints_aborted += outcome.report.aborted;
             let error = match outcome.result {
                 Ok(()) => break outcome.tasks,
@@ -293,6 +299,7 @@ impl LocalExecutor {
             tasks: task_count,
             metrics: metrics.snapshot(),
             checkpoints,
+            checkpoint_stats,
             checkpoints_aborted,
             restarts,
             restores,
@@ -446,10 +453,10 @@ impl LocalExecutor {
                 .find(|(op, _)| *op == node.id.0)
                 .map(|(_, p)| *p);
             let parts = snapshots.get(&node.id).map(Vec::as_slice).unwrap_or(&[]);
-            let has_subtask_state = parts.iter().any(|(_, s)| s.operator.is_some());
+            let has_subtask_state = parts.iter().any(|(_, s)| s.has_subtask_state());
             if has_subtask_state && old_parallelism != Some(node.parallelism) {
                 return Err(Error::InvalidJob(format!(
-                    "operator `{}` ran with parallelism {} in checkpoint {} and has {} now; its subtask state (a source position or a sink transaction) cannot be redistributed: keep its parallelism",
+                    "operator `{}` ran with parallelism {} in checkpoint {} and has {} now; its subtask state (a source position, a sink transaction, or the in-flight data of an unaligned checkpoint) cannot be redistributed: keep its parallelism, or rescale from a savepoint (always aligned)",
                     node.name,
                     old_parallelism.unwrap_or(0),
                     meta.id,
@@ -468,16 +475,14 @@ impl LocalExecutor {
                     .filter(|(g, _)| range.contains(KeyGroup(*g)))
                     .map(|(g, bytes)| (KeyGroup(*g), bytes.clone()))
                     .collect();
-                let operator = parts
-                    .iter()
-                    .find(|(s, _)| *s == subtask)
-                    .and_then(|(_, s)| s.operator.clone());
+                let own = parts.iter().find(|(s, _)| *s == subtask).map(|(_, s)| s);
                 restored.insert(
                     (node.id, subtask),
                     Arc::new(RestoredState {
                         checkpoint: Some(CheckpointId(meta.id)),
                         keyed,
-                        operator,
+                        operator: own.and_then(|s| s.operator.clone()),
+                        channels: own.map(|s| s.channels.clone()).unwrap_or_default(),
                     }),
                 );
             }

@@ -5,11 +5,14 @@ use std::any::type_name;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use sluice_core::{Batch, Records, TwoInputBatch};
 
 use crate::channel::{
     local_channel, ChannelReceiver, ChannelWriter, GateInput, GateSignal, InputGate, MappedInput,
 };
+use crate::checkpoint::ChannelStateCodec;
 use crate::control::JobControl;
 use crate::error::{Error, Result};
 use crate::graph::{
@@ -183,13 +186,18 @@ fn operator_link<Op: Operator>(
 }
 
 /// The task reading `gate` into the chain headed by `head`.
-fn input_task<B: Batch>(
+fn input_task<B: Batch + Serialize + DeserializeOwned>(
     ctx: &OperatorContext,
     gate: InputGate<B>,
     head: Box<dyn EventSink<B>>,
     control: Arc<JobControl>,
     checkpointing: Option<crate::checkpoint::TaskCheckpointing>,
 ) -> Box<dyn Task> {
+    let restored_channels = ctx
+        .restored
+        .as_ref()
+        .map(|r| r.channels.clone())
+        .unwrap_or_default();
     Box::new(
         OneInputTask::new(
             ctx.location.clone(),
@@ -198,7 +206,12 @@ fn input_task<B: Batch>(
             control,
             Arc::clone(&ctx.clock),
         )
-        .with_checkpointing(checkpointing),
+        .with_checkpointing(
+            checkpointing,
+            ChannelStateCodec::serde(),
+            (ctx.operator_id, ctx.location.subtask),
+        )
+        .with_restored_channels(restored_channels),
     )
 }
 
@@ -236,6 +249,7 @@ where
 impl<Op, F> NodeFactory for OperatorNode<Op, F>
 where
     Op: Operator,
+    Op::In: Serialize + DeserializeOwned,
     Op::Out: Clone,
     F: Fn(&OperatorContext) -> Result<Op> + Send + Sync,
 {
@@ -298,6 +312,9 @@ impl<Op, F> TwoInputOperatorNode<Op, F> {
 impl<Op, F> NodeFactory for TwoInputOperatorNode<Op, F>
 where
     Op: TwoInputOperator,
+    TwoInputBatch<Op::In1, Op::In2>: Serialize + DeserializeOwned,
+    Op::In1: Clone,
+    Op::In2: Clone,
     Op::Out: Clone,
     F: Fn(&OperatorContext) -> Result<Op> + Send + Sync,
 {

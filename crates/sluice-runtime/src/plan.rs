@@ -113,6 +113,13 @@ fn validate(graph: &JobGraph, config: &JobConfig) -> Result<()> {
             "checkpointing is for streaming jobs; a batch-mode job reruns from its bounded inputs instead: disable one of them".into(),
         ));
     }
+    if let Some(c) = &config.checkpointing {
+        if c.unaligned && c.mode != crate::checkpoint::CheckpointingMode::ExactlyOnce {
+            return Err(invalid(
+                "unaligned checkpoints are an exactly-once mechanism; use them with CheckpointingMode::ExactlyOnce (at-least-once never aligns anyway)".into(),
+            ));
+        }
+    }
     if config.batch_size == 0 || config.channel_capacity == 0 {
         return Err(invalid(format!(
             "batch size ({}) and channel capacity ({}) must be at least 1",

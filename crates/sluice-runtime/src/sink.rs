@@ -145,8 +145,8 @@ impl<T: Send + 'static> Operator for SinkOperator<T> {
 
     fn snapshot_state(&mut self, checkpoint: CheckpointId) -> Result<OperatorSnapshot> {
         Ok(OperatorSnapshot {
-            keyed: Vec::new(),
             operator: self.writer.snapshot_state(checkpoint)?,
+            ..OperatorSnapshot::default()
         })
     }
 

@@ -99,6 +99,24 @@ impl<B: Send + 'static> InputGate<B> {
         self.blocked.iter_mut().for_each(|b| *b = false);
     }
 
+    /// Calls `visit` with each data batch among the first `n` events queued on
+    /// `channel`, without taking them (what an unaligned barrier just read there
+    /// overtook).
+    ///
+    /// # Errors
+    /// What `visit` returns.
+    pub fn visit_queued(
+        &self,
+        channel: usize,
+        n: usize,
+        visit: &mut dyn FnMut(&B) -> Result<()>,
+    ) -> Result<()> {
+        match self.channels.get(channel) {
+            Some(input) => input.visit_queued(n, visit),
+            None => Err(Error::Internal(format!("no input channel {channel}"))),
+        }
+    }
+
     fn readable(&self, i: usize) -> bool {
         !self.finished[i] && !self.blocked[i]
     }

@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use sluice_core::{Batch, StreamEvent};
+use sluice_core::{BarrierAlignment, Batch, CheckpointBarrier, StreamEvent};
 
 use super::ChannelWriter;
 use crate::control::JobControl;
@@ -227,6 +227,29 @@ impl<B: Batch> ChannelWriter<B> for LocalChannelWriter<B> {
         }
         Ok(())
     }
+
+    fn send_overtaking(&mut self, barrier: CheckpointBarrier, pending: Option<B>) -> Result<()> {
+        let mut state = self.shared.lock();
+        if !state.receiver_alive {
+            return Err(Error::ChannelClosed);
+        }
+        if let Some(batch) = pending {
+            state.queue.push_back(StreamEvent::Data(batch));
+        }
+        let overtaken = u32::try_from(state.queue.len()).unwrap_or(u32::MAX);
+        state
+            .queue
+            .push_front(StreamEvent::Barrier(CheckpointBarrier {
+                alignment: BarrierAlignment::Unaligned { overtaken },
+                ..barrier
+            }));
+        self.shared
+            .queued
+            .store(state.queue.len(), Ordering::Release);
+        drop(state);
+        self.shared.gate.notify();
+        Ok(())
+    }
 }
 
 impl<B> Drop for LocalChannelWriter<B> {
@@ -276,6 +299,19 @@ impl<B> LocalChannelReceiver<B> {
             None if state.sender_alive => TryRecv::Empty,
             None => TryRecv::Disconnected,
         }
+    }
+
+    /// Calls `visit` with each of the first `n` queued events, without taking them.
+    ///
+    /// # Errors
+    /// What `visit` returns.
+    pub fn visit_queued(
+        &self,
+        n: usize,
+        visit: &mut dyn FnMut(&StreamEvent<B>) -> Result<()>,
+    ) -> Result<()> {
+        let state = self.shared.lock();
+        state.queue.iter().take(n).try_for_each(visit)
     }
 
     /// Number of queued events.
@@ -419,6 +455,35 @@ mod tests {
             !r.shared.lock().sender_waiting,
             "empty: the sender is woken"
         );
+    }
+
+    #[test]
+    fn an_unaligned_barrier_overtakes_the_queue_and_counts_what_it_passed() {
+        let (mut w, r, _, _) = channel(2);
+        w.send(data(1)).unwrap();
+        w.send(data(2)).unwrap();
+        let barrier = CheckpointBarrier {
+            id: sluice_core::CheckpointId(7),
+            timestamp_ms: 0,
+            alignment: BarrierAlignment::Unaligned { overtaken: 0 },
+        };
+        // Full, yet the barrier and the held-back batch go in without waiting.
+        w.send_overtaking(barrier, Some(Records::from(vec![3])))
+            .unwrap();
+        assert_eq!(
+            r.try_recv(),
+            TryRecv::Event(StreamEvent::Barrier(CheckpointBarrier {
+                alignment: BarrierAlignment::Unaligned { overtaken: 3 },
+                ..barrier
+            }))
+        );
+        assert_eq!(r.try_recv(), TryRecv::Event(data(1)));
+        assert_eq!(r.try_recv(), TryRecv::Event(data(2)));
+        assert_eq!(
+            r.try_recv(),
+            TryRecv::Event(StreamEvent::Data(Records::from(vec![3])))
+        );
+        assert_eq!(r.try_recv(), TryRecv::Empty);
     }
 
     pub(super) fn wait_for(condition: impl Fn() -> bool) {

@@ -9,7 +9,9 @@
 //!
 //! Invariant: a channel delivers events in the order they were written and never holds
 //! more than its capacity in batches, so a slow receiver blocks its senders (back-pressure)
-//! instead of growing a queue.
+//! instead of growing a queue. The one exception is an unaligned checkpoint barrier
+//! ([`ChannelWriter::send_overtaking`]): it goes to the head of the queue, counting the
+//! events it overtook, without waiting for room.
 
 mod input_gate;
 mod local;
@@ -21,7 +23,7 @@ pub use local::{
     TryRecv, POLL_MAX, POLL_MIN,
 };
 
-use sluice_core::StreamEvent;
+use sluice_core::{CheckpointBarrier, StreamEvent};
 
 use crate::error::Result;
 
@@ -33,6 +35,18 @@ pub trait ChannelWriter<B>: Send {
     /// [`crate::Error::Cancelled`] if the job was cancelled while waiting, and
     /// [`crate::Error::ChannelClosed`] if the receiving task is gone.
     fn send(&mut self, event: StreamEvent<B>) -> Result<()>;
+
+    /// Sends an unaligned checkpoint barrier ahead of the data (Flink's priority events):
+    /// appends `pending` (a partial batch the sender held, which belongs before the
+    /// barrier), then puts the barrier at the head of the queue with
+    /// [`BarrierAlignment::Unaligned::overtaken`](sluice_core::BarrierAlignment) set to
+    /// the number of events it overtook. Never waits for room: the queue may exceed its
+    /// capacity by that batch and the barrier, so a checkpoint never waits behind
+    /// back-pressure.
+    ///
+    /// # Errors
+    /// [`crate::Error::ChannelClosed`] if the receiving task is gone.
+    fn send_overtaking(&mut self, barrier: CheckpointBarrier, pending: Option<B>) -> Result<()>;
 }
 
 /// The receiving end of one channel, read by an [`InputGate`]. Remote channels (issue #7)
@@ -46,6 +60,12 @@ pub trait GateInput<B>: Send {
     fn try_recv(&self) -> TryRecv<StreamEvent<B>>;
     /// Whether an event may be queued, read without locking (for spinning).
     fn has_queued(&self) -> bool;
+    /// Calls `visit` with each data batch among the first `n` queued events, without
+    /// taking them (the in-flight data an unaligned barrier overtook).
+    ///
+    /// # Errors
+    /// What `visit` returns.
+    fn visit_queued(&self, n: usize, visit: &mut dyn FnMut(&B) -> Result<()>) -> Result<()>;
 }
 
 impl<B: Send> GateInput<B> for LocalChannelReceiver<B> {
@@ -54,6 +74,12 @@ impl<B: Send> GateInput<B> for LocalChannelReceiver<B> {
     }
     fn has_queued(&self) -> bool {
         LocalChannelReceiver::has_queued(self)
+    }
+    fn visit_queued(&self, n: usize, visit: &mut dyn FnMut(&B) -> Result<()>) -> Result<()> {
+        LocalChannelReceiver::visit_queued(self, n, &mut |event| match event {
+            StreamEvent::Data(batch) => visit(batch),
+            _ => Ok(()),
+        })
     }
 }
 
@@ -70,7 +96,7 @@ impl<A, B> MappedInput<A, B> {
     }
 }
 
-impl<A: Send, B: Send> GateInput<B> for MappedInput<A, B> {
+impl<A: Clone + Send, B: Send> GateInput<B> for MappedInput<A, B> {
     fn try_recv(&self) -> TryRecv<StreamEvent<B>> {
         match self.receiver.try_recv() {
             TryRecv::Event(StreamEvent::Data(batch)) => {
@@ -86,5 +112,11 @@ impl<A: Send, B: Send> GateInput<B> for MappedInput<A, B> {
     }
     fn has_queued(&self) -> bool {
         self.receiver.has_queued()
+    }
+    fn visit_queued(&self, n: usize, visit: &mut dyn FnMut(&B) -> Result<()>) -> Result<()> {
+        self.receiver.visit_queued(n, &mut |event| match event {
+            StreamEvent::Data(batch) => visit(&(self.convert)(batch.clone())),
+            _ => Ok(()),
+        })
     }
 }

@@ -34,6 +34,9 @@ struct Pending {
     failed: bool,
     /// Where to copy it when it is a savepoint, and whom to tell.
     savepoint: Option<SavepointRequest>,
+    unaligned: bool,
+    state_bytes: u64,
+    in_flight_bytes: u64,
 }
 
 /// What the coordinator did during a run.
@@ -41,8 +44,27 @@ struct Pending {
 pub struct CoordinatorReport {
     /// Ids of the checkpoints completed, in order.
     pub completed: Vec<CheckpointId>,
+    /// Figures of each completed checkpoint, in order.
+    pub stats: Vec<CheckpointStats>,
     /// Number of checkpoints aborted.
     pub aborted: u64,
+}
+
+/// Figures of one completed checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointStats {
+    /// The checkpoint.
+    pub id: CheckpointId,
+    /// From its trigger to its completion (metadata written).
+    pub duration: Duration,
+    /// Bytes of operator state (keyed and subtask state), before the file framing.
+    pub state_bytes: u64,
+    /// Bytes of in-flight data (the channel state of an unaligned checkpoint).
+    pub in_flight_bytes: u64,
+    /// Whether it was unaligned.
+    pub unaligned: bool,
+    /// Whether it was a savepoint.
+    pub savepoint: bool,
 }
 
 /// The job facts a coordinator needs.
@@ -105,7 +127,7 @@ impl CheckpointCoordinator {
         // The first checkpoint comes one interval after the start.
         let start = clock.monotonic_nanos();
         signals.completed.store(last, Ordering::Release);
-        signals.triggered.store(last, Ordering::Release);
+        signals.publish_trigger(last, 0, false);
         CheckpointCoordinator {
             config,
             facts,
@@ -211,6 +233,9 @@ impl CheckpointCoordinator {
         self.next_id += 1;
         self.last_trigger_nanos = Some(now);
         let at = self.clock.now_ms();
+        // Savepoints are always aligned: they hold no in-flight data, so they restore
+        // at any parallelism.
+        let unaligned = self.config.unaligned && savepoint.is_none();
         self.pending.insert(
             id,
             Pending {
@@ -220,12 +245,12 @@ impl CheckpointCoordinator {
                 files: Vec::new(),
                 failed: false,
                 savepoint,
+                unaligned,
+                state_bytes: 0,
+                in_flight_bytes: 0,
             },
         );
-        self.signals
-            .triggered_at
-            .store(at.max(0) as u64, Ordering::Release);
-        self.signals.triggered.store(id, Ordering::Release);
+        self.signals.publish_trigger(id, at, unaligned);
         tracing::debug!(job = %self.facts.job, checkpoint = id, "checkpoint triggered");
     }
 
@@ -240,6 +265,16 @@ impl CheckpointCoordinator {
                     return;
                 };
                 for snapshot in snapshots.iter().filter(|s| !s.state.is_empty()) {
+                    let state = &snapshot.state;
+                    pending.state_bytes +=
+                        state.keyed.iter().map(|(_, b)| b.len() as u64).sum::<u64>()
+                            + state.operator.as_ref().map_or(0, |b| b.len() as u64);
+                    pending.in_flight_bytes += state
+                        .channels
+                        .iter()
+                        .flat_map(|c| &c.batches)
+                        .map(|b| b.len() as u64)
+                        .sum::<u64>();
                     match self.storage.write_state(id, snapshot) {
                         Ok(file) => pending.files.push(file),
                         Err(e) => {
@@ -334,6 +369,7 @@ impl CheckpointCoordinator {
             parallelism: self.facts.parallelism.clone(),
             files: pending.files,
         };
+        let savepoint = pending.savepoint.is_some();
         if let Some((dir, tx)) = pending.savepoint {
             let answer = self.copy_to_savepoint(&meta, &dir);
             if let Ok(path) = &answer {
@@ -362,6 +398,14 @@ impl CheckpointCoordinator {
         self.last_complete_nanos = Some(self.now_nanos());
         self.signals.completed.store(id, Ordering::Release);
         self.report.completed.push(CheckpointId(id));
+        self.report.stats.push(CheckpointStats {
+            id: CheckpointId(id),
+            duration: took,
+            state_bytes: pending.state_bytes,
+            in_flight_bytes: pending.in_flight_bytes,
+            unaligned: pending.unaligned,
+            savepoint,
+        });
         self.retained.push_back(CheckpointId(id));
         while self.retained.len() > self.config.retained.max(1) {
             if let Some(old) = self.retained.pop_front() {

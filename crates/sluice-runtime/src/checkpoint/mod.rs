@@ -28,9 +28,10 @@ use std::hash::Hash;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use sluice_core::{CheckpointId, KeyGroup, OperatorId};
+use sluice_core::{BarrierAlignment, CheckpointBarrier, CheckpointId, KeyGroup, OperatorId};
 use sluice_state::KeyedTable;
 
+pub use coordinator::CheckpointStats;
 pub use restart::RestartStrategy;
 
 /// Whether barriers are aligned at operators with several input channels.
@@ -71,6 +72,12 @@ pub struct CheckpointConfig {
     /// A savepoint (or retained checkpoint) directory to start from instead; keyed
     /// operators may have another parallelism than when it was taken.
     pub restore_from: Option<PathBuf>,
+    /// Unaligned checkpoints (Flink's `execution.checkpointing.unaligned`): barriers
+    /// overtake the data queued in channels, and that in-flight data becomes part of the
+    /// checkpoint, so checkpoints complete quickly under back-pressure. Exactly-once mode
+    /// only; savepoints stay aligned. A checkpoint with in-flight data restores only at
+    /// the parallelism it was taken with. Default false.
+    pub unaligned: bool,
 }
 
 impl CheckpointConfig {
@@ -92,6 +99,7 @@ impl CheckpointConfig {
             },
             resume: true,
             restore_from: None,
+            unaligned: false,
         }
     }
 }
@@ -105,12 +113,76 @@ pub struct OperatorSnapshot {
     /// State of the subtask as a whole (a source's position, a sink's transaction);
     /// restored to the subtask with the same index.
     pub operator: Option<Vec<u8>>,
+    /// In-flight input of the subtask's task (unaligned checkpoints; only on the head
+    /// operator of a chain): batches that were before the barrier on their channel but
+    /// not yet processed when the operators snapshotted. Restored to the subtask with the
+    /// same index, which processes them before anything else.
+    pub channels: Vec<ChannelState>,
 }
 
 impl OperatorSnapshot {
     /// Whether there is nothing to store.
     pub fn is_empty(&self) -> bool {
-        self.keyed.is_empty() && self.operator.is_none()
+        self.keyed.is_empty() && self.operator.is_none() && self.channels.is_empty()
+    }
+
+    /// Whether the snapshot holds state of the subtask as a whole (not redistributable).
+    pub fn has_subtask_state(&self) -> bool {
+        self.operator.is_some() || !self.channels.is_empty()
+    }
+}
+
+/// The logged in-flight batches of one input channel of a task, encoded by the task's
+/// [`ChannelStateCodec`], in the order the channel delivered them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelState {
+    /// Index of the channel in the task's input gate.
+    pub channel: u32,
+    /// The batches.
+    pub batches: Vec<Vec<u8>>,
+}
+
+/// Encodes and decodes the input batches of a task for the channel state of unaligned
+/// checkpoints. The typed API's batches use [`ChannelStateCodec::serde`] (postcard);
+/// SQL's Arrow batches will bring an Arrow IPC codec.
+pub struct ChannelStateCodec<B> {
+    /// Encodes a batch.
+    pub encode: fn(&B) -> crate::Result<Vec<u8>>,
+    /// Decodes what `encode` wrote.
+    pub decode: fn(&[u8]) -> crate::Result<B>,
+}
+
+impl<B> Clone for ChannelStateCodec<B> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<B> Copy for ChannelStateCodec<B> {}
+
+impl<B> std::fmt::Debug for ChannelStateCodec<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ChannelStateCodec")
+    }
+}
+
+impl<B: Serialize + DeserializeOwned> ChannelStateCodec<B> {
+    /// The codec of a serde batch type, in postcard.
+    pub fn serde() -> Self {
+        ChannelStateCodec {
+            encode: |batch| {
+                postcard::to_allocvec(batch).map_err(|e| {
+                    crate::Error::Internal(format!("cannot encode an in-flight batch: {e}"))
+                })
+            },
+            decode: |bytes| {
+                postcard::from_bytes(bytes).map_err(|e| {
+                    crate::Error::User(
+                        format!("the in-flight data of the checkpoint is unreadable (the job's record types changed since it was taken?): {e}").into(),
+                    )
+                })
+            },
+        }
     }
 }
 
@@ -135,6 +207,9 @@ pub struct RestoredState {
     pub keyed: Vec<(KeyGroup, Vec<u8>)>,
     /// The subtask state written by the subtask with the same index.
     pub operator: Option<Vec<u8>>,
+    /// The in-flight input the subtask with the same index logged (unaligned
+    /// checkpoints), to process before anything else.
+    pub channels: Vec<ChannelState>,
 }
 
 /// Snapshots the operators of one task's chain write as a barrier passes them.
@@ -161,12 +236,30 @@ pub(crate) enum TaskMessage {
 /// What tasks and the coordinator share.
 #[derive(Debug, Default)]
 pub(crate) struct CheckpointSignals {
-    /// The latest checkpoint the coordinator asked sources to start.
-    pub(crate) triggered: AtomicU64,
+    /// The latest checkpoint the coordinator asked sources to start, shifted left by one,
+    /// with the lowest bit set when it is unaligned (one word, so a source never pairs an
+    /// id with another checkpoint's alignment).
+    triggered: AtomicU64,
     /// Processing time (ms) of that trigger.
     pub(crate) triggered_at: AtomicU64,
     /// The latest completed checkpoint (0: none).
     pub(crate) completed: AtomicU64,
+}
+
+impl CheckpointSignals {
+    /// Publishes checkpoint `id` to the sources.
+    pub(crate) fn publish_trigger(&self, id: u64, at_ms: i64, unaligned: bool) {
+        self.triggered_at
+            .store(at_ms.max(0) as u64, Ordering::Release);
+        self.triggered
+            .store(id << 1 | u64::from(unaligned), Ordering::Release);
+    }
+
+    /// The latest triggered checkpoint and whether it is unaligned.
+    pub(crate) fn latest_trigger(&self) -> (u64, bool) {
+        let word = self.triggered.load(Ordering::Acquire);
+        (word >> 1, word & 1 == 1)
+    }
 }
 
 /// A task's connection to the checkpoint coordinator.
@@ -184,7 +277,12 @@ pub struct TaskCheckpointing {
 impl TaskCheckpointing {
     /// Acknowledges checkpoint `id` with what the chain's operators wrote.
     pub(crate) fn acknowledge(&self, id: CheckpointId) {
-        let snapshots = take_snapshots(&self.collector);
+        self.acknowledge_with(id, take_snapshots(&self.collector));
+    }
+
+    /// Acknowledges checkpoint `id` with `snapshots` (taken earlier: an unaligned
+    /// checkpoint acknowledges once its channel state is complete).
+    pub(crate) fn acknowledge_with(&self, id: CheckpointId, snapshots: Vec<SubtaskSnapshot>) {
         let _ = self.messages.send(TaskMessage::Ack {
             task: self.task,
             id,
@@ -210,12 +308,20 @@ impl TaskCheckpointing {
         }
     }
 
-    /// The checkpoint a source should start now, if a newer one was triggered.
-    pub(crate) fn triggered_after(&self, last: u64) -> Option<(CheckpointId, i64)> {
-        let id = self.signals.triggered.load(Ordering::Acquire);
+    /// The barrier a source should inject now, if a newer checkpoint was triggered.
+    pub(crate) fn triggered_after(&self, last: u64) -> Option<CheckpointBarrier> {
+        let (id, unaligned) = self.signals.latest_trigger();
         (id > last).then(|| {
             let at = self.signals.triggered_at.load(Ordering::Acquire) as i64;
-            (CheckpointId(id), at)
+            CheckpointBarrier {
+                id: CheckpointId(id),
+                timestamp_ms: at,
+                alignment: if unaligned {
+                    BarrierAlignment::Unaligned { overtaken: 0 }
+                } else {
+                    BarrierAlignment::Aligned
+                },
+            }
         })
     }
 }
@@ -238,7 +344,7 @@ where
     }
     Ok(OperatorSnapshot {
         keyed,
-        operator: None,
+        ..OperatorSnapshot::default()
     })
 }
 

@@ -307,6 +307,7 @@ pub(crate) fn operator_of(file: &StateFile) -> OperatorId {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checkpoint::ChannelState;
 
     fn snapshot(op: u32, subtask: u32, bytes: &[u8]) -> SubtaskSnapshot {
         SubtaskSnapshot {
@@ -315,6 +316,10 @@ mod tests {
             state: OperatorSnapshot {
                 keyed: vec![(3, bytes.to_vec())],
                 operator: Some(vec![subtask as u8]),
+                channels: vec![ChannelState {
+                    channel: 1,
+                    batches: vec![bytes.to_vec()],
+                }],
             },
         }
     }

@@ -443,7 +443,7 @@ impl<K: StateKey> KeyedRuntime<K> {
         }
         Ok(OperatorSnapshot {
             keyed,
-            operator: None,
+            ..OperatorSnapshot::default()
         })
     }
 

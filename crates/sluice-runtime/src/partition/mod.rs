@@ -189,6 +189,17 @@ impl<T: Clone + Send + 'static> EventSink<Records<T>> for RouterOutput<T> {
     fn on_event(&mut self, event: StreamEvent<Records<T>>) -> Result<()> {
         match event {
             StreamEvent::Data(batch) => self.route(batch),
+            StreamEvent::Barrier(barrier) if barrier.is_unaligned() => {
+                // Ahead of the data: never waits for room downstream. The partial batches
+                // held here belong before the barrier and travel behind it as in-flight
+                // data.
+                let batch_size = self.batch_size;
+                for (writer, pending) in self.writers.iter_mut().zip(&mut self.pending) {
+                    let held = (!pending.is_empty()).then(|| pending.take(batch_size));
+                    writer.send_overtaking(barrier, held)?;
+                }
+                Ok(())
+            }
             control => {
                 self.flush()?;
                 for writer in &mut self.writers {

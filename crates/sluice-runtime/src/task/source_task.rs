@@ -4,7 +4,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
 
-use sluice_core::{CheckpointBarrier, Records, StreamEvent, Watermark, WatermarkStatus};
+use sluice_core::{Records, StreamEvent, Watermark, WatermarkStatus};
 
 use super::Task;
 use crate::checkpoint::{OperatorSnapshot, SubtaskSnapshot, TaskCheckpointing};
@@ -115,9 +115,10 @@ impl<T: Send + 'static> SourceTask<T> {
             reader.notify_checkpoint_complete(done)?;
             self.downstream.notify_checkpoint_complete(done)?;
         }
-        let Some((id, at)) = cp.triggered_after(*last) else {
+        let Some(barrier) = cp.triggered_after(*last) else {
             return Ok(());
         };
+        let id = barrier.id;
         *last = id.0;
         let position = reader.snapshot_position()?;
         cp.collector
@@ -127,15 +128,12 @@ impl<T: Send + 'static> SourceTask<T> {
                 operator: self.ctx.operator_id,
                 subtask: self.ctx.location.subtask,
                 state: OperatorSnapshot {
-                    keyed: Vec::new(),
                     operator: position,
+                    ..OperatorSnapshot::default()
                 },
             });
-        self.downstream
-            .on_event(StreamEvent::Barrier(CheckpointBarrier {
-                id,
-                timestamp_ms: at,
-            }))?;
+        // An unaligned barrier overtakes what the channels behind the chain hold.
+        self.downstream.on_event(StreamEvent::Barrier(barrier))?;
         if let Some(cp) = self.checkpointing.as_ref() {
             cp.acknowledge(id);
         }
@@ -182,11 +180,10 @@ impl<T: Send + 'static> Task for SourceTask<T> {
         let batch_size = self.ctx.batch_size;
         let mut backoff = PENDING_BACKOFF_MIN;
         let mut last_tick = i64::MIN;
-        let mut last_checkpoint = self.checkpointing.as_ref().map_or(0, |c| {
-            c.signals
-                .triggered
-                .load(std::sync::atomic::Ordering::Acquire)
-        });
+        let mut last_checkpoint = self
+            .checkpointing
+            .as_ref()
+            .map_or(0, |c| c.signals.latest_trigger().0);
         let finished_naturally = loop {
             if self.control.is_cancelled() {
                 return Err(Error::Cancelled);
