@@ -244,8 +244,8 @@ fn a_two_input_job_restores_its_in_flight_data_exactly_once() {
             .set_channel_capacity(4)
             .set_handle_ctrl_c(false);
         env.set_checkpointing(unaligned(5));
-        let first = failing_map(&env.generate(n1, move |i| (i % keys, i)), fail1, 500)
-            .key_by(|r| r.0);
+        let first =
+            failing_map(&env.generate(n1, move |i| (i % keys, i)), fail1, 500).key_by(|r| r.0);
         let second =
             failing_map(&env.generate(n2, move |i| (i % keys, i)), fail2, 0).key_by(|r| r.0);
         first

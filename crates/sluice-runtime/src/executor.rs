@@ -173,9 +173,12 @@ impl LocalExecutor {
         let mut restores = Vec::new();
         let mut restored_from = None;
         let mut first = true;
+        // Checkpoints of this job whose state could not be read: the next attempt falls
+        // back to an older retained one.
+        let mut unreadable = std::collections::HashSet::new();
         let task_count = loop {
             let own = match &storage {
-                Some(s) => s.latest()?,
+                Some(s) => s.latest_readable(&unreadable)?,
                 None => None,
             };
             // A savepoint to start from counts until the job has a checkpoint of its own.
@@ -218,23 +221,31 @@ impl LocalExecutor {
                     tracing::info!(job = %graph.name, checkpoint = meta.id, "restoring from checkpoint {}", meta.id);
                 }
             }
+            let restored = match (&restore_storage, &restore) {
+                (Some(s), Some(meta)) => self.restored_states(graph, s, meta),
+                _ => Ok(HashMap::new()),
+            };
+            if let (Err(e @ Error::Checkpoint { .. }), Some(meta), false) =
+                (&restored, &restore, from_savepoint)
+            {
+                // An unreadable checkpoint of the job's own: an older retained one (if
+                // any) is better than failing; this does not count as a restart.
+                tracing::warn!(job = %graph.name, checkpoint = meta.id, error = %e, "checkpoint {} cannot be restored; falling back to an older retained checkpoint (keep `retained` at 2 or more to have one)", meta.id);
+                unreadable.insert(meta.id);
+                continue;
+            }
             if !first {
                 restores.push(restore.as_ref().map_or(0, |m| m.id));
             }
             first = false;
             let attempt = JobControl::child(&control);
             metrics = MetricRegistry::new();
-            // A failure while setting the attempt up (reading a checkpoint) goes through the
-            // restart strategy like a task failure; an invalid job does not.
-            let outcome = self
-                .run_attempt(
-                    graph,
-                    &plan,
-                    &attempt,
-                    &metrics,
-                    storage.as_ref(),
-                    restore_storage.as_deref().zip(restore.as_ref()),
-                )
+            // A failure while setting the attempt up goes through the restart strategy
+            // like a task failure; an invalid job does not.
+            let outcome = restored
+                .and_then(|restored| {
+                    self.run_attempt(graph, &plan, &attempt, &metrics, storage.as_ref(), restored)
+                })
                 .unwrap_or_else(|e| Attempt {
                     result: Err(e),
                     report: CoordinatorReport::default(),
@@ -315,7 +326,7 @@ impl LocalExecutor {
         control: &Arc<JobControl>,
         metrics: &Arc<MetricRegistry>,
         storage: Option<&Arc<CheckpointStorage>>,
-        restore: Option<(&CheckpointStorage, &CheckpointMetadata)>,
+        restored: HashMap<(OperatorId, u32), Arc<RestoredState>>,
     ) -> Result<Attempt> {
         // Spinning before parking pays when every task has a core; with more tasks than
         // cores it takes cycles from tasks that have work.
@@ -323,10 +334,6 @@ impl LocalExecutor {
         let spin = match self.config.spin_before_park {
             Some(spin) => spin,
             None => task_count as usize <= available_cores(),
-        };
-        let restored = match restore {
-            Some((s, meta)) => self.restored_states(graph, s, meta)?,
-            None => HashMap::new(),
         };
         let mut channels = self.create_channels(graph, plan, control, spin);
         channels.metrics = Arc::clone(metrics);

@@ -153,7 +153,25 @@ impl CheckpointStorage {
         self.runtime
             .block_on(self.store.put(path, PutPayload::from(bytes)))
             .map(|_| ())
-            .map_err(|e| storage_error(&self.location, format!("cannot write {path}: {e}")))
+            .map_err(|e| storage_error(&self.location, format!("cannot write {path}: {e}")))?;
+        self.sync_local(path)
+    }
+
+    /// Makes a file written to a local store durable (its data, and its name in the
+    /// directory, which the store gave it by a rename), so a completed checkpoint
+    /// survives a power loss, not only a process crash.
+    fn sync_local(&self, path: &Path) -> Result<()> {
+        let Some(root) = &self.local_root else {
+            return Ok(());
+        };
+        let file = root.join(path.as_ref());
+        let sync = |p: &FsPath| std::fs::File::open(p).and_then(|f| f.sync_all());
+        sync(&file)
+            .and_then(|()| match file.parent() {
+                Some(dir) => sync(dir),
+                None => Ok(()),
+            })
+            .map_err(|e| storage_error(&self.location, format!("cannot sync {path}: {e}")))
     }
 
     fn get(&self, path: &Path) -> Result<Vec<u8>> {
@@ -262,10 +280,31 @@ impl CheckpointStorage {
     /// # Errors
     /// [`Error::Checkpoint`] when the store cannot be read.
     pub fn latest(&self) -> Result<Option<CheckpointMetadata>> {
-        match self.completed()?.last() {
-            Some(&id) => self.metadata(id).map(Some),
-            None => Ok(None),
+        self.latest_readable(&std::collections::HashSet::new())
+    }
+
+    /// The metadata of the latest completed checkpoint not in `skip` whose metadata is
+    /// readable (an unreadable one is skipped with a warning: an older retained
+    /// checkpoint is better than none).
+    ///
+    /// # Errors
+    /// [`Error::Checkpoint`] when the store cannot be listed.
+    pub fn latest_readable(
+        &self,
+        skip: &std::collections::HashSet<u64>,
+    ) -> Result<Option<CheckpointMetadata>> {
+        for id in self.completed()?.into_iter().rev() {
+            if skip.contains(&id.0) {
+                continue;
+            }
+            match self.metadata(id) {
+                Ok(meta) => return Ok(Some(meta)),
+                Err(e) => {
+                    tracing::warn!(checkpoint = id.0, error = %e, "skipping checkpoint {}: its metadata is unreadable", id.0);
+                }
+            }
         }
+        Ok(None)
     }
 
     /// Deletes every file of checkpoint `id` (complete or not).
