@@ -38,6 +38,9 @@ struct Args {
     /// Ignore checkpoints left by an earlier run.
     #[arg(long)]
     fresh: bool,
+    /// Take unaligned checkpoints (in-flight data becomes part of them).
+    #[arg(long)]
+    unaligned: bool,
 }
 
 /// Count and sum of the values of a window.
@@ -68,6 +71,7 @@ fn main() -> anyhow::Result<()> {
     checkpoints.directory = Some(args.checkpoints.clone());
     checkpoints.resume = !args.fresh;
     checkpoints.retained = 2;
+    checkpoints.unaligned = args.unaligned;
     checkpoints.restart = RestartStrategy::FixedDelay {
         attempts: 3,
         delay: Duration::from_millis(100),

@@ -87,13 +87,23 @@ fn a_job_killed_with_sigkill_resumes_from_its_checkpoints_exactly_once() {
     let mut resumed = 0;
     let mut finished = false;
     for kill in 0..3 {
-        let mut child = command(&out, &chk).spawn().unwrap();
+        // Runs alternate at random between aligned and unaligned checkpoints: either
+        // kind restores the other's checkpoints.
+        let unaligned = next(2) == 1;
+        let mut cmd = command(&out, &chk);
+        if unaligned {
+            cmd.arg("--unaligned");
+        }
+        let mut child = cmd.spawn().unwrap();
         let after = 300 + next(2_700);
         clock.sleep(Duration::from_millis(after));
         child.kill().unwrap(); // SIGKILL (nothing happens if the run already ended)
         let output = child.wait_with_output().unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
-        eprintln!("run {kill}: killed after {after} ms; {}", stderr.trim());
+        eprintln!(
+            "run {kill} (unaligned: {unaligned}): killed after {after} ms; {}",
+            stderr.trim()
+        );
         if stderr.contains("resuming from checkpoint") {
             resumed += 1;
         }

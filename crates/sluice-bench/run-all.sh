@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every issue-#2 and issue-#3 workload RUNS times (default 5) and prints each RESULT line and the
+# Runs every issue-#2, #3 and #4 workload RUNS times (default 5) and prints each RESULT line and the
 # median events/s (and words/s) per workload. Usage: crates/sluice-bench/run-all.sh [RUNS]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -36,3 +36,8 @@ run "session p=1" events_per_sec session --events 50000000 --keys 100000
 for rate in 1000000 9000000; do
     run "latency rate=$rate p=1" p99_ms latency --rate "$rate" --seconds 5
 done
+# Issue #4: checkpoints.
+run "window p=1 checkpoints 1s" events_per_sec --checkpoint-interval-ms 1000 window --events 200000000 --keys 100000
+run "window p=1 unaligned checkpoints 1s" events_per_sec --checkpoint-interval-ms 1000 --unaligned window --events 200000000 --keys 100000
+run "recovery 1M keys p=1" recovery_ms recovery --keys 1000000
+run "latency rate=1000000 checkpoints 1s" p99_ms --checkpoint-interval-ms 1000 latency --rate 1000000 --seconds 5

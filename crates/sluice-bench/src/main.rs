@@ -6,6 +6,8 @@
 //! cargo run --release -p sluice-bench -- keyed-sum --events 100000000 --keys 100000
 //! cargo run --release -p sluice-bench -- grep --input /tmp/zipf.txt --pattern abc
 //! cargo run --release -p sluice-bench -- latency --rate 1000000 --seconds 10
+//! cargo run --release -p sluice-bench -- recovery --keys 1000000   # checkpoints, restore
+//! cargo run --release -p sluice-bench -- --checkpoint-interval-ms 1000 window
 //! cargo run --release -p sluice-bench -- micro-state      # state table updates
 //! cargo run --release -p sluice-bench -- micro-partition  # hash partitioning
 //! cargo run --release -p sluice-bench -- micro-channel    # batches between threads
@@ -16,6 +18,7 @@
 
 mod latency;
 mod micro;
+mod recovery;
 mod text;
 
 // mimalloc instead of the system allocator: records are allocated on one thread and freed
@@ -53,14 +56,29 @@ struct Cli {
     /// has no more tasks than the machine has cores.
     #[arg(long, global = true)]
     spin: Option<bool>,
-    /// Take an exactly-once checkpoint (in memory) every this many milliseconds.
+    /// Take an exactly-once checkpoint every this many milliseconds.
     #[arg(long, global = true)]
     checkpoint_interval_ms: Option<u64>,
+    /// Unaligned checkpoints (with `--checkpoint-interval-ms`).
+    #[arg(long, global = true)]
+    unaligned: bool,
+    /// Write checkpoints to this local directory (default: in memory).
+    #[arg(long, global = true)]
+    checkpoint_dir: Option<PathBuf>,
 }
 
-/// Batch size, channel capacity, spinning and checkpoint interval every workload runs with.
-static TUNING: std::sync::OnceLock<(usize, usize, Option<bool>, Option<u64>)> =
-    std::sync::OnceLock::new();
+/// What every workload runs with.
+#[derive(Debug, Clone, Default)]
+struct Tuning {
+    batch_size: usize,
+    channel_capacity: usize,
+    spin: Option<bool>,
+    checkpoint_interval_ms: Option<u64>,
+    unaligned: bool,
+    checkpoint_dir: Option<PathBuf>,
+}
+
+static TUNING: std::sync::OnceLock<Tuning> = std::sync::OnceLock::new();
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Mode {
@@ -145,6 +163,20 @@ enum Workload {
         #[arg(long, default_value_t = 1)]
         parallelism: u32,
     },
+    /// Running sums over many keys with checkpoints (every second unless
+    /// `--checkpoint-interval-ms` says otherwise) and one failure: checkpoint duration
+    /// and size, and the time from the failure to processing again.
+    Recovery {
+        #[arg(long, default_value_t = 100_000_000)]
+        events: u64,
+        #[arg(long, default_value_t = 1_000_000)]
+        keys: u64,
+        #[arg(long, default_value_t = 1)]
+        parallelism: u32,
+        /// Index of the event at which the job fails (default: at 60%).
+        #[arg(long)]
+        fail_at: Option<u64>,
+    },
     /// Micro: increments in a key-group state table, with and without prefetching.
     MicroState {
         #[arg(long, default_value_t = 50_000_000)]
@@ -224,19 +256,29 @@ impl Drop for Progress {
     }
 }
 
+/// The checkpoint configuration of the command line, if it asks for checkpoints.
+fn checkpoint_config(tuning: &Tuning) -> Option<sluice_api::CheckpointConfig> {
+    tuning.checkpoint_interval_ms.map(|ms| {
+        let mut config = sluice_api::CheckpointConfig::every(Duration::from_millis(ms));
+        config.unaligned = tuning.unaligned;
+        config.directory = tuning.checkpoint_dir.clone();
+        // A benchmark measures a run of its own, not the resumption of an earlier one.
+        config.resume = false;
+        config
+    })
+}
+
 fn env_with(parallelism: u32) -> StreamExecutionEnvironment {
-    let (batch_size, capacity, spin, checkpoint_ms) =
-        TUNING.get().copied().unwrap_or((1024, 4, None, None));
+    let tuning = TUNING.get().cloned().unwrap_or_default();
     let config = JobConfig {
-        spin_before_park: spin,
-        checkpointing: checkpoint_ms
-            .map(|ms| sluice_api::CheckpointConfig::every(Duration::from_millis(ms))),
+        spin_before_park: tuning.spin,
+        checkpointing: checkpoint_config(&tuning),
         ..JobConfig::default()
     };
     let env = StreamExecutionEnvironment::with_config(config);
     env.set_parallelism(parallelism)
-        .set_batch_size(batch_size)
-        .set_channel_capacity(capacity);
+        .set_batch_size(tuning.batch_size.max(1))
+        .set_channel_capacity(tuning.channel_capacity.max(1));
     env
 }
 
@@ -246,9 +288,10 @@ fn report(workload: &str, parallelism: u32, events: u64, result: &JobResult, ext
         String::new()
     } else {
         format!(
-            " checkpoints={} checkpoints_aborted={}",
+            " checkpoints={} checkpoints_aborted={}{}",
             result.checkpoints.len(),
-            result.checkpoints_aborted
+            result.checkpoints_aborted,
+            recovery::summarize(&result.checkpoint_stats)
         )
     };
     println!(
@@ -440,12 +483,14 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let _ = TUNING.set((
-        cli.batch_size,
-        cli.channel_capacity,
-        cli.spin,
-        cli.checkpoint_interval_ms,
-    ));
+    let _ = TUNING.set(Tuning {
+        batch_size: cli.batch_size,
+        channel_capacity: cli.channel_capacity,
+        spin: cli.spin,
+        checkpoint_interval_ms: cli.checkpoint_interval_ms,
+        unaligned: cli.unaligned,
+        checkpoint_dir: cli.checkpoint_dir.clone(),
+    });
     match cli.workload {
         Workload::Wordcount {
             input,
@@ -490,6 +535,27 @@ fn main() -> anyhow::Result<()> {
             keys,
             parallelism,
         ),
+        Workload::Recovery {
+            events,
+            keys,
+            parallelism,
+            fail_at,
+        } => {
+            let mut tuning = TUNING.get().cloned().unwrap_or_default();
+            tuning.checkpoint_interval_ms = tuning.checkpoint_interval_ms.or(Some(1000));
+            let mut checkpoints = checkpoint_config(&tuning)
+                .ok_or_else(|| anyhow::anyhow!("recovery needs checkpoints"))?;
+            checkpoints.restart = recovery::restart_at_once();
+            let env = env_with(parallelism);
+            env.set_checkpointing(checkpoints);
+            recovery::recovery(
+                &env,
+                events,
+                keys.max(1),
+                parallelism,
+                fail_at.unwrap_or(events / 10 * 6),
+            )
+        }
         Workload::MicroState { events, keys } => micro::state(events, keys.max(1)),
         Workload::MicroPartition { events, channels } => micro::partition(events, channels.max(1)),
         Workload::MicroChannel { events, batch } => micro::channel(events, batch.max(1)),
