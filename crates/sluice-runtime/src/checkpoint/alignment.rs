@@ -37,7 +37,7 @@ pub enum AlignmentAction {
     /// The first barrier of an unaligned checkpoint: read every channel (an alignment it
     /// replaced is abandoned), snapshot and forward the barrier now, log what the barrier
     /// overtook on its channel, and log the batches of the other channels as
-    /// [`BarrierAligner::on_event`] says. With `complete`, every channel is done:
+    /// [`BarrierAligner::logs`] says. With `complete`, every channel is done:
     /// acknowledge at once.
     StartUnaligned {
         /// The barrier to forward.
@@ -98,7 +98,7 @@ impl BarrierAligner {
     }
 
     /// Whether an unaligned checkpoint is logging channel state (then every event read
-    /// goes through [`BarrierAligner::on_event`]).
+    /// goes through [`BarrierAligner::logs`]).
     pub fn is_logging(&self) -> bool {
         matches!(self.current, Some((_, Progress::Unaligned(_))))
     }

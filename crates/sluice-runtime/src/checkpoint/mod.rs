@@ -1,7 +1,7 @@
 //! Checkpoints: asynchronous barrier snapshots (Chandy–Lamport style, as in Flink).
 //!
 //! The [`coordinator`] periodically asks every source task to inject a numbered
-//! [`CheckpointBarrier`](sluice_core::CheckpointBarrier). A source snapshots its reader's
+//! [`CheckpointBarrier`]. A source snapshots its reader's
 //! position and sends the barrier downstream in-band; a task with several input channels
 //! aligns the barrier ([`alignment`]: in exactly-once mode it stops reading a channel that
 //! delivered the barrier until every channel did), then every operator of its chain
