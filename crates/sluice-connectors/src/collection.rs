@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use sluice_core::Records;
+use sluice_core::{CheckpointId, Records};
 use sluice_runtime::sink::{Sink, SinkWriter};
 use sluice_runtime::source::{
     encode_position, restored_position, Boundedness, Source, SourcePoll, SourceReader,
@@ -69,7 +69,7 @@ impl<T: Clone + Send + Sync + 'static> SourceReader<T> for CollectionReader<T> {
         })
     }
 
-    fn snapshot_position(&mut self) -> Result<Option<Vec<u8>>> {
+    fn snapshot_position(&mut self, _checkpoint: CheckpointId) -> Result<Option<Vec<u8>>> {
         Ok(Some(encode_position(&[self.next as u64])))
     }
 }

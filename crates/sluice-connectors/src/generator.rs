@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use sluice_core::Records;
+use sluice_core::{CheckpointId, Records};
 use sluice_runtime::source::{
     encode_position, restored_position, Boundedness, Source, SourcePoll, SourceReader,
 };
@@ -127,7 +127,7 @@ impl<T: Send + 'static> SourceReader<T> for GeneratorReader<T> {
         })
     }
 
-    fn snapshot_position(&mut self) -> Result<Option<Vec<u8>>> {
+    fn snapshot_position(&mut self, _checkpoint: CheckpointId) -> Result<Option<Vec<u8>>> {
         Ok(Some(encode_position(&[self.next])))
     }
 }
@@ -302,7 +302,7 @@ impl<T: Send + 'static> SourceReader<T> for SplitGeneratorReader<T> {
         self.splits.iter().map(|s| s.id).collect()
     }
 
-    fn snapshot_position(&mut self) -> Result<Option<Vec<u8>>> {
+    fn snapshot_position(&mut self, _checkpoint: CheckpointId) -> Result<Option<Vec<u8>>> {
         let next: Vec<u64> = self.splits.iter().map(|s| s.next).collect();
         Ok(Some(encode_position(&next)))
     }

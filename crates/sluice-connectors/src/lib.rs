@@ -9,6 +9,8 @@
 //! - **[`socket`]**: [`SocketTextSource`], lines from a TCP server.
 //! - **[`stdout`]**: [`PrintSink`].
 //! - **[`discard`]**: [`DiscardSink`], counts and drops.
+//! - **[`kafka`]**: [`KafkaSource`] and [`KafkaSink`], topics read and written with
+//!   offsets in checkpoints.
 //!
 //! Each source implements [`sluice_runtime::source::Source`], each sink
 //! [`sluice_runtime::sink::Sink`]. Errors say which file or address failed and how to fix it.
@@ -24,6 +26,7 @@ pub mod discard;
 pub mod error;
 pub mod file;
 pub mod generator;
+pub mod kafka;
 pub mod socket;
 pub mod stdout;
 
@@ -32,5 +35,6 @@ pub use discard::DiscardSink;
 pub use error::Error;
 pub use file::{committed_parts, TextFileSink, TextFileSource, TransactionalFileSink};
 pub use generator::{GeneratorSource, SplitGeneratorSource};
+pub use kafka::{KafkaProperties, KafkaRecord, KafkaSink, KafkaSource};
 pub use socket::SocketTextSource;
 pub use stdout::PrintSink;

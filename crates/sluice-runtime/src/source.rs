@@ -76,14 +76,15 @@ pub trait SourceReader<T>: Send {
         Vec::new()
     }
 
-    /// The reader's position (what it has read so far), for a checkpoint taken after the
-    /// records of the last poll. A reader created with `ctx.restored` holding this
-    /// position must go on from there. `None` (the default): the source cannot rewind,
-    /// so a restored job may lose or repeat its records.
+    /// The reader's position (what it has read so far), for checkpoint `checkpoint`
+    /// taken after the records of the last poll. A reader created with `ctx.restored`
+    /// holding this position must go on from there. `None` (the default): the source
+    /// cannot rewind, so a restored job may lose or repeat its records.
     ///
     /// # Errors
     /// [`crate::Error::User`] when the position cannot be taken.
-    fn snapshot_position(&mut self) -> Result<Option<Vec<u8>>> {
+    fn snapshot_position(&mut self, checkpoint: CheckpointId) -> Result<Option<Vec<u8>>> {
+        let _ = checkpoint;
         Ok(None)
     }
 

@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use sluice_core::Records;
+use sluice_core::{CheckpointId, Records};
 use sluice_runtime::source::{
     encode_position, restored_position, Boundedness, Source, SourcePoll, SourceReader,
 };
@@ -201,7 +201,7 @@ impl SourceReader<String> for TextFileReader {
         Ok(SourcePoll::Ready)
     }
 
-    fn snapshot_position(&mut self) -> Result<Option<Vec<u8>>> {
+    fn snapshot_position(&mut self, _checkpoint: CheckpointId) -> Result<Option<Vec<u8>>> {
         let offset = self.current.as_ref().map_or(u64::MAX, |c| c.position);
         Ok(Some(encode_position(&[self.done, offset])))
     }

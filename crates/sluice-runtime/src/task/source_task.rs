@@ -120,7 +120,7 @@ impl<T: Send + 'static> SourceTask<T> {
         };
         let id = barrier.id;
         *last = id.0;
-        let position = reader.snapshot_position()?;
+        let position = reader.snapshot_position(id)?;
         cp.collector
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -1,0 +1,264 @@
+//! [`KafkaSink`]: writes records to a topic.
+//!
+//! The job's serializer turns each record into an optional key and a value. Records
+//! with a key go to the partition of their key (librdkafka's murmur2 partitioner, as the
+//! Java client); [`KafkaSink::round_robin`] deals records over the partitions instead.
+//!
+//! Delivery guarantees:
+//! * [`DeliveryGuarantee::None`]: records are handed to the client and never waited for.
+//! * [`DeliveryGuarantee::AtLeastOnce`] (default): at every checkpoint barrier the sink
+//!   waits until the broker acknowledged every record sent before it, so a completed
+//!   checkpoint never covers a record that is not in Kafka; a failed delivery fails the
+//!   job (never a silent loss). After a restore, records since the checkpoint are sent
+//!   again.
+//!
+//! Exactly-once delivery through Kafka transactions is the next step of issue #5 (see
+//! `docs/design/kafka.md`).
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use rdkafka::error::{KafkaError as ClientError, RDKafkaErrorCode};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::ClientContext;
+use sluice_core::{CheckpointId, Records};
+use sluice_runtime::sink::{Sink, SinkWriter};
+use sluice_runtime::{OperatorContext, Result};
+
+use super::{user_error, KafkaError, KafkaProperties};
+
+/// How a [`KafkaSink`] makes sure records arrive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeliveryGuarantee {
+    /// Fire and forget.
+    None,
+    /// Every record before a checkpoint is acknowledged by the broker before the
+    /// checkpoint completes; a restore may send some again.
+    #[default]
+    AtLeastOnce,
+}
+
+/// Turns a record into its key and value.
+pub type Serializer<T> = Arc<dyn Fn(&T) -> (Option<Vec<u8>>, Vec<u8>) + Send + Sync>;
+
+/// A sink writing records of `T` to one Kafka topic (see the [module docs](self)).
+pub struct KafkaSink<T> {
+    properties: KafkaProperties,
+    topic: String,
+    serializer: Serializer<T>,
+    guarantee: DeliveryGuarantee,
+    round_robin: bool,
+    flush_timeout: Duration,
+}
+
+impl<T> std::fmt::Debug for KafkaSink<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaSink")
+            .field("bootstrap", &self.properties.bootstrap())
+            .field("topic", &self.topic)
+            .field("guarantee", &self.guarantee)
+            .finish()
+    }
+}
+
+impl<T> KafkaSink<T> {
+    /// Writes to `topic` what `serializer` makes of each record: `(key, value)`.
+    pub fn new(
+        properties: KafkaProperties,
+        topic: &str,
+        serializer: impl Fn(&T) -> (Option<Vec<u8>>, Vec<u8>) + Send + Sync + 'static,
+    ) -> Self {
+        KafkaSink {
+            properties,
+            topic: topic.to_string(),
+            serializer: Arc::new(serializer),
+            guarantee: DeliveryGuarantee::AtLeastOnce,
+            round_robin: false,
+            flush_timeout: Duration::from_secs(60),
+        }
+    }
+
+    /// The delivery guarantee (default at-least-once).
+    #[must_use]
+    pub fn delivery_guarantee(mut self, guarantee: DeliveryGuarantee) -> Self {
+        self.guarantee = guarantee;
+        self
+    }
+
+    /// Deals records over the topic's partitions in turn instead of by key.
+    #[must_use]
+    pub fn round_robin(mut self) -> Self {
+        self.round_robin = true;
+        self
+    }
+}
+
+impl KafkaSink<String> {
+    /// Writes each string as a value without key.
+    pub fn strings(properties: KafkaProperties, topic: &str) -> Self {
+        Self::new(properties, topic, |s: &String| {
+            (None, s.as_bytes().to_vec())
+        })
+    }
+}
+
+/// Collects the first delivery failure the client reports.
+#[derive(Default)]
+struct DeliveryErrors {
+    first: Mutex<Option<String>>,
+}
+
+/// The producer's context: records delivery failures.
+struct DeliveryContext(Arc<DeliveryErrors>);
+
+impl ClientContext for DeliveryContext {}
+
+impl ProducerContext for DeliveryContext {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _opaque: ()) {
+        if let Err((e, message)) = result {
+            use rdkafka::message::Message;
+            let mut first = self.0.first.lock().unwrap_or_else(PoisonError::into_inner);
+            if first.is_none() {
+                *first = Some(format!(
+                    "a record for `{}` partition {} was not delivered: {e}",
+                    message.topic(),
+                    message.partition()
+                ));
+            }
+        }
+    }
+}
+
+struct KafkaWriter<T> {
+    producer: BaseProducer<DeliveryContext>,
+    errors: Arc<DeliveryErrors>,
+    bootstrap: String,
+    topic: String,
+    serializer: Serializer<T>,
+    guarantee: DeliveryGuarantee,
+    /// Round robin: the partition count and the next partition.
+    round_robin: Option<(i32, i32)>,
+    flush_timeout: Duration,
+}
+
+impl<T: Send + 'static> Sink<T> for KafkaSink<T> {
+    fn create_writer(&self, ctx: &OperatorContext) -> Result<Box<dyn SinkWriter<T>>> {
+        let bootstrap = self.properties.bootstrap().to_string();
+        let errors = Arc::new(DeliveryErrors::default());
+        let producer: BaseProducer<DeliveryContext> = self
+            .properties
+            .client_config(&[("linger.ms", "5"), ("enable.idempotence", "true")])
+            .create_with_context(DeliveryContext(Arc::clone(&errors)))
+            .map_err(|e| KafkaError::new(&bootstrap, "creating the producer", e))?;
+        let metadata = producer
+            .client()
+            .fetch_metadata(Some(&self.topic), Duration::from_secs(10))
+            .map_err(|e| {
+                KafkaError::new(
+                    &bootstrap,
+                    format!("reading the metadata of `{}`", self.topic),
+                    e,
+                )
+            })?;
+        let partitions = metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == self.topic && t.error().is_none())
+            .map(|t| t.partitions().len() as i32)
+            .filter(|&n| n > 0)
+            .ok_or_else(|| {
+                user_error(format!(
+                    "Kafka ({bootstrap}): topic `{}` does not exist; create it first",
+                    self.topic
+                ))
+            })?;
+        let first = ctx.location.subtask as i32 % partitions;
+        Ok(Box::new(KafkaWriter {
+            producer,
+            errors,
+            bootstrap,
+            topic: self.topic.clone(),
+            serializer: Arc::clone(&self.serializer),
+            guarantee: self.guarantee,
+            round_robin: self.round_robin.then_some((partitions, first)),
+            flush_timeout: self.flush_timeout,
+        }))
+    }
+}
+
+impl<T: Send + 'static> KafkaWriter<T> {
+    fn check_errors(&self) -> Result<()> {
+        let first = self
+            .errors
+            .first
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        match first {
+            Some(why) => Err(user_error(format!(
+                "Kafka ({}): {why}; the job fails rather than lose it",
+                self.bootstrap
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    fn flush(&self) -> Result<()> {
+        self.producer
+            .flush(self.flush_timeout)
+            .map_err(|e| KafkaError::new(&self.bootstrap, "waiting for acknowledgements", e))?;
+        self.check_errors()
+    }
+}
+
+impl<T: Send + 'static> SinkWriter<T> for KafkaWriter<T> {
+    fn write(&mut self, batch: Records<T>) -> Result<()> {
+        for value in batch.values() {
+            let (key, payload) = (self.serializer)(value);
+            let partition = self.round_robin.as_mut().map(|(n, next)| {
+                let p = *next;
+                *next = (*next + 1) % *n;
+                p
+            });
+            loop {
+                let mut record = BaseRecord::to(&self.topic).payload(&payload);
+                if let Some(k) = key.as_deref() {
+                    record = record.key(k);
+                }
+                if let Some(p) = partition {
+                    record = record.partition(p);
+                }
+                match self.producer.send(record) {
+                    Ok(()) => break,
+                    Err((ClientError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                        // The client's queue is full: let it deliver, then try again.
+                        self.producer.poll(Duration::from_millis(10));
+                    }
+                    Err((e, _)) => {
+                        return Err(KafkaError::new(
+                            &self.bootstrap,
+                            format!("sending to `{}`", self.topic),
+                            e,
+                        )
+                        .into())
+                    }
+                }
+            }
+        }
+        self.producer.poll(Duration::ZERO);
+        self.check_errors()
+    }
+
+    fn snapshot_state(&mut self, _checkpoint: CheckpointId) -> Result<Option<Vec<u8>>> {
+        if self.guarantee == DeliveryGuarantee::AtLeastOnce {
+            self.flush()?;
+        }
+        Ok(None)
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        self.flush()
+    }
+}

@@ -1,0 +1,254 @@
+//! The Kafka source and sink against a real Kafka-protocol broker started on 127.0.0.1
+//! by the test (`sluice_testkit::broker`), checked with a plain Kafka client.
+
+// Test helpers may panic on unexpected values: that is how a test fails.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use sluice_api::prelude::*;
+use sluice_api::{CheckpointConfig, RestartStrategy};
+use sluice_connectors::kafka::admin::create_topic;
+use sluice_connectors::kafka::{KafkaProperties, KafkaSink, KafkaSource, MalformedPolicy};
+use sluice_core::{Clock, SystemClock};
+use sluice_testkit::broker::KafkaBroker;
+use sluice_testkit::watchdog::{wait_until, Watchdog};
+
+fn broker() -> KafkaBroker {
+    KafkaBroker::start().unwrap_or_else(|e| panic!("cannot start the test broker: {e}"))
+}
+
+/// Client properties for tests (the broker may answer with large fetch responses).
+fn props(broker: &KafkaBroker) -> KafkaProperties {
+    KafkaProperties::new(broker.bootstrap()).set("receive.message.max.bytes", "2000000000")
+}
+
+fn topic(broker: &KafkaBroker, name: &str, partitions: i32) {
+    create_topic(&props(broker), name, partitions, &[("retention.ms", "-1")]).unwrap();
+}
+
+/// Writes `(key, value)` records with a plain producer and waits for them.
+fn produce(broker: &KafkaBroker, topic: &str, records: &[(Option<String>, String)]) {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .create()
+        .unwrap();
+    for (key, value) in records {
+        let mut record = BaseRecord::to(topic).payload(value.as_bytes());
+        if let Some(k) = key {
+            record = record.key(k.as_bytes());
+        }
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((_, r)) => {
+                    producer.poll(Duration::from_millis(10));
+                    record = r;
+                }
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+}
+
+/// Every value of `topic` a `read_committed` plain consumer sees, waiting until there
+/// are `expected` (or 30 s passed).
+fn consume_all(broker: &KafkaBroker, topic: &str, partitions: i32, expected: usize) -> Vec<String> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .set("group.id", "checker")
+        .set("isolation.level", "read_committed")
+        .set("receive.message.max.bytes", "2000000000")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let clock = SystemClock;
+    let deadline = clock.monotonic_nanos() + 30_000_000_000;
+    let mut values = Vec::new();
+    while values.len() < expected && clock.monotonic_nanos() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            values.push(String::from_utf8(m.payload().unwrap_or_default().to_vec()).unwrap());
+        }
+    }
+    // A little longer: nothing more may come.
+    let settle = clock.monotonic_nanos() + 300_000_000;
+    while clock.monotonic_nanos() < settle {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
+            values.push(String::from_utf8(m.payload().unwrap_or_default().to_vec()).unwrap());
+        }
+    }
+    values.sort();
+    values
+}
+
+#[test]
+fn strings_round_trip_through_a_job_in_bounded_mode() {
+    let _watchdog = Watchdog::start("kafka round trip", Duration::from_secs(120));
+    let broker = broker();
+    topic(&broker, "words", 3);
+    topic(&broker, "upper", 2);
+    let input: Vec<(Option<String>, String)> = (0..5_000)
+        .map(|i| (Some(format!("k{}", i % 17)), format!("word-{i}")))
+        .collect();
+    produce(&broker, "words", &input);
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(2).set_handle_ctrl_c(false);
+    env.add_source(
+        "Kafka",
+        KafkaSource::strings(props(&broker), &["words"]).bounded(),
+    )
+    .map(|s: String| s.to_uppercase())
+    .add_sink("Kafka out", KafkaSink::strings(props(&broker), "upper"));
+    let result = env.execute("kafka round trip").unwrap();
+    assert_eq!(result.status, JobStatus::Finished);
+    let mut expected: Vec<String> = input.iter().map(|(_, v)| v.to_uppercase()).collect();
+    expected.sort();
+    assert_eq!(consume_all(&broker, "upper", 2, expected.len()), expected);
+}
+
+#[test]
+fn offsets_in_checkpoints_restore_keyed_state_exactly_once_and_reach_the_group() {
+    let _watchdog = Watchdog::start("kafka checkpoints", Duration::from_secs(120));
+    let broker = broker();
+    topic(&broker, "numbers", 4);
+    let n = 20_000u64;
+    let input: Vec<(Option<String>, String)> = (0..n)
+        .map(|i| (Some((i % 13).to_string()), i.to_string()))
+        .collect();
+    produce(&broker, "numbers", &input);
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(2)
+        .set_batch_size(64)
+        .set_handle_ctrl_c(false);
+    let mut config = CheckpointConfig::every(Duration::from_millis(10));
+    config.restart = RestartStrategy::FixedDelay {
+        attempts: 5,
+        delay: Duration::from_millis(10),
+    };
+    env.set_checkpointing(config);
+    let failed = Arc::new(AtomicU64::new(0));
+    let f = Arc::clone(&failed);
+    let source = KafkaSource::new(props(&broker).set("group.id", "sums"), &["numbers"], |r| {
+        r.value_str()?.parse::<u64>().map_err(|e| e.to_string())
+    });
+    let sums = env
+        .add_source("Kafka", source)
+        .map(move |v: u64| {
+            if v == n / 2 && f.fetch_add(1, Ordering::SeqCst) == 0 {
+                panic!("injected failure at {v}");
+            }
+            (v % 13, v)
+        })
+        .key_by(|r| r.0)
+        .sum(|r| &mut r.1)
+        .collect();
+    let job = env.execute_async("kafka sums");
+    // The source is unbounded: wait until every record was summed, and the group's
+    // committed offsets cover the whole topic.
+    let mut expected: BTreeMap<u64, u64> = BTreeMap::new();
+    for i in 0..n {
+        *expected.entry(i % 13).or_default() += i;
+    }
+    let checker: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .set("group.id", "sums")
+        .create()
+        .unwrap();
+    wait_until("the group's committed offsets to reach the end", || {
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..4 {
+            tpl.add_partition("numbers", p);
+        }
+        let committed = checker
+            .committed_offsets(tpl, Duration::from_secs(5))
+            .unwrap();
+        let total: i64 = committed
+            .elements()
+            .iter()
+            .map(|e| match e.offset() {
+                Offset::Offset(o) => o,
+                _ => 0,
+            })
+            .sum();
+        total == n as i64
+    });
+    job.cancel();
+    let result = job.join();
+    assert!(failed.load(Ordering::SeqCst) >= 1, "the failure happened");
+    let _ = result;
+    // Running sums: the last value per key must be the full sum, and no key may have
+    // gone past it (a record counted twice would).
+    let mut last: BTreeMap<u64, u64> = BTreeMap::new();
+    for (k, s) in sums.take() {
+        let e = last.entry(k).or_default();
+        *e = (*e).max(s);
+    }
+    assert_eq!(last, expected, "every record summed exactly once");
+}
+
+#[test]
+fn malformed_records_fail_with_their_position_or_are_skipped_and_counted() {
+    let _watchdog = Watchdog::start("kafka malformed", Duration::from_secs(120));
+    let broker = broker();
+    topic(&broker, "mixed", 1);
+    let input: Vec<(Option<String>, String)> = ["1", "2", "x", "4"]
+        .iter()
+        .map(|v| (None, v.to_string()))
+        .collect();
+    produce(&broker, "mixed", &input);
+    let job = |policy: MalformedPolicy| {
+        let env = StreamExecutionEnvironment::new();
+        env.set_parallelism(1).set_handle_ctrl_c(false);
+        let source = KafkaSource::new(props(&broker), &["mixed"], |r| {
+            r.value_str()?.parse::<u64>().map_err(|e| e.to_string())
+        })
+        .bounded()
+        .malformed(policy);
+        let out = env.add_source("Kafka", source).collect();
+        (env.execute("malformed"), out)
+    };
+    let (failed, _) = job(MalformedPolicy::Fail);
+    let message = failed.unwrap_err().to_string();
+    assert!(
+        message.contains("`mixed` partition 0 at offset 2") && message.contains("invalid digit"),
+        "{message}"
+    );
+    let (result, out) = job(MalformedPolicy::SkipAndCount);
+    let result = result.unwrap();
+    let mut got = out.take();
+    got.sort_unstable();
+    assert_eq!(got, vec![1, 2, 4]);
+    assert_eq!(result.counter_total("numMalformedRecords"), 1);
+}
+
+#[test]
+fn an_unreachable_broker_is_named_in_the_error() {
+    let env = StreamExecutionEnvironment::new();
+    env.set_handle_ctrl_c(false);
+    let props =
+        KafkaProperties::new("127.0.0.1:1").set("socket.connection.setup.timeout.ms", "1000");
+    env.add_source(
+        "Kafka",
+        KafkaSource::strings(props, &["t"])
+            .bounded()
+            .request_timeout(Duration::from_secs(2)),
+    )
+    .discard();
+    let message = env.execute("unreachable").unwrap_err().to_string();
+    assert!(
+        message.contains("127.0.0.1:1") && message.contains("reachable"),
+        "{message}"
+    );
+}
