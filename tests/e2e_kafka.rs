@@ -10,14 +10,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use sluice_api::prelude::*;
 use sluice_api::{CheckpointConfig, RestartStrategy};
 use sluice_connectors::kafka::admin::create_topic;
 use sluice_connectors::kafka::{KafkaProperties, KafkaSink, KafkaSource, MalformedPolicy};
-use sluice_core::{Clock, SystemClock};
+use sluice_core::Clock;
 use sluice_testkit::broker::KafkaBroker;
 use sluice_testkit::watchdog::{wait_until, Watchdog};
 
@@ -34,63 +32,12 @@ fn topic(broker: &KafkaBroker, name: &str, partitions: i32) {
     create_topic(&props(broker), name, partitions, &[("retention.ms", "-1")]).unwrap();
 }
 
-/// Writes `(key, value)` records with a plain producer and waits for them.
 fn produce(broker: &KafkaBroker, topic: &str, records: &[(Option<String>, String)]) {
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", broker.bootstrap())
-        .create()
-        .unwrap();
-    for (key, value) in records {
-        let mut record = BaseRecord::to(topic).payload(value.as_bytes());
-        if let Some(k) = key {
-            record = record.key(k.as_bytes());
-        }
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((_, r)) => {
-                    producer.poll(Duration::from_millis(10));
-                    record = r;
-                }
-            }
-        }
-    }
-    producer.flush(Duration::from_secs(30)).unwrap();
+    broker.produce(topic, records).unwrap();
 }
 
-/// Every value of `topic` a `read_committed` plain consumer sees, waiting until there
-/// are `expected` (or 30 s passed).
 fn consume_all(broker: &KafkaBroker, topic: &str, partitions: i32, expected: usize) -> Vec<String> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", broker.bootstrap())
-        .set("group.id", "checker")
-        .set("isolation.level", "read_committed")
-        .set("receive.message.max.bytes", "2000000000")
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)
-            .unwrap();
-    }
-    consumer.assign(&tpl).unwrap();
-    let clock = SystemClock;
-    let deadline = clock.monotonic_nanos() + 30_000_000_000;
-    let mut values = Vec::new();
-    while values.len() < expected && clock.monotonic_nanos() < deadline {
-        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
-            values.push(String::from_utf8(m.payload().unwrap_or_default().to_vec()).unwrap());
-        }
-    }
-    // A little longer: nothing more may come.
-    let settle = clock.monotonic_nanos() + 300_000_000;
-    while clock.monotonic_nanos() < settle {
-        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
-            values.push(String::from_utf8(m.payload().unwrap_or_default().to_vec()).unwrap());
-        }
-    }
-    values.sort();
-    values
+    broker.read_committed(topic, partitions, expected).unwrap()
 }
 
 #[test]
@@ -250,5 +197,136 @@ fn an_unreachable_broker_is_named_in_the_error() {
     assert!(
         message.contains("127.0.0.1:1") && message.contains("reachable"),
         "{message}"
+    );
+}
+
+/// Wraps the exactly-once Kafka sink and fails once right before a commit (the
+/// checkpoint completed, its transaction not yet written) and once right after one.
+struct CrashingSink {
+    inner: KafkaSink<String>,
+    failures: Arc<AtomicU64>,
+}
+
+struct CrashingWriter {
+    inner: Box<dyn sluice_runtime::sink::SinkWriter<String>>,
+    failures: Arc<AtomicU64>,
+    notified: u64,
+}
+
+impl sluice_runtime::sink::Sink<String> for CrashingSink {
+    fn create_writer(
+        &self,
+        ctx: &sluice_runtime::OperatorContext,
+    ) -> sluice_api::Result<Box<dyn sluice_runtime::sink::SinkWriter<String>>> {
+        Ok(Box::new(CrashingWriter {
+            inner: self.inner.create_writer(ctx)?,
+            failures: Arc::clone(&self.failures),
+            notified: 0,
+        }))
+    }
+}
+
+impl sluice_runtime::sink::SinkWriter<String> for CrashingWriter {
+    fn write(&mut self, batch: sluice_api::Records<String>) -> sluice_api::Result<()> {
+        self.inner.write(batch)
+    }
+    fn snapshot_state(
+        &mut self,
+        checkpoint: sluice_core::CheckpointId,
+    ) -> sluice_api::Result<Option<Vec<u8>>> {
+        self.inner.snapshot_state(checkpoint)
+    }
+    fn notify_checkpoint_complete(
+        &mut self,
+        checkpoint: sluice_core::CheckpointId,
+    ) -> sluice_api::Result<()> {
+        self.notified += 1;
+        if self.notified == 3 && self.failures.fetch_or(1, Ordering::SeqCst) & 1 == 0 {
+            return Err(sluice_api::Error::User("crash before the commit".into()));
+        }
+        self.inner.notify_checkpoint_complete(checkpoint)?;
+        if self.notified == 5 && self.failures.fetch_or(2, Ordering::SeqCst) & 2 == 0 {
+            return Err(sluice_api::Error::User("crash after the commit".into()));
+        }
+        Ok(())
+    }
+    fn stop(&mut self) -> sluice_api::Result<()> {
+        self.inner.stop()
+    }
+    fn finish(&mut self) -> sluice_api::Result<()> {
+        self.inner.finish()
+    }
+}
+
+#[test]
+fn the_exactly_once_sink_commits_each_checkpoint_once_across_failures_around_commits() {
+    let _watchdog = Watchdog::start("kafka exactly-once sink", Duration::from_secs(120));
+    sluice_examples::init_logging();
+    let broker = broker();
+    topic(&broker, "in", 2);
+    topic(&broker, "out", 3);
+    let n = 30_000u64;
+    let input: Vec<(Option<String>, String)> = (0..n).map(|i| (None, i.to_string())).collect();
+    produce(&broker, "in", &input);
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(2)
+        .set_batch_size(64)
+        .set_handle_ctrl_c(false);
+    let mut config = CheckpointConfig::every(Duration::from_millis(20));
+    config.restart = RestartStrategy::FixedDelay {
+        attempts: 5,
+        delay: Duration::from_millis(10),
+    };
+    env.set_checkpointing(config);
+    let failures = Arc::new(AtomicU64::new(0));
+    let panicked = Arc::new(AtomicU64::new(0));
+    let p = Arc::clone(&panicked);
+    env.add_source(
+        "Kafka",
+        KafkaSource::strings(props(&broker), &["in"]).bounded(),
+    )
+    .map(move |s: String| {
+        // Slow enough for several checkpoints; one panic two thirds in.
+        if s.ends_with("00") {
+            sluice_core::SystemClock.sleep(Duration::from_millis(2));
+        }
+        if s == (2 * n / 3).to_string() && p.fetch_add(1, Ordering::SeqCst) == 0 {
+            panic!("injected failure at {s}");
+        }
+        s
+    })
+    .add_sink(
+        "Kafka out",
+        CrashingSink {
+            inner: KafkaSink::strings(props(&broker), "out").exactly_once("eos-test"),
+            failures: Arc::clone(&failures),
+        },
+    );
+    let result = env.execute("kafka exactly-once").unwrap();
+    assert_eq!(
+        failures.load(Ordering::SeqCst),
+        3,
+        "both the crash before and the one after a commit happened"
+    );
+    assert!(result.restarts >= 3, "{} restarts", result.restarts);
+    let got = consume_all(&broker, "out", 3, n as usize);
+    let mut counts: BTreeMap<u64, u32> = BTreeMap::new();
+    for v in &got {
+        *counts.entry(v.parse().unwrap()).or_default() += 1;
+    }
+    let twice: Vec<u64> = counts
+        .iter()
+        .filter(|(_, c)| **c > 1)
+        .map(|(v, _)| *v)
+        .collect();
+    let missing: Vec<u64> = (0..n).filter(|v| !counts.contains_key(v)).collect();
+    assert!(
+        twice.is_empty() && missing.is_empty() && got.len() == n as usize,
+        "{} committed for {n} records; {} duplicated (first {:?}), {} missing (first {:?})",
+        got.len(),
+        twice.len(),
+        &twice[..twice.len().min(5)],
+        missing.len(),
+        &missing[..missing.len().min(5)]
     );
 }

@@ -174,6 +174,81 @@ impl KafkaBroker {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// Writes `(key, value)` records to `topic` with a plain producer and waits until
+    /// the broker acknowledged them.
+    ///
+    /// # Errors
+    /// When the producer cannot be created or a record is not delivered.
+    pub fn produce(&self, topic: &str, records: &[(Option<String>, String)]) -> io::Result<()> {
+        use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+        let producer: BaseProducer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", self.bootstrap())
+            .create()
+            .map_err(|e| other(format!("cannot create a producer: {e}")))?;
+        for (key, value) in records {
+            let mut record = BaseRecord::to(topic).payload(value.as_bytes());
+            if let Some(k) = key {
+                record = record.key(k.as_bytes());
+            }
+            loop {
+                match producer.send(record) {
+                    Ok(()) => break,
+                    Err((_, r)) => {
+                        producer.poll(Duration::from_millis(10));
+                        record = r;
+                    }
+                }
+            }
+        }
+        producer
+            .flush(Duration::from_secs(60))
+            .map_err(|e| other(format!("records for `{topic}` not delivered: {e}")))
+    }
+
+    /// The values of every partition of `topic` (`0..partitions`) as a plain
+    /// `read_committed` consumer sees them, sorted: reads until `expected` values
+    /// arrived (or 60 s passed), then half a second more so that extra ones show.
+    ///
+    /// # Errors
+    /// When the consumer cannot be created or assigned.
+    pub fn read_committed(
+        &self,
+        topic: &str,
+        partitions: i32,
+        expected: usize,
+    ) -> io::Result<Vec<String>> {
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        use rdkafka::message::Message;
+        let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", self.bootstrap())
+            .set("group.id", "sluice-test-checker")
+            .set("isolation.level", "read_committed")
+            .set("receive.message.max.bytes", "2000000000")
+            .create()
+            .map_err(|e| other(format!("cannot create a consumer: {e}")))?;
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        for p in 0..partitions {
+            tpl.add_partition_offset(topic, p, rdkafka::Offset::Beginning)
+                .map_err(|e| other(e.to_string()))?;
+        }
+        consumer.assign(&tpl).map_err(|e| other(e.to_string()))?;
+        let clock = SystemClock;
+        let mut values = Vec::new();
+        let mut poll_until = |deadline: u64, stop_at: Option<usize>| {
+            while clock.monotonic_nanos() < deadline && stop_at.is_none_or(|n| values.len() < n) {
+                if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
+                    values.push(
+                        String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned(),
+                    );
+                }
+            }
+        };
+        poll_until(clock.monotonic_nanos() + 60_000_000_000, Some(expected));
+        poll_until(clock.monotonic_nanos() + 500_000_000, None);
+        values.sort();
+        Ok(values)
+    }
+
     /// What the broker printed so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.data.path().join("broker.log")).unwrap_or_default()

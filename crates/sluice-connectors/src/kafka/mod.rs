@@ -8,8 +8,10 @@
 //!   partition for per-partition watermarks, a bounded mode that stops at the offsets
 //!   that were the latest at start, and a declared policy for malformed records.
 //! - **[`sink`]**: keys and values serialized by the job, partitioning by key or round
-//!   robin, and delivery guarantees none and at-least-once (every record acknowledged by
-//!   the broker before a checkpoint completes).
+//!   robin, and delivery guarantees none, at-least-once (every record acknowledged by
+//!   the broker before a checkpoint completes) and exactly-once (a transaction per
+//!   checkpoint with a commit marker, correct across a crash between pre-commit and
+//!   commit).
 //! - **[`admin`]**: creating topics (tests, examples).
 //!
 //! Client properties: `bootstrap.servers` plus any librdkafka property, as Flink's
@@ -19,6 +21,7 @@ pub mod admin;
 pub mod record;
 pub mod sink;
 pub mod source;
+mod transactional;
 
 pub use record::{KafkaRecord, MalformedPolicy};
 pub use sink::{DeliveryGuarantee, KafkaSink};

@@ -12,8 +12,15 @@
 //!   job (never a silent loss). After a restore, records since the checkpoint are sent
 //!   again.
 //!
-//! Exactly-once delivery through Kafka transactions is the next step of issue #5 (see
-//! `docs/design/kafka.md`).
+//! * [`DeliveryGuarantee::ExactlyOnce`]: records are kept with the checkpoint (a
+//!   write-ahead log in the sink's checkpointed state) and written in one Kafka
+//!   transaction per checkpoint once it completed, together with a commit marker (the
+//!   checkpoint id, committed as an offset of a consumer group of the sink's own, in the
+//!   same transaction). After a crash the restored sink first fences older producers of
+//!   its transactional id (which aborts a transaction left open), reads the marker, and
+//!   writes again exactly the logged checkpoints whose transaction did not commit; a
+//!   `read_committed` consumer sees every record once. See `docs/design/kafka.md` for
+//!   why (librdkafka cannot resume another producer's open transaction).
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -25,6 +32,7 @@ use sluice_core::{CheckpointId, Records};
 use sluice_runtime::sink::{Sink, SinkWriter};
 use sluice_runtime::{OperatorContext, Result};
 
+use super::transactional::{TransactionalConfig, TransactionalWriter};
 use super::{user_error, KafkaError, KafkaProperties};
 
 /// How a [`KafkaSink`] makes sure records arrive.
@@ -36,6 +44,10 @@ pub enum DeliveryGuarantee {
     /// checkpoint completes; a restore may send some again.
     #[default]
     AtLeastOnce,
+    /// Every record is committed exactly once, in a Kafka transaction per checkpoint
+    /// (visible to `read_committed` consumers when the checkpoint completes). Needs
+    /// checkpoints and a transactional id prefix.
+    ExactlyOnce,
 }
 
 /// Turns a record into its key and value.
@@ -49,6 +61,7 @@ pub struct KafkaSink<T> {
     guarantee: DeliveryGuarantee,
     round_robin: bool,
     flush_timeout: Duration,
+    transactional_id_prefix: Option<String>,
 }
 
 impl<T> std::fmt::Debug for KafkaSink<T> {
@@ -75,7 +88,18 @@ impl<T> KafkaSink<T> {
             guarantee: DeliveryGuarantee::AtLeastOnce,
             round_robin: false,
             flush_timeout: Duration::from_secs(60),
+            transactional_id_prefix: None,
         }
+    }
+
+    /// Exactly-once delivery with transactional ids `<prefix>-<subtask>`. The prefix must
+    /// be unique to this sink among all jobs writing to the cluster, and stay the same
+    /// across restarts of the job (it is how a restarted job fences its crashed self).
+    #[must_use]
+    pub fn exactly_once(mut self, transactional_id_prefix: &str) -> Self {
+        self.guarantee = DeliveryGuarantee::ExactlyOnce;
+        self.transactional_id_prefix = Some(transactional_id_prefix.to_string());
+        self
     }
 
     /// The delivery guarantee (default at-least-once).
@@ -104,12 +128,22 @@ impl KafkaSink<String> {
 
 /// Collects the first delivery failure the client reports.
 #[derive(Default)]
-struct DeliveryErrors {
+pub(crate) struct DeliveryErrors {
     first: Mutex<Option<String>>,
 }
 
+impl DeliveryErrors {
+    /// The first failure since the last call, if any.
+    pub(crate) fn take(&self) -> Option<String> {
+        self.first
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+}
+
 /// The producer's context: records delivery failures.
-struct DeliveryContext(Arc<DeliveryErrors>);
+pub(crate) struct DeliveryContext(pub(crate) Arc<DeliveryErrors>);
 
 impl ClientContext for DeliveryContext {}
 
@@ -152,28 +186,28 @@ impl<T: Send + 'static> Sink<T> for KafkaSink<T> {
             .client_config(&[("linger.ms", "5"), ("enable.idempotence", "true")])
             .create_with_context(DeliveryContext(Arc::clone(&errors)))
             .map_err(|e| KafkaError::new(&bootstrap, "creating the producer", e))?;
-        let metadata = producer
-            .client()
-            .fetch_metadata(Some(&self.topic), Duration::from_secs(10))
-            .map_err(|e| {
-                KafkaError::new(
-                    &bootstrap,
-                    format!("reading the metadata of `{}`", self.topic),
-                    e,
-                )
-            })?;
-        let partitions = metadata
-            .topics()
-            .iter()
-            .find(|t| t.name() == self.topic && t.error().is_none())
-            .map(|t| t.partitions().len() as i32)
-            .filter(|&n| n > 0)
-            .ok_or_else(|| {
+        let partitions = self.partitions(&producer)?;
+        if self.guarantee == DeliveryGuarantee::ExactlyOnce {
+            drop(producer);
+            let prefix = self.transactional_id_prefix.as_deref().ok_or_else(|| {
                 user_error(format!(
-                    "Kafka ({bootstrap}): topic `{}` does not exist; create it first",
+                    "Kafka sink to `{}`: exactly-once delivery needs a transactional id prefix; use KafkaSink::exactly_once(prefix)",
                     self.topic
                 ))
             })?;
+            return Ok(Box::new(TransactionalWriter::open(
+                TransactionalConfig {
+                    properties: &self.properties,
+                    topic: &self.topic,
+                    prefix,
+                    serializer: Arc::clone(&self.serializer),
+                    partitions,
+                    round_robin: self.round_robin,
+                    timeout: self.flush_timeout,
+                },
+                ctx,
+            )?));
+        }
         let first = ctx.location.subtask as i32 % partitions;
         Ok(Box::new(KafkaWriter {
             producer,
@@ -188,15 +222,38 @@ impl<T: Send + 'static> Sink<T> for KafkaSink<T> {
     }
 }
 
+impl<T> KafkaSink<T> {
+    /// The number of partitions of the topic (which must exist).
+    fn partitions(&self, producer: &BaseProducer<DeliveryContext>) -> Result<i32> {
+        let bootstrap = self.properties.bootstrap();
+        let metadata = producer
+            .client()
+            .fetch_metadata(Some(&self.topic), Duration::from_secs(10))
+            .map_err(|e| {
+                KafkaError::new(
+                    &bootstrap,
+                    format!("reading the metadata of `{}`", self.topic),
+                    e,
+                )
+            })?;
+        metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == self.topic && t.error().is_none())
+            .map(|t| t.partitions().len() as i32)
+            .filter(|&n| n > 0)
+            .ok_or_else(|| {
+                user_error(format!(
+                    "Kafka ({bootstrap}): topic `{}` does not exist; create it first",
+                    self.topic
+                ))
+            })
+    }
+}
+
 impl<T: Send + 'static> KafkaWriter<T> {
     fn check_errors(&self) -> Result<()> {
-        let first = self
-            .errors
-            .first
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        match first {
+        match self.errors.take() {
             Some(why) => Err(user_error(format!(
                 "Kafka ({}): {why}; the job fails rather than lose it",
                 self.bootstrap

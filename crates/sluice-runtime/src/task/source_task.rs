@@ -180,10 +180,11 @@ impl<T: Send + 'static> Task for SourceTask<T> {
         let batch_size = self.ctx.batch_size;
         let mut backoff = PENDING_BACKOFF_MIN;
         let mut last_tick = i64::MIN;
-        let mut last_checkpoint = self
-            .checkpointing
-            .as_ref()
-            .map_or(0, |c| c.signals.latest_trigger().0);
+        // Checkpoints after the one the attempt started from are this task's to start,
+        // also one triggered while the reader was being created (a Kafka reader takes
+        // longer than a short interval): starting from the current trigger would skip it
+        // and leave it pending until its timeout.
+        let mut last_checkpoint = self.checkpointing.as_ref().map_or(0, |c| c.notified);
         let finished_naturally = loop {
             if self.control.is_cancelled() {
                 return Err(Error::Cancelled);
