@@ -10,6 +10,12 @@ use crate::time::Watermark;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CheckpointId(pub u64);
 
+impl CheckpointId {
+    /// The id operators see in the snapshot a task takes when its input ended: that
+    /// final state belongs to every checkpoint completed after it.
+    pub const FINAL: CheckpointId = CheckpointId(u64::MAX);
+}
+
 /// The marker a source injects to cut the stream into "before" and "after" a checkpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CheckpointBarrier {

@@ -346,7 +346,23 @@ impl LocalExecutor {
             (Some(config), Some(storage)) => {
                 let signals = Arc::new(CheckpointSignals::default());
                 let (tx, rx) = std::sync::mpsc::channel();
+                // Tasks are numbered chain by chain, subtask by subtask (as built below).
+                let mut sources = std::collections::HashSet::new();
+                let mut index = 0usize;
+                for chain in &plan.chains {
+                    let is_source = chain
+                        .nodes
+                        .first()
+                        .is_some_and(|&head| graph.inputs(head).next().is_none());
+                    for _ in 0..chain.parallelism {
+                        if is_source {
+                            sources.insert(index);
+                        }
+                        index += 1;
+                    }
+                }
                 let facts = JobFacts {
+                    sources,
                     job: graph.name.clone(),
                     tasks: task_count as usize,
                     max_parallelism: self.config.max_parallelism,

@@ -231,7 +231,7 @@ impl<T> KafkaSink<T> {
             .fetch_metadata(Some(&self.topic), Duration::from_secs(10))
             .map_err(|e| {
                 KafkaError::new(
-                    &bootstrap,
+                    bootstrap,
                     format!("reading the metadata of `{}`", self.topic),
                     e,
                 )

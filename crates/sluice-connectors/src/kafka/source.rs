@@ -584,7 +584,14 @@ impl<T: Send + 'static> SourceReader<T> for KafkaReader<T> {
     fn notify_checkpoint_complete(&mut self, checkpoint: CheckpointId) -> Result<()> {
         // The offsets of this checkpoint go to the group (older pending ones are covered
         // by it); lag tools see progress, restores never read them.
-        let Some(offsets) = self.pending_commits.remove(&checkpoint.0) else {
+        // The final position (taken when the input ended) belongs to every later
+        // checkpoint.
+        let key = if self.pending_commits.contains_key(&CheckpointId::FINAL.0) {
+            CheckpointId::FINAL.0
+        } else {
+            checkpoint.0
+        };
+        let Some(offsets) = self.pending_commits.remove(&key) else {
             return Ok(());
         };
         self.pending_commits.retain(|id, _| *id > checkpoint.0);

@@ -10,6 +10,11 @@
 //! group (`<transactional id>-commits`): the data and the marker become visible
 //! together or not at all.
 //!
+//! When the input ends, the records since the last barrier become a final entry, part of
+//! the task's final state; it commits once a checkpoint holding that state completed
+//! (the runtime keeps the task until then), so a failure of another task in between
+//! restores the entry instead of writing the records twice.
+//!
 //! Restore: `init_transactions` fences older producers with the same id and aborts a
 //! transaction they left open; the marker then says which entries of the restored state
 //! committed before the crash (id ≤ marker): the others are written again, in order.
@@ -66,7 +71,16 @@ pub(crate) struct TransactionalWriter<T> {
     pending: Vec<(u64, Vec<LoggedRecord>)>,
     /// The highest entry committed (the marker).
     committed: u64,
+    /// The input ended: the last records wait, as the final entry, for the checkpoint
+    /// that includes the task's final state.
+    finished: bool,
+    /// The last checkpoint whose barrier reached the writer.
+    last_barrier: u64,
 }
+
+/// The id of the entry holding the records after the last barrier when the input ended
+/// (the largest marker an offset can carry).
+const FINAL_ENTRY: u64 = i64::MAX as u64;
 
 impl<T: Send + 'static> TransactionalWriter<T> {
     /// The writer of subtask `ctx.location.subtask`: fences its predecessors and
@@ -122,9 +136,18 @@ impl<T: Send + 'static> TransactionalWriter<T> {
             current: Vec::new(),
             pending: Vec::new(),
             committed: 0,
+            finished: false,
+            last_barrier: 0,
         };
         writer.committed = writer.read_marker()?;
-        if let Some(bytes) = ctx.restored.as_ref().and_then(|r| r.operator.as_ref()) {
+        let restored = ctx.restored.as_ref().and_then(|r| r.operator.as_ref());
+        if restored.is_none() && writer.committed > 0 {
+            // A fresh run numbers its checkpoints from 1 again: the marker an earlier run
+            // left would make its entries look committed.
+            writer.commit_entry(0, &[])?;
+            writer.committed = 0;
+        }
+        if let Some(bytes) = restored {
             let pending: Vec<(u64, Vec<LoggedRecord>)> =
                 postcard::from_bytes(bytes).map_err(|e| {
                     user_error(format!(
@@ -168,7 +191,7 @@ impl<T: Send + 'static> TransactionalWriter<T> {
             .unwrap_or(0))
     }
 
-    fn send(&mut self, record: &LoggedRecord) -> Result<()> {
+    fn send(&self, record: &LoggedRecord) -> Result<()> {
         loop {
             let mut r = BaseRecord::to(&self.topic).payload(&record.value);
             if let Some(k) = record.key.as_deref() {
@@ -265,8 +288,11 @@ impl<T: Send + 'static> SinkWriter<T> for TransactionalWriter<T> {
     }
 
     fn snapshot_state(&mut self, checkpoint: CheckpointId) -> Result<Option<Vec<u8>>> {
-        let records = std::mem::take(&mut self.current);
-        self.pending.push((checkpoint.0, records));
+        if checkpoint != CheckpointId::FINAL {
+            let records = std::mem::take(&mut self.current);
+            self.pending.push((checkpoint.0, records));
+            self.last_barrier = checkpoint.0;
+        }
         let bytes = postcard::to_allocvec(&self.pending).map_err(|e| {
             sluice_runtime::Error::Internal(format!("cannot encode the Kafka sink's log: {e}"))
         })?;
@@ -274,6 +300,12 @@ impl<T: Send + 'static> SinkWriter<T> for TransactionalWriter<T> {
     }
 
     fn notify_checkpoint_complete(&mut self, checkpoint: CheckpointId) -> Result<()> {
+        // After the input ended, a checkpoint newer than the last barrier the writer saw
+        // holds its final state (the task did not acknowledge it with a barrier): the
+        // final entry commits with it. Older ones commit their own entries.
+        if self.finished && checkpoint.0 > self.last_barrier {
+            return self.commit_up_to(FINAL_ENTRY);
+        }
         self.commit_up_to(checkpoint.0)
     }
 
@@ -284,15 +316,13 @@ impl<T: Send + 'static> SinkWriter<T> for TransactionalWriter<T> {
     }
 
     fn finish(&mut self) -> Result<()> {
-        // The input ended: commit everything, the tail in a transaction of its own
-        // (marked one above the last checkpoint's id).
-        let last = self.pending.last().map_or(self.committed, |(id, _)| *id);
-        self.commit_up_to(last)?;
-        if !self.current.is_empty() {
-            let id = last.max(self.committed) + 1;
-            let records = std::mem::take(&mut self.current);
-            self.commit_entry(id, &records)?;
-        }
+        // The input ended: the records since the last barrier become the final entry,
+        // part of the task's final state; it commits when a checkpoint with that state
+        // completed (the task waits for one), so a failure elsewhere before then
+        // restores it from the checkpoint instead of writing it twice.
+        let records = std::mem::take(&mut self.current);
+        self.pending.push((FINAL_ENTRY, records));
+        self.finished = true;
         Ok(())
     }
 }

@@ -6,8 +6,16 @@
 //! task threads, so tasks go on processing while their state is uploaded. A checkpoint
 //! completes when every task acknowledged it and every file was written; the metadata
 //! file is written last. A checkpoint is aborted (and its files deleted) when it times
-//! out or when a task that has not acknowledged it finished (a task whose input ended
-//! takes no further checkpoints, so none is triggered after that).
+//! out.
+//!
+//! A task whose input ended hands over its final state and counts as acknowledging
+//! every later checkpoint with it (Flink's checkpoints after tasks finished), so
+//! checkpoints go on while other sources run; when every task finished, one last
+//! checkpoint is completed from the final states alone, and the tasks, which wait for
+//! it, commit their last output (two-phase-commit sinks). A task stopped without its
+//! input ending (a graceful stop) takes no further part: pending checkpoints it did not
+//! acknowledge are aborted and none is triggered after that, so a stopped job resumes
+//! from its last checkpoint.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -78,6 +86,8 @@ pub struct JobFacts {
     pub max_parallelism: u32,
     /// Parallelism per operator.
     pub parallelism: Vec<(u32, u32)>,
+    /// The tasks that run sources (they inject barriers).
+    pub sources: HashSet<usize>,
 }
 
 /// Triggers and completes the checkpoints of one job run.
@@ -90,7 +100,14 @@ pub struct CheckpointCoordinator {
     clock: Arc<dyn Clock>,
     next_id: u64,
     pending: BTreeMap<u64, Pending>,
-    finished: HashSet<usize>,
+    /// Tasks whose input ended, with their final state.
+    finished: BTreeMap<usize, Vec<SubtaskSnapshot>>,
+    /// For each finished task, the first checkpoint that includes its final state.
+    final_targets: BTreeMap<usize, u64>,
+    /// A task was stopped (not finished): no checkpoint is triggered any more.
+    stopped: bool,
+    /// The latest completed checkpoint.
+    last_completed: u64,
     retained: VecDeque<CheckpointId>,
     last_trigger_nanos: Option<u64>,
     last_complete_nanos: Option<u64>,
@@ -137,7 +154,10 @@ impl CheckpointCoordinator {
             clock,
             next_id: last + 1,
             pending: BTreeMap::new(),
-            finished: HashSet::new(),
+            finished: BTreeMap::new(),
+            final_targets: BTreeMap::new(),
+            stopped: false,
+            last_completed: last,
             retained: existing.into_iter().collect(),
             last_trigger_nanos: Some(start),
             last_complete_nanos: None,
@@ -185,8 +205,20 @@ impl CheckpointCoordinator {
         self.clock.monotonic_nanos()
     }
 
+    /// Whether every source task finished (no barrier can be injected any more).
+    fn sources_done(&self) -> bool {
+        self.facts
+            .sources
+            .iter()
+            .all(|t| self.finished.contains_key(t))
+    }
+
     fn maybe_trigger(&mut self) {
-        if !self.finished.is_empty() || self.pending.len() >= self.config.max_concurrent.max(1) {
+        if self.stopped || self.pending.len() >= self.config.max_concurrent.max(1) {
+            return;
+        }
+        if self.sources_done() {
+            self.maybe_complete_final();
             return;
         }
         let now = self.now_nanos();
@@ -217,10 +249,10 @@ impl CheckpointCoordinator {
             }));
             return;
         }
-        if !self.finished.is_empty() {
+        if self.stopped || self.sources_done() {
             let _ = request.1.send(Err(Error::Checkpoint {
                 location: request.0.display().to_string(),
-                message: "the job's input ended; a savepoint needs every task running".into(),
+                message: "the job's input ended; a savepoint needs a running source".into(),
             }));
             return;
         }
@@ -252,6 +284,12 @@ impl CheckpointCoordinator {
         );
         self.signals.publish_trigger(id, at, unaligned);
         tracing::debug!(job = %self.facts.job, checkpoint = id, "checkpoint triggered");
+        // Finished tasks acknowledge it at once with their final state.
+        let finals: Vec<(usize, Vec<SubtaskSnapshot>)> =
+            self.finished.iter().map(|(t, s)| (*t, s.clone())).collect();
+        for (task, snapshots) in finals {
+            self.acknowledge(id, task, &snapshots);
+        }
     }
 
     fn on_message(&mut self, message: TaskMessage) {
@@ -260,38 +298,13 @@ impl CheckpointCoordinator {
                 task,
                 id,
                 snapshots,
+            } => self.acknowledge(id.0, task, &snapshots),
+            TaskMessage::Finished {
+                task,
+                snapshots: None,
+                ..
             } => {
-                let Some(pending) = self.pending.get_mut(&id.0) else {
-                    return;
-                };
-                for snapshot in snapshots.iter().filter(|s| !s.state.is_empty()) {
-                    let state = &snapshot.state;
-                    pending.state_bytes +=
-                        state.keyed.iter().map(|(_, b)| b.len() as u64).sum::<u64>()
-                            + state.operator.as_ref().map_or(0, |b| b.len() as u64);
-                    pending.in_flight_bytes += state
-                        .channels
-                        .iter()
-                        .flat_map(|c| &c.batches)
-                        .map(|b| b.len() as u64)
-                        .sum::<u64>();
-                    match self.storage.write_state(id, snapshot) {
-                        Ok(file) => pending.files.push(file),
-                        Err(e) => {
-                            tracing::warn!(checkpoint = id.0, error = %e, "cannot write checkpoint state");
-                            pending.failed = true;
-                        }
-                    }
-                }
-                pending.acked.insert(task);
-                if pending.failed {
-                    self.abort(id.0, "a state file could not be written");
-                } else if pending.acked.len() >= self.facts.tasks {
-                    self.complete(id.0);
-                }
-            }
-            TaskMessage::Finished { task } => {
-                self.finished.insert(task);
+                self.stopped = true;
                 let stuck: Vec<u64> = self
                     .pending
                     .iter()
@@ -299,10 +312,78 @@ impl CheckpointCoordinator {
                     .map(|(id, _)| *id)
                     .collect();
                 for id in stuck {
-                    self.abort(id, "a task finished before acknowledging it");
+                    self.abort(id, "a task stopped before acknowledging it");
+                }
+            }
+            TaskMessage::Finished {
+                task,
+                snapshots: Some(snapshots),
+                reply,
+            } => {
+                // Every checkpoint this task has not acknowledged gets its final state.
+                let open: Vec<u64> = self
+                    .pending
+                    .iter()
+                    .filter(|(_, p)| !p.acked.contains(&task))
+                    .map(|(id, _)| *id)
+                    .collect();
+                let target = open.first().copied().unwrap_or(self.next_id);
+                self.finished.insert(task, snapshots.clone());
+                self.final_targets.insert(task, target);
+                for id in open {
+                    self.acknowledge(id, task, &snapshots);
+                }
+                if let Some(reply) = reply {
+                    let _ = reply.send(target);
                 }
             }
         }
+    }
+
+    /// Task `task` acknowledged checkpoint `id` with `snapshots`.
+    fn acknowledge(&mut self, id: u64, task: usize, snapshots: &[SubtaskSnapshot]) {
+        let Some(pending) = self.pending.get_mut(&id) else {
+            return;
+        };
+        for snapshot in snapshots.iter().filter(|s| !s.state.is_empty()) {
+            let state = &snapshot.state;
+            pending.state_bytes += state.keyed.iter().map(|(_, b)| b.len() as u64).sum::<u64>()
+                + state.operator.as_ref().map_or(0, |b| b.len() as u64);
+            pending.in_flight_bytes += state
+                .channels
+                .iter()
+                .flat_map(|c| &c.batches)
+                .map(|b| b.len() as u64)
+                .sum::<u64>();
+            match self.storage.write_state(CheckpointId(id), snapshot) {
+                Ok(file) => pending.files.push(file),
+                Err(e) => {
+                    tracing::warn!(checkpoint = id, error = %e, "cannot write checkpoint state");
+                    pending.failed = true;
+                }
+            }
+        }
+        pending.acked.insert(task);
+        if pending.failed {
+            self.abort(id, "a state file could not be written");
+        } else if pending.acked.len() >= self.facts.tasks {
+            self.complete(id);
+        }
+    }
+
+    /// When every task finished and some final state is in no completed checkpoint yet,
+    /// completes a last checkpoint from the final states alone (no barrier needed).
+    fn maybe_complete_final(&mut self) {
+        let all_finished = self.finished.len() >= self.facts.tasks;
+        let needed = self
+            .final_targets
+            .values()
+            .any(|&target| target > self.last_completed);
+        if !all_finished || !needed || !self.pending.is_empty() {
+            return;
+        }
+        let now = self.now_nanos();
+        self.trigger(now, None);
     }
 
     fn abort_timed_out(&mut self) {
@@ -396,6 +477,7 @@ impl CheckpointCoordinator {
         let took = Duration::from_nanos(self.now_nanos().saturating_sub(pending.started_nanos));
         tracing::info!(job = %self.facts.job, checkpoint = id, ?took, "checkpoint completed");
         self.last_complete_nanos = Some(self.now_nanos());
+        self.last_completed = id;
         self.signals.completed.store(id, Ordering::Release);
         self.report.completed.push(CheckpointId(id));
         self.report.stats.push(CheckpointStats {

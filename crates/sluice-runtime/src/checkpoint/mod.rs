@@ -229,8 +229,15 @@ pub(crate) enum TaskMessage {
         id: CheckpointId,
         snapshots: Vec<SubtaskSnapshot>,
     },
-    /// The task will not take part in checkpoints any more (its input ended).
-    Finished { task: usize },
+    /// The task's input ended. With `snapshots` (its operators' final state) it counts
+    /// as acknowledging every later checkpoint with that state, and the coordinator
+    /// answers on `reply` with the first checkpoint that includes it; without (the job
+    /// was stopped) it takes no part in checkpoints any more.
+    Finished {
+        task: usize,
+        snapshots: Option<Vec<SubtaskSnapshot>>,
+        reply: Option<mpsc::Sender<u64>>,
+    },
 }
 
 /// What tasks and the coordinator share.
@@ -290,11 +297,64 @@ impl TaskCheckpointing {
         });
     }
 
-    /// Tells the coordinator this task will not acknowledge further checkpoints.
+    /// Tells the coordinator this task will not acknowledge further checkpoints (its
+    /// input was stopped: the job resumes from its last checkpoint).
     pub(crate) fn finished(&self) {
-        let _ = self
-            .messages
-            .send(TaskMessage::Finished { task: self.task });
+        let _ = self.messages.send(TaskMessage::Finished {
+            task: self.task,
+            snapshots: None,
+            reply: None,
+        });
+    }
+
+    /// Hands the coordinator the task's final state (its input ended) and waits until a
+    /// checkpoint that includes it completed, passing every completion to `on_complete`
+    /// (two-phase-commit sinks commit their last output then). Returns at once when the
+    /// coordinator is gone.
+    ///
+    /// # Errors
+    /// [`crate::Error::Cancelled`] when the job is cancelled while waiting, and what
+    /// `on_complete` returns.
+    pub(crate) fn finish_with(
+        &mut self,
+        snapshots: Vec<SubtaskSnapshot>,
+        control: &crate::control::JobControl,
+        clock: &dyn sluice_core::Clock,
+        mut on_complete: impl FnMut(CheckpointId) -> crate::Result<()>,
+    ) -> crate::Result<()> {
+        let (tx, rx) = mpsc::channel();
+        let sent = self.messages.send(TaskMessage::Finished {
+            task: self.task,
+            snapshots: Some(snapshots),
+            reply: Some(tx),
+        });
+        if sent.is_err() {
+            return Ok(());
+        }
+        let target = loop {
+            if control.is_cancelled() {
+                return Err(crate::Error::Cancelled);
+            }
+            match rx.recv_timeout(Duration::from_millis(10)) {
+                Ok(target) => break target,
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(()),
+            }
+        };
+        let mut poll = Duration::from_micros(100);
+        loop {
+            if let Some(done) = self.newly_completed() {
+                on_complete(done)?;
+            }
+            if self.notified >= target {
+                return Ok(());
+            }
+            if control.is_cancelled() {
+                return Err(crate::Error::Cancelled);
+            }
+            clock.sleep(poll);
+            poll = (poll * 2).min(Duration::from_millis(5));
+        }
     }
 
     /// A checkpoint completed since the last call, if any.

@@ -48,6 +48,16 @@ pub trait EventSink<B>: Send {
         let _ = id;
         Ok(())
     }
+
+    /// The task's input ended: operators of the chain snapshot their final state (with
+    /// [`CheckpointId::FINAL`]) into the task's snapshot collector, without a barrier.
+    /// Default: nothing (task outputs).
+    ///
+    /// # Errors
+    /// Any failure of an operator.
+    fn snapshot_final(&mut self) -> Result<()> {
+        Ok(())
+    }
 }
 
 impl<B, S: EventSink<B> + ?Sized> EventSink<B> for Box<S> {
@@ -63,6 +73,9 @@ impl<B, S: EventSink<B> + ?Sized> EventSink<B> for Box<S> {
     fn notify_checkpoint_complete(&mut self, id: CheckpointId) -> Result<()> {
         (**self).notify_checkpoint_complete(id)
     }
+    fn snapshot_final(&mut self) -> Result<()> {
+        (**self).snapshot_final()
+    }
 }
 
 /// One operator of a chain and everything downstream of it.
@@ -75,6 +88,22 @@ pub struct ChainLink<Op: Operator> {
 }
 
 impl<Op: Operator> ChainLink<Op> {
+    /// Snapshots the operator into the task's collector (when the job checkpoints).
+    fn snapshot(&mut self, id: CheckpointId) -> Result<()> {
+        if let Some(collector) = self.ctx.snapshots.clone() {
+            let state = self.guarded(|op, _, _| op.snapshot_state(id))?;
+            collector
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(SubtaskSnapshot {
+                    operator: self.ctx.operator_id,
+                    subtask: self.ctx.location.subtask,
+                    state,
+                });
+        }
+        Ok(())
+    }
+
     /// Links `operator` in front of `downstream`.
     pub fn new(
         operator: Op,
@@ -142,17 +171,7 @@ impl<Op: Operator> EventSink<Op::In> for ChainLink<Op> {
                 self.guarded(|op, out, _| op.on_watermark_status(s, out))
             }
             StreamEvent::Barrier(b) => {
-                if let Some(collector) = self.ctx.snapshots.clone() {
-                    let state = self.guarded(|op, _, _| op.snapshot_state(b.id))?;
-                    collector
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .push(SubtaskSnapshot {
-                            operator: self.ctx.operator_id,
-                            subtask: self.ctx.location.subtask,
-                            state,
-                        });
-                }
+                self.snapshot(b.id)?;
                 self.side.on_control(&StreamEvent::Barrier(b))?;
                 self.downstream.on_event(StreamEvent::Barrier(b))
             }
@@ -179,6 +198,12 @@ impl<Op: Operator> EventSink<Op::In> for ChainLink<Op> {
         self.ensure_open()?;
         self.guarded(|op, out, _| op.notify_checkpoint_complete(id, out))?;
         self.downstream.notify_checkpoint_complete(id)
+    }
+
+    fn snapshot_final(&mut self) -> Result<()> {
+        self.ensure_open()?;
+        self.snapshot(CheckpointId::FINAL)?;
+        self.downstream.snapshot_final()
     }
 }
 
@@ -232,6 +257,10 @@ impl<B: Clone + Send> EventSink<B> for FanOut<B> {
         self.outputs
             .iter_mut()
             .try_for_each(|o| o.notify_checkpoint_complete(id))
+    }
+
+    fn snapshot_final(&mut self) -> Result<()> {
+        self.outputs.iter_mut().try_for_each(|o| o.snapshot_final())
     }
 }
 

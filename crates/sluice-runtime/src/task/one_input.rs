@@ -340,10 +340,25 @@ impl<B: Batch> Task for OneInputTask<B> {
         if control.is_cancelled() {
             return Err(crate::Error::Cancelled);
         }
-        if let Some(cp) = checkpointing.as_ref() {
+        let stopped = control.is_stop_requested();
+        if let (Some(cp), true) = (checkpointing.as_ref(), stopped) {
+            // Stopped: the job resumes from its last checkpoint, not from this state.
             cp.link.finished();
         }
         head.on_event(StreamEvent::EndOfStream)?;
-        head.flush()
+        head.flush()?;
+        match checkpointing.as_mut() {
+            Some(cp) if !stopped => {
+                // The input ended: the final state joins the coming checkpoints, and
+                // the task stays until one of them completed (sinks commit then).
+                head.snapshot_final()?;
+                let snapshots = take_snapshots(&cp.link.collector);
+                cp.link
+                    .finish_with(snapshots, control, clock.as_ref(), |done| {
+                        head.notify_checkpoint_complete(done)
+                    })
+            }
+            _ => Ok(()),
+        }
     }
 }

@@ -4,7 +4,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
 
-use sluice_core::{Records, StreamEvent, Watermark, WatermarkStatus};
+use sluice_core::{CheckpointId, Records, StreamEvent, Watermark, WatermarkStatus};
 
 use super::Task;
 use crate::checkpoint::{OperatorSnapshot, SubtaskSnapshot, TaskCheckpointing};
@@ -140,6 +140,34 @@ impl<T: Send + 'static> SourceTask<T> {
         Ok(())
     }
 
+    /// The input ended: the reader's final position and the chain's final state join
+    /// the coming checkpoints; waits until one of them completed, passing completions
+    /// on (sinks behind the source commit their last output then).
+    fn finish_checkpointing(&mut self, reader: &mut Box<dyn SourceReader<T>>) -> Result<()> {
+        let Some(cp) = self.checkpointing.as_mut() else {
+            return Ok(());
+        };
+        let position = reader.snapshot_position(CheckpointId::FINAL)?;
+        cp.collector
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(SubtaskSnapshot {
+                operator: self.ctx.operator_id,
+                subtask: self.ctx.location.subtask,
+                state: OperatorSnapshot {
+                    operator: position,
+                    ..OperatorSnapshot::default()
+                },
+            });
+        self.downstream.snapshot_final()?;
+        let snapshots = crate::checkpoint::take_snapshots(&cp.collector);
+        let downstream = &mut self.downstream;
+        cp.finish_with(snapshots, &self.control, self.ctx.clock.as_ref(), |done| {
+            reader.notify_checkpoint_complete(done)?;
+            downstream.notify_checkpoint_complete(done)
+        })
+    }
+
     /// Generates timestamps and per-split watermarks inside the source by `spec`.
     #[must_use]
     pub fn with_watermarks(mut self, spec: Option<WatermarkSpec<T>>) -> Self {
@@ -236,10 +264,16 @@ impl<T: Send + 'static> Task for SourceTask<T> {
             self.downstream
                 .on_event(StreamEvent::Watermark(Watermark::MAX))?;
         }
-        if let Some(cp) = &self.checkpointing {
+        if let (Some(cp), false) = (&self.checkpointing, finished_naturally) {
+            // Stopped: the job resumes from its last checkpoint, not from this state.
             cp.finished();
         }
         self.downstream.on_event(StreamEvent::EndOfStream)?;
-        self.downstream.flush()
+        self.downstream.flush()?;
+        if finished_naturally {
+            self.finish_checkpointing(&mut reader)
+                .map_err(|e| e.at(|| self.ctx.location.clone()))?;
+        }
+        Ok(())
     }
 }
