@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every issue-#2, #3 and #4 workload RUNS times (default 5) and prints each RESULT line and the
+# Runs every issue-#2, #3, #4 and #5 workload RUNS times (default 5) and prints each RESULT line and the
 # median events/s (and words/s) per workload. Usage: crates/sluice-bench/run-all.sh [RUNS]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -41,3 +41,5 @@ run "window p=1 checkpoints 1s" events_per_sec --checkpoint-interval-ms 1000 win
 run "window p=1 unaligned checkpoints 1s" events_per_sec --checkpoint-interval-ms 1000 --unaligned window --events 200000000 --keys 100000
 run "recovery 1M keys p=1" recovery_ms recovery --keys 1000000
 run "latency rate=1000000 checkpoints 1s" p99_ms --checkpoint-interval-ms 1000 latency --rate 1000000 --seconds 5
+# Issue #5: Kafka against the local test broker.
+"$bench" kafka --messages 1000000 --parallelism 2 2>/dev/null | grep '^RESULT'

@@ -7,6 +7,7 @@
 //! cargo run --release -p sluice-bench -- grep --input /tmp/zipf.txt --pattern abc
 //! cargo run --release -p sluice-bench -- latency --rate 1000000 --seconds 10
 //! cargo run --release -p sluice-bench -- recovery --keys 1000000   # checkpoints, restore
+//! cargo run --release -p sluice-bench -- kafka --messages 1000000    # against a local broker
 //! cargo run --release -p sluice-bench -- --checkpoint-interval-ms 1000 window
 //! cargo run --release -p sluice-bench -- micro-state      # state table updates
 //! cargo run --release -p sluice-bench -- micro-partition  # hash partitioning
@@ -16,6 +17,7 @@
 //! Each run ends with one line
 //! `RESULT workload=<name> parallelism=<n> events=<n> seconds=<s> events_per_sec=<x>`.
 
+mod kafka;
 mod latency;
 mod micro;
 mod recovery;
@@ -176,6 +178,23 @@ enum Workload {
         /// Index of the event at which the job fails (default: at 60%).
         #[arg(long)]
         fail_at: Option<u64>,
+    },
+    /// Kafka throughput against a local broker (started here unless `--bootstrap`):
+    /// plain-client produce and consume limits, Sluice consume-only and
+    /// consume-transform-produce (at-least-once and exactly-once).
+    Kafka {
+        /// An already running broker; default: start the test broker.
+        #[arg(long)]
+        bootstrap: Option<String>,
+        #[arg(long, default_value_t = 1_000_000)]
+        messages: u64,
+        /// Value size in bytes.
+        #[arg(long, default_value_t = 100)]
+        size: usize,
+        #[arg(long, default_value_t = 4)]
+        partitions: i32,
+        #[arg(long, default_value_t = 2)]
+        parallelism: u32,
     },
     /// Micro: increments in a key-group state table, with and without prefetching.
     MicroState {
@@ -556,6 +575,13 @@ fn main() -> anyhow::Result<()> {
                 fail_at.unwrap_or(events / 10 * 6),
             )
         }
+        Workload::Kafka {
+            bootstrap,
+            messages,
+            size,
+            partitions,
+            parallelism,
+        } => kafka::kafka(bootstrap, messages, size, partitions.max(1), parallelism),
         Workload::MicroState { events, keys } => micro::state(events, keys.max(1)),
         Workload::MicroPartition { events, channels } => micro::partition(events, channels.max(1)),
         Workload::MicroChannel { events, batch } => micro::channel(events, batch.max(1)),
