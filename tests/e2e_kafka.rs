@@ -178,6 +178,108 @@ fn malformed_records_fail_with_their_position_or_are_skipped_and_counted() {
     got.sort_unstable();
     assert_eq!(got, vec![1, 2, 4]);
     assert_eq!(result.counter_total("numMalformedRecords"), 1);
+
+    // Dead letters: the record goes, unchanged, to another topic with the reason.
+    topic(&broker, "dead", 1);
+    let (result, out) = job(MalformedPolicy::DeadLetter {
+        topic: "dead".into(),
+    });
+    let result = result.unwrap();
+    let mut got = out.take();
+    got.sort_unstable();
+    assert_eq!(got, vec![1, 2, 4]);
+    assert_eq!(result.counter_total("numMalformedRecords"), 1);
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .set("group.id", "dead-reader")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset("dead", 0, Offset::Beginning)
+        .unwrap();
+    consumer.assign(&tpl).unwrap();
+    let letter = loop {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            use rdkafka::message::{Headers, Message};
+            let headers: BTreeMap<String, String> = m
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .map(|h| {
+                            let value = String::from_utf8_lossy(h.value.unwrap_or_default());
+                            (h.key.to_string(), value.into_owned())
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            break (m.payload().map(<[u8]>::to_vec), headers);
+        }
+    };
+    assert_eq!(letter.0.as_deref(), Some(&b"x"[..]));
+    assert_eq!(letter.1["sluice.source"], "mixed/0/2");
+    assert!(
+        letter.1["sluice.error"].contains("invalid digit"),
+        "{:?}",
+        letter.1
+    );
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Bid {
+    auction: u64,
+    bidder: String,
+    price: f64,
+}
+
+#[test]
+fn json_in_csv_out() {
+    let _watchdog = Watchdog::start("kafka formats", Duration::from_secs(120));
+    let broker = broker();
+    topic(&broker, "bids-json", 2);
+    topic(&broker, "bids-csv", 1);
+    let bids: Vec<Bid> = (0..500)
+        .map(|i| Bid {
+            auction: i % 7,
+            bidder: format!("bidder \"{i}\", inc."),
+            price: i as f64 / 4.0,
+        })
+        .collect();
+    let input: Vec<(Option<String>, String)> = bids
+        .iter()
+        .map(|b| (None, serde_json::to_string(b).unwrap()))
+        .collect();
+    produce(&broker, "bids-json", &input);
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(2).set_handle_ctrl_c(false);
+    env.add_source(
+        "Bids",
+        KafkaSource::<Bid>::json(props(&broker), &["bids-json"]).bounded(),
+    )
+    .map(|mut b: Bid| {
+        b.price *= 2.0;
+        b
+    })
+    .add_sink(
+        "CSV",
+        KafkaSink::csv(props(&broker), "bids-csv", |b: &Bid| {
+            Some(b.auction.to_string().into_bytes())
+        }),
+    );
+    env.execute("formats").unwrap();
+    let got = consume_all(&broker, "bids-csv", 1, bids.len());
+    let mut expected: Vec<String> = bids
+        .iter()
+        .map(|b| {
+            let doubled = Bid {
+                price: b.price * 2.0,
+                ..b.clone()
+            };
+            let line = sluice_connectors::kafka::format::to_csv(&doubled).unwrap();
+            String::from_utf8(line).unwrap()
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(got, expected);
 }
 
 #[test]

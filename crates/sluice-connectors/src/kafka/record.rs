@@ -53,4 +53,12 @@ pub enum MalformedPolicy {
     Fail,
     /// Skip it and count it (`numMalformedRecords`), with a warning.
     SkipAndCount,
+    /// Write it unchanged (key, value, headers) to this topic, with the headers
+    /// `sluice.error` (why) and `sluice.source` (`topic/partition/offset`), and count it.
+    /// A checkpoint completes only once the broker acknowledged the dead letters before
+    /// it; one that cannot be delivered fails the job.
+    DeadLetter {
+        /// The dead-letter topic (it must exist).
+        topic: String,
+    },
 }

@@ -50,8 +50,9 @@ pub enum DeliveryGuarantee {
     ExactlyOnce,
 }
 
-/// Turns a record into its key and value.
-pub type Serializer<T> = Arc<dyn Fn(&T) -> (Option<Vec<u8>>, Vec<u8>) + Send + Sync>;
+/// Turns a record into its key and value, or says why it cannot.
+pub type Serializer<T> =
+    Arc<dyn Fn(&T) -> std::result::Result<(Option<Vec<u8>>, Vec<u8>), String> + Send + Sync>;
 
 /// A sink writing records of `T` to one Kafka topic (see the [module docs](self)).
 pub struct KafkaSink<T> {
@@ -80,6 +81,19 @@ impl<T> KafkaSink<T> {
         properties: KafkaProperties,
         topic: &str,
         serializer: impl Fn(&T) -> (Option<Vec<u8>>, Vec<u8>) + Send + Sync + 'static,
+    ) -> Self {
+        Self::try_new(properties, topic, move |v: &T| Ok(serializer(v)))
+    }
+
+    /// Like [`KafkaSink::new`] with a serializer that may refuse a record: the job then
+    /// fails, naming the topic and the reason (a record is never dropped silently).
+    pub fn try_new(
+        properties: KafkaProperties,
+        topic: &str,
+        serializer: impl Fn(&T) -> std::result::Result<(Option<Vec<u8>>, Vec<u8>), String>
+            + Send
+            + Sync
+            + 'static,
     ) -> Self {
         KafkaSink {
             properties,
@@ -114,6 +128,30 @@ impl<T> KafkaSink<T> {
     pub fn round_robin(mut self) -> Self {
         self.round_robin = true;
         self
+    }
+}
+
+impl<T: serde::Serialize + 'static> KafkaSink<T> {
+    /// Writes each record as a JSON document, with the key `key` gives it.
+    pub fn json(
+        properties: KafkaProperties,
+        topic: &str,
+        key: impl Fn(&T) -> Option<Vec<u8>> + Send + Sync + 'static,
+    ) -> Self {
+        Self::try_new(properties, topic, move |v: &T| {
+            Ok((key(v), super::format::to_json(v)?))
+        })
+    }
+
+    /// Writes each record as one CSV line (no header), with the key `key` gives it.
+    pub fn csv(
+        properties: KafkaProperties,
+        topic: &str,
+        key: impl Fn(&T) -> Option<Vec<u8>> + Send + Sync + 'static,
+    ) -> Self {
+        Self::try_new(properties, topic, move |v: &T| {
+            Ok((key(v), super::format::to_csv(v)?))
+        })
     }
 }
 
@@ -273,7 +311,12 @@ impl<T: Send + 'static> KafkaWriter<T> {
 impl<T: Send + 'static> SinkWriter<T> for KafkaWriter<T> {
     fn write(&mut self, batch: Records<T>) -> Result<()> {
         for value in batch.values() {
-            let (key, payload) = (self.serializer)(value);
+            let (key, payload) = (self.serializer)(value).map_err(|why| {
+                user_error(format!(
+                    "Kafka sink to `{}`: cannot serialize a record: {why}",
+                    self.topic
+                ))
+            })?;
             let partition = self.round_robin.as_mut().map(|(n, next)| {
                 let p = *next;
                 *next = (*next + 1) % *n;

@@ -21,7 +21,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::error::{KafkaError as ClientError, RDKafkaErrorCode};
+use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use sluice_core::{CheckpointId, EventTime, Records};
 use sluice_runtime::metrics::Counter;
@@ -29,6 +31,7 @@ use sluice_runtime::source::{Boundedness, Source, SourcePoll, SourceReader};
 use sluice_runtime::{OperatorContext, Result};
 
 use super::record::{KafkaRecord, MalformedPolicy};
+use super::sink::{DeliveryContext, DeliveryErrors};
 use super::{user_error, KafkaError, KafkaProperties};
 
 /// Where a partition starts when the job does not restore a checkpoint.
@@ -90,6 +93,18 @@ impl KafkaSource<String> {
         Self::new(properties, topics, |r: &KafkaRecord| {
             r.value_str().map(str::to_string)
         })
+    }
+}
+
+impl<T: serde::de::DeserializeOwned + 'static> KafkaSource<T> {
+    /// Values of `topics` read as JSON documents into `T`.
+    pub fn json(properties: KafkaProperties, topics: &[&str]) -> Self {
+        Self::new(properties, topics, super::format::from_json::<T>)
+    }
+
+    /// Values of `topics` read as CSV lines (no header) into the fields of `T`.
+    pub fn csv(properties: KafkaProperties, topics: &[&str]) -> Self {
+        Self::new(properties, topics, super::format::from_csv::<T>)
     }
 }
 
@@ -176,6 +191,7 @@ struct KafkaReader<T> {
     /// Positions of checkpoints not yet complete, to commit to the group when they are.
     pending_commits: BTreeMap<u64, Vec<(String, i32, i64)>>,
     commit_to_group: bool,
+    dead_letters: Option<DeadLetters>,
     just_finished: Vec<u32>,
     /// The split of the batch the last poll returned.
     batch_split: Option<u32>,
@@ -272,7 +288,14 @@ impl<T: Send + 'static> Source<T> for KafkaSource<T> {
             .enumerate()
             .map(|(i, p)| ((p.topic.clone(), p.partition), i))
             .collect();
+        let dead_letters = match &self.malformed {
+            MalformedPolicy::DeadLetter { topic } => {
+                Some(DeadLetters::open(&self.properties, topic, self.timeout)?)
+            }
+            _ => None,
+        };
         Ok(Box::new(KafkaReader {
+            dead_letters,
             commit_to_group: self.properties.get("group.id").is_some(),
             consumer,
             bootstrap,
@@ -357,6 +380,113 @@ impl<T> KafkaSource<T> {
     }
 }
 
+/// The producer of a source's dead letters (at-least-once: flushed at every checkpoint).
+struct DeadLetters {
+    producer: BaseProducer<DeliveryContext>,
+    errors: Arc<DeliveryErrors>,
+    topic: String,
+    bootstrap: String,
+    timeout: Duration,
+}
+
+impl DeadLetters {
+    fn open(properties: &KafkaProperties, topic: &str, timeout: Duration) -> Result<Self> {
+        let bootstrap = properties.bootstrap().to_string();
+        let errors = Arc::new(DeliveryErrors::default());
+        let producer: BaseProducer<DeliveryContext> = properties
+            .client_config(&[("linger.ms", "5"), ("enable.idempotence", "true")])
+            .create_with_context(DeliveryContext(Arc::clone(&errors)))
+            .map_err(|e| KafkaError::new(&bootstrap, "creating the dead-letter producer", e))?;
+        let metadata = producer
+            .client()
+            .fetch_metadata(Some(topic), timeout)
+            .map_err(|e| {
+                KafkaError::new(
+                    &bootstrap,
+                    format!("reading dead-letter topic `{topic}`"),
+                    e,
+                )
+            })?;
+        if !metadata
+            .topics()
+            .iter()
+            .any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty())
+        {
+            return Err(user_error(format!(
+                "Kafka ({bootstrap}): dead-letter topic `{topic}` does not exist; create it first"
+            )));
+        }
+        Ok(DeadLetters {
+            producer,
+            errors,
+            topic: topic.to_string(),
+            bootstrap,
+            timeout,
+        })
+    }
+
+    fn send(&self, record: &KafkaRecord, why: &str) -> Result<()> {
+        let source = format!("{}/{}/{}", record.topic, record.partition, record.offset);
+        let mut headers = OwnedHeaders::new();
+        for (key, value) in &record.headers {
+            headers = headers.insert(Header {
+                key,
+                value: value.as_deref(),
+            });
+        }
+        headers = headers
+            .insert(Header {
+                key: "sluice.error",
+                value: Some(why.as_bytes()),
+            })
+            .insert(Header {
+                key: "sluice.source",
+                value: Some(source.as_bytes()),
+            });
+        let mut out = BaseRecord::to(&self.topic).headers(headers);
+        if let Some(k) = record.key.as_deref() {
+            out = out.key(k);
+        }
+        if let Some(v) = record.value.as_deref() {
+            out = out.payload(v);
+        }
+        loop {
+            match self.producer.send(out) {
+                Ok(()) => return Ok(()),
+                Err((ClientError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    self.producer.poll(Duration::from_millis(10));
+                    out = back;
+                }
+                Err((e, _)) => {
+                    return Err(KafkaError::new(
+                        &self.bootstrap,
+                        format!("sending a dead letter to `{}`", self.topic),
+                        e,
+                    )
+                    .into())
+                }
+            }
+        }
+    }
+
+    fn flush(&self) -> Result<()> {
+        self.producer.flush(self.timeout).map_err(|e| {
+            KafkaError::new(
+                &self.bootstrap,
+                "waiting for dead letters to be acknowledged",
+                e,
+            )
+        })?;
+        match self.errors.take() {
+            Some(why) => Err(user_error(format!(
+                "Kafka ({}): a dead letter for `{}` was not delivered: {why}",
+                self.bootstrap, self.topic
+            ))),
+            None => Ok(()),
+        }
+    }
+}
+
 /// The offsets a restored reader starts at, by (topic, partition).
 fn restored_offsets(ctx: &OperatorContext) -> Result<Option<HashMap<(String, i32), i64>>> {
     let Some(bytes) = ctx.restored.as_ref().and_then(|r| r.operator.as_ref()) else {
@@ -397,7 +527,7 @@ impl<T: Send + 'static> KafkaReader<T> {
     fn deserialize(&self, record: &KafkaRecord) -> Result<Option<T>> {
         match (self.deserializer)(record) {
             Ok(v) => Ok(Some(v)),
-            Err(why) => match self.malformed {
+            Err(why) => match &self.malformed {
                 MalformedPolicy::Fail => Err(user_error(format!(
                     "source `{}`: malformed record in `{}` partition {} at offset {}: {why}; fix the producer, or declare a policy for malformed records (MalformedPolicy::SkipAndCount)",
                     self.operator, record.topic, record.partition, record.offset
@@ -405,6 +535,19 @@ impl<T: Send + 'static> KafkaReader<T> {
                 MalformedPolicy::SkipAndCount => {
                     self.malformed_count.inc();
                     tracing::warn!(topic = %record.topic, partition = record.partition, offset = record.offset, "skipping a malformed record: {why}");
+                    Ok(None)
+                }
+                MalformedPolicy::DeadLetter { topic } => {
+                    self.malformed_count.inc();
+                    tracing::warn!(topic = %record.topic, partition = record.partition, offset = record.offset, dead_letter_topic = %topic, "a malformed record goes to the dead-letter topic: {why}");
+                    match &self.dead_letters {
+                        Some(d) => d.send(record, &why)?,
+                        None => {
+                            return Err(sluice_runtime::Error::Internal(
+                                "dead-letter producer missing".into(),
+                            ))
+                        }
+                    }
                     Ok(None)
                 }
             },
@@ -542,6 +685,9 @@ impl<T: Send + 'static> SourceReader<T> for KafkaReader<T> {
             }
         }
         if self.partitions.iter().all(|p| p.finished) && self.held.is_none() {
+            if let Some(d) = &self.dead_letters {
+                d.flush()?;
+            }
             return Ok(if out.is_empty() {
                 SourcePoll::Finished
             } else {
@@ -568,6 +714,11 @@ impl<T: Send + 'static> SourceReader<T> for KafkaReader<T> {
     }
 
     fn snapshot_position(&mut self, checkpoint: CheckpointId) -> Result<Option<Vec<u8>>> {
+        // The checkpoint covers the malformed records before it: their dead letters must
+        // be in Kafka.
+        if let Some(d) = &self.dead_letters {
+            d.flush()?;
+        }
         let offsets: Vec<(String, i32, i64)> = self
             .partitions
             .iter()

@@ -272,7 +272,12 @@ impl<T: Send + 'static> TransactionalWriter<T> {
 impl<T: Send + 'static> SinkWriter<T> for TransactionalWriter<T> {
     fn write(&mut self, batch: Records<T>) -> Result<()> {
         for value in batch.values() {
-            let (key, value) = (self.serializer)(value);
+            let (key, value) = (self.serializer)(value).map_err(|why| {
+                user_error(format!(
+                    "Kafka sink to `{}`: cannot serialize a record: {why}",
+                    self.topic
+                ))
+            })?;
             let partition = self.round_robin.as_mut().map(|(n, next)| {
                 let p = *next;
                 *next = (*next + 1) % *n;
