@@ -514,3 +514,46 @@ fn a_restored_exactly_once_sink_commits_exactly_the_checkpoints_that_did_not_com
         vec!["a1", "a2", "b1", "c1", "c2", "d1", "e1"]
     );
 }
+
+#[test]
+fn a_topic_pattern_discovers_topics_created_while_running() {
+    let _watchdog = Watchdog::start("kafka discovery", Duration::from_secs(120));
+    let broker = broker();
+    topic(&broker, "grow-a", 2);
+    topic(&broker, "other", 1);
+    let first: Vec<(Option<String>, String)> = (0..100).map(|i| (None, format!("a{i}"))).collect();
+    produce(&broker, "grow-a", &first);
+    produce(&broker, "other", &[(None, "not mine".to_string())]);
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(2).set_handle_ctrl_c(false);
+    let source = KafkaSource::strings(props(&broker), &[])
+        .topic_pattern("grow-.*")
+        .unwrap()
+        .partition_discovery(Some(Duration::from_millis(200)));
+    let seen = Arc::new(AtomicU64::new(0));
+    let s = Arc::clone(&seen);
+    let out = env
+        .add_source("Kafka", source)
+        .map(move |v: String| {
+            s.fetch_add(1, Ordering::SeqCst);
+            v
+        })
+        .collect();
+    let job = env.execute_async("discovery");
+    wait_until("the first topic to be read", || {
+        seen.load(Ordering::SeqCst) == 100
+    });
+    topic(&broker, "grow-b", 3);
+    let second: Vec<(Option<String>, String)> = (0..50).map(|i| (None, format!("b{i}"))).collect();
+    produce(&broker, "grow-b", &second);
+    wait_until("the new topic to be discovered and read", || {
+        seen.load(Ordering::SeqCst) == 150
+    });
+    job.cancel();
+    let _ = job.join();
+    let mut got = out.take();
+    got.sort();
+    let mut expected: Vec<String> = first.into_iter().chain(second).map(|(_, v)| v).collect();
+    expected.sort();
+    assert_eq!(got, expected, "both topics, not `other`");
+}

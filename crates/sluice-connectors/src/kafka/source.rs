@@ -58,10 +58,81 @@ pub enum StartingOffsets {
 pub type Deserializer<T> =
     Arc<dyn Fn(&KafkaRecord) -> std::result::Result<T, String> + Send + Sync>;
 
+/// The topics a source reads: a list, or the topics whose whole name matches a pattern.
+#[derive(Debug, Clone)]
+enum Topics {
+    List(Vec<String>),
+    Pattern(regex::Regex),
+}
+
+impl Topics {
+    /// The partitions of these topics that subtask `owner.0` of `owner.1` reads: those
+    /// with `(stable_hash(topic) % parallelism + partition) % parallelism == subtask`.
+    fn owned_partitions(
+        &self,
+        consumer: &BaseConsumer,
+        bootstrap: &str,
+        (subtask, parallelism): (u32, u32),
+        timeout: Duration,
+    ) -> Result<Vec<(String, i32)>> {
+        let err = |doing: String, e| KafkaError::new(bootstrap, doing, e);
+        let mut found: Vec<(String, Vec<i32>)> = Vec::new();
+        match self {
+            Topics::List(topics) => {
+                for topic in topics {
+                    let metadata = consumer
+                        .fetch_metadata(Some(topic), timeout)
+                        .map_err(|e| err(format!("reading the metadata of topic `{topic}`"), e))?;
+                    let Some(t) = metadata.topics().iter().find(|t| t.name() == topic) else {
+                        return Err(user_error(format!(
+                            "Kafka ({bootstrap}): topic `{topic}` does not exist; create it first"
+                        )));
+                    };
+                    if let Some(e) = t.error() {
+                        return Err(user_error(format!(
+                            "Kafka ({bootstrap}): topic `{topic}`: {e:?}; create it first, or check its name"
+                        )));
+                    }
+                    found.push((
+                        topic.clone(),
+                        t.partitions().iter().map(|p| p.id()).collect(),
+                    ));
+                }
+            }
+            Topics::Pattern(pattern) => {
+                let metadata = consumer
+                    .fetch_metadata(None, timeout)
+                    .map_err(|e| err("listing topics".into(), e))?;
+                for t in metadata.topics() {
+                    if t.error().is_none() && pattern.is_match(t.name()) {
+                        found.push((
+                            t.name().to_string(),
+                            t.partitions().iter().map(|p| p.id()).collect(),
+                        ));
+                    }
+                }
+                found.sort();
+            }
+        }
+        let mut owned = Vec::new();
+        for (topic, mut ids) in found {
+            ids.sort_unstable();
+            let start = (sluice_core::stable_hash(&topic) % u64::from(parallelism)) as u32;
+            for id in ids {
+                if (start + id as u32) % parallelism == subtask {
+                    owned.push((topic.clone(), id));
+                }
+            }
+        }
+        Ok(owned)
+    }
+}
+
 /// A Kafka source of `T` (see the [module docs](self)).
 pub struct KafkaSource<T> {
     properties: KafkaProperties,
-    topics: Vec<String>,
+    topics: Topics,
+    discovery: Option<Duration>,
     starting: StartingOffsets,
     bounded: bool,
     deserializer: Deserializer<T>,
@@ -118,13 +189,36 @@ impl<T> KafkaSource<T> {
     ) -> Self {
         KafkaSource {
             properties,
-            topics: topics.iter().map(|t| t.to_string()).collect(),
+            topics: Topics::List(topics.iter().map(|t| t.to_string()).collect()),
+            discovery: Some(Duration::from_secs(10)),
             starting: StartingOffsets::Earliest,
             bounded: false,
             deserializer: Arc::new(deserializer),
             malformed: MalformedPolicy::Fail,
             timeout: Duration::from_secs(10),
         }
+    }
+
+    /// Reads every topic whose whole name matches `pattern` (a regular expression)
+    /// instead of the listed topics; topics created later are discovered too.
+    ///
+    /// # Errors
+    /// When `pattern` is not a valid regular expression.
+    pub fn topic_pattern(mut self, pattern: &str) -> Result<Self> {
+        let anchored = format!("^(?:{pattern})$");
+        let regex = regex::Regex::new(&anchored)
+            .map_err(|e| user_error(format!("invalid Kafka topic pattern `{pattern}`: {e}")))?;
+        self.topics = Topics::Pattern(regex);
+        Ok(self)
+    }
+
+    /// How often an unbounded source looks for new partitions (and, with a pattern,
+    /// new topics); they start at their earliest offset. `None` turns discovery off.
+    /// Default: every 10 s.
+    #[must_use]
+    pub fn partition_discovery(mut self, interval: Option<Duration>) -> Self {
+        self.discovery = interval;
+        self
     }
 
     /// Where partitions start without a checkpoint (default: earliest).
@@ -192,6 +286,8 @@ struct KafkaReader<T> {
     pending_commits: BTreeMap<u64, Vec<(String, i32, i64)>>,
     commit_to_group: bool,
     dead_letters: Option<DeadLetters>,
+    /// Partition discovery: what to read, who this subtask is, how often, and when next.
+    discovery: Option<Discovery>,
     just_finished: Vec<u32>,
     /// The split of the batch the last poll returned.
     batch_split: Option<u32>,
@@ -224,31 +320,10 @@ impl<T: Send + 'static> Source<T> for KafkaSource<T> {
             .client_config(&consumer_defaults())
             .create()
             .map_err(|e| err("creating the consumer", e))?;
-        let (subtask, parallelism) = (ctx.location.subtask, ctx.location.parallelism.max(1));
-        let mut owned = Vec::new();
-        for topic in &self.topics {
-            let metadata = consumer
-                .fetch_metadata(Some(topic), self.timeout)
-                .map_err(|e| err(&format!("reading the metadata of topic `{topic}`"), e))?;
-            let Some(t) = metadata.topics().iter().find(|t| t.name() == topic) else {
-                return Err(user_error(format!(
-                    "Kafka ({bootstrap}): topic `{topic}` does not exist; create it first"
-                )));
-            };
-            if let Some(e) = t.error() {
-                return Err(user_error(format!(
-                    "Kafka ({bootstrap}): topic `{topic}`: {e:?}; create it first, or check its name"
-                )));
-            }
-            let mut ids: Vec<i32> = t.partitions().iter().map(|p| p.id()).collect();
-            ids.sort_unstable();
-            let start = (sluice_core::stable_hash(topic) % u64::from(parallelism)) as u32;
-            for id in ids {
-                if (start + id as u32) % parallelism == subtask {
-                    owned.push((topic.clone(), id));
-                }
-            }
-        }
+        let owner = (ctx.location.subtask, ctx.location.parallelism.max(1));
+        let owned = self
+            .topics
+            .owned_partitions(&consumer, &bootstrap, owner, self.timeout)?;
         let restored = restored_offsets(ctx)?;
         let mut partitions = Vec::with_capacity(owned.len());
         for (split, (topic, partition)) in owned.into_iter().enumerate() {
@@ -279,7 +354,7 @@ impl<T: Send + 'static> Source<T> for KafkaSource<T> {
             .map_err(|e| err("assigning partitions", e))?;
         tracing::info!(
             operator = %ctx.location.operator,
-            subtask,
+            subtask = owner.0,
             partitions = ?partitions.iter().map(|p| (p.topic.as_str(), p.partition, p.next)).collect::<Vec<_>>(),
             "Kafka source assigned"
         );
@@ -294,7 +369,19 @@ impl<T: Send + 'static> Source<T> for KafkaSource<T> {
             }
             _ => None,
         };
+        let discovery = match (self.discovery, self.bounded) {
+            (Some(interval), false) => Some(Discovery {
+                topics: self.topics.clone(),
+                owner,
+                interval,
+                timeout: self.timeout,
+                clock: Arc::clone(&ctx.clock),
+                next_nanos: ctx.clock.monotonic_nanos() + interval.as_nanos() as u64,
+            }),
+            _ => None,
+        };
         Ok(Box::new(KafkaReader {
+            discovery,
             dead_letters,
             commit_to_group: self.properties.get("group.id").is_some(),
             consumer,
@@ -377,6 +464,79 @@ impl<T> KafkaSource<T> {
                 concrete(&found).unwrap_or(high)
             }
         })
+    }
+}
+
+/// When and how a reader looks for new partitions.
+struct Discovery {
+    topics: Topics,
+    owner: (u32, u32),
+    interval: Duration,
+    timeout: Duration,
+    clock: Arc<dyn sluice_core::Clock>,
+    next_nanos: u64,
+}
+
+impl<T: Send + 'static> KafkaReader<T> {
+    /// Adds the partitions created since the last look (at their earliest offset).
+    fn discover(&mut self) -> Result<()> {
+        let Some(d) = self.discovery.as_mut() else {
+            return Ok(());
+        };
+        let now = d.clock.monotonic_nanos();
+        if now < d.next_nanos {
+            return Ok(());
+        }
+        d.next_nanos = now + d.interval.as_nanos() as u64;
+        let owned = match d.topics.owned_partitions(
+            &self.consumer,
+            &self.bootstrap,
+            d.owner,
+            d.timeout,
+        ) {
+            Ok(owned) => owned,
+            Err(e) => {
+                // A failed look is retried at the next interval; reading goes on.
+                tracing::warn!(operator = %self.operator, error = %e, "partition discovery failed");
+                return Ok(());
+            }
+        };
+        let timeout = d.timeout;
+        let mut tpl = TopicPartitionList::new();
+        for (topic, partition) in owned {
+            if self.index.contains_key(&(topic.clone(), partition)) {
+                continue;
+            }
+            let (low, _) = self
+                .consumer
+                .fetch_watermarks(&topic, partition, timeout)
+                .map_err(|e| {
+                    KafkaError::new(
+                        &self.bootstrap,
+                        format!("reading the offsets of `{topic}`/{partition}"),
+                        e,
+                    )
+                })?;
+            tpl.add_partition_offset(&topic, partition, Offset::Offset(low))
+                .map_err(|e| KafkaError::new(&self.bootstrap, "assigning a new partition", e))?;
+            tracing::info!(operator = %self.operator, topic = %topic, partition, "new Kafka partition discovered");
+            self.index
+                .insert((topic.clone(), partition), self.partitions.len());
+            self.partitions.push(PartitionState {
+                split: self.partitions.len() as u32,
+                topic,
+                partition,
+                next: low,
+                end: None,
+                finished: false,
+            });
+        }
+        if tpl.count() > 0 {
+            self.consumer
+                .incremental_assign(&tpl)
+                .map_err(|e| KafkaError::new(&self.bootstrap, "assigning new partitions", e))?;
+        }
+        Ok(())
     }
 }
 
@@ -635,6 +795,7 @@ impl<T: Send + 'static> KafkaReader<T> {
 
 impl<T: Send + 'static> SourceReader<T> for KafkaReader<T> {
     fn poll(&mut self, out: &mut Records<T>, max_records: usize) -> Result<SourcePoll> {
+        self.discover()?;
         let mut current = None;
         self.batch_split = None;
         if let Some(held) = self.held.take() {
