@@ -12,7 +12,7 @@
 //!   the broker before a checkpoint completes) and exactly-once (a transaction per
 //!   checkpoint with a commit marker, correct across a crash between pre-commit and
 //!   commit).
-//! - **[`format`]**: values as JSON or CSV lines, to and from `serde` types.
+//! - **[`format`](mod@format)**: values as JSON or CSV lines, to and from `serde` types.
 //! - **[`admin`]**: creating topics (tests, examples).
 //!
 //! Client properties: `bootstrap.servers` plus any librdkafka property, as Flink's
