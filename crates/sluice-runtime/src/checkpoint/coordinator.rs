@@ -189,6 +189,7 @@ impl CheckpointCoordinator {
         while let Ok(message) = self.messages.try_recv() {
             self.on_message(message);
         }
+        self.signals.closed.store(true, Ordering::Release);
         for id in self.pending.keys().copied().collect::<Vec<_>>() {
             self.abort(id, "the job ended before every task acknowledged it");
         }
@@ -305,6 +306,9 @@ impl CheckpointCoordinator {
                 ..
             } => {
                 self.stopped = true;
+                // Tasks waiting for a checkpoint with their final state will not get one:
+                // the stopped job resumes from its last checkpoint.
+                self.signals.closed.store(true, Ordering::Release);
                 let stuck: Vec<u64> = self
                     .pending
                     .iter()

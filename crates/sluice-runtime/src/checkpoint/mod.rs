@@ -251,6 +251,9 @@ pub(crate) struct CheckpointSignals {
     pub(crate) triggered_at: AtomicU64,
     /// The latest completed checkpoint (0: none).
     pub(crate) completed: AtomicU64,
+    /// No checkpoint will complete any more (the job was stopped or ended): finished
+    /// tasks stop waiting for one.
+    pub(crate) closed: std::sync::atomic::AtomicBool,
 }
 
 impl CheckpointSignals {
@@ -346,7 +349,7 @@ impl TaskCheckpointing {
             if let Some(done) = self.newly_completed() {
                 on_complete(done)?;
             }
-            if self.notified >= target {
+            if self.notified >= target || self.signals.closed.load(Ordering::Acquire) {
                 return Ok(());
             }
             if control.is_cancelled() {
