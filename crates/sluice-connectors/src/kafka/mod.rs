@@ -19,6 +19,7 @@
 //! `properties.*` pass through to the Kafka client. See `docs/design/kafka.md`.
 
 pub mod admin;
+mod committer;
 pub mod format;
 pub mod record;
 pub mod sink;

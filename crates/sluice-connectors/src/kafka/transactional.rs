@@ -20,29 +20,21 @@
 //! committed before the crash (id ≤ marker): the others are written again, in order.
 //! Each entry is thus committed exactly once, whether the crash came before the
 //! transaction, during it, or between its commit and the checkpoint's bookkeeping.
+//!
+//! Transactions run on a committer thread ([`super::committer`]) so the task goes on
+//! processing while one commits; entries leave the checkpointed state only once the
+//! committer confirmed them, and the final entry is awaited before the task ends.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::{KafkaError as ClientError, RDKafkaErrorCode};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::{Offset, TopicPartitionList};
-use serde::{Deserialize, Serialize};
 use sluice_core::{CheckpointId, Records};
 use sluice_runtime::sink::SinkWriter;
 use sluice_runtime::{OperatorContext, Result};
 
-use super::sink::{DeliveryContext, DeliveryErrors, Serializer};
-use super::{user_error, KafkaError, KafkaProperties};
-
-/// A serialized record waiting in the log.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct LoggedRecord {
-    key: Option<Vec<u8>>,
-    value: Vec<u8>,
-    partition: Option<i32>,
-}
+use super::committer::{Committer, LoggedRecord, TxnClient};
+use super::sink::Serializer;
+use super::{user_error, KafkaProperties};
 
 /// What the exactly-once writer of one subtask needs.
 pub(crate) struct TransactionalConfig<'a, T> {
@@ -56,21 +48,17 @@ pub(crate) struct TransactionalConfig<'a, T> {
 }
 
 pub(crate) struct TransactionalWriter<T> {
-    producer: BaseProducer<DeliveryContext>,
-    errors: Arc<DeliveryErrors>,
-    marker: BaseConsumer,
-    bootstrap: String,
+    committer: Committer,
     topic: String,
-    transactional_id: String,
     serializer: Serializer<T>,
     round_robin: Option<(i32, i32)>,
-    timeout: Duration,
     /// Records since the last barrier.
     current: Vec<LoggedRecord>,
-    /// Pre-committed entries not yet committed, by checkpoint id (ascending).
-    pending: Vec<(u64, Vec<LoggedRecord>)>,
-    /// The highest entry committed (the marker).
-    committed: u64,
+    /// Pre-committed entries the committer has not confirmed, by checkpoint id
+    /// (ascending).
+    pending: Vec<(u64, Arc<Vec<LoggedRecord>>)>,
+    /// The highest entry handed to the committer.
+    queued: u64,
     /// The input ended: the last records wait, as the final entry, for the checkpoint
     /// that includes the task's final state.
     finished: bool,
@@ -86,7 +74,6 @@ impl<T: Send + 'static> TransactionalWriter<T> {
     /// The writer of subtask `ctx.location.subtask`: fences its predecessors and
     /// finishes what a restored checkpoint left uncommitted.
     pub(crate) fn open(config: TransactionalConfig<'_, T>, ctx: &OperatorContext) -> Result<Self> {
-        let bootstrap = config.properties.bootstrap().to_string();
         if ctx.snapshots.is_none() {
             return Err(user_error(format!(
                 "Kafka sink to `{}`: exactly-once delivery commits with checkpoints; enable checkpointing, or use DeliveryGuarantee::AtLeastOnce",
@@ -94,178 +81,70 @@ impl<T: Send + 'static> TransactionalWriter<T> {
             )));
         }
         let transactional_id = format!("{}-{}", config.prefix, ctx.location.subtask);
-        let err = |doing: String, e| KafkaError::new(&bootstrap, doing, e);
-        let errors = Arc::new(DeliveryErrors::default());
-        let timeout_ms = config.timeout.as_millis().to_string();
-        let producer: BaseProducer<DeliveryContext> = config
-            .properties
-            .client_config(&[
-                ("linger.ms", "5"),
-                ("transaction.timeout.ms", "60000"),
-                ("transactional.id", transactional_id.as_str()),
-            ])
-            .create_with_context(DeliveryContext(Arc::clone(&errors)))
-            .map_err(|e| err("creating the transactional producer".into(), e))?;
-        let marker: BaseConsumer = config
-            .properties
-            .client_config(&[("enable.auto.commit", "false")])
-            .set("group.id", format!("{transactional_id}-commits"))
-            .set("socket.timeout.ms", timeout_ms.as_str())
-            .create()
-            .map_err(|e| err("creating the commit-marker client".into(), e))?;
         // Fences older producers of this id and aborts the transaction one left open.
-        producer.init_transactions(config.timeout).map_err(|e| {
-            err(
-                format!("initializing transactions of `{transactional_id}`"),
-                e,
-            )
-        })?;
-        let mut writer = TransactionalWriter {
-            producer,
-            errors,
-            marker,
-            bootstrap: bootstrap.clone(),
-            topic: config.topic.to_string(),
-            transactional_id,
-            serializer: config.serializer,
-            round_robin: config.round_robin.then_some((
-                config.partitions,
-                ctx.location.subtask as i32 % config.partitions,
-            )),
-            timeout: config.timeout,
-            current: Vec::new(),
-            pending: Vec::new(),
-            committed: 0,
-            finished: false,
-            last_barrier: 0,
-        };
-        writer.committed = writer.read_marker()?;
+        let mut client = TxnClient::open(
+            config.properties,
+            config.topic,
+            &transactional_id,
+            config.timeout,
+        )?;
         let restored = ctx.restored.as_ref().and_then(|r| r.operator.as_ref());
-        if restored.is_none() && writer.committed > 0 {
+        if restored.is_none() && client.committed > 0 {
             // A fresh run numbers its checkpoints from 1 again: the marker an earlier run
             // left would make its entries look committed.
-            writer.commit_entry(0, &[])?;
-            writer.committed = 0;
+            client.commit_entry(0, &[])?;
+            client.committed = 0;
         }
         if let Some(bytes) = restored {
             let pending: Vec<(u64, Vec<LoggedRecord>)> =
                 postcard::from_bytes(bytes).map_err(|e| {
                     user_error(format!(
                         "the checkpointed log of the Kafka sink to `{}` is unreadable: {e}",
-                        writer.topic
+                        config.topic
                     ))
                 })?;
             let (done, todo): (Vec<_>, Vec<_>) = pending
                 .into_iter()
-                .partition(|(id, _)| *id <= writer.committed);
+                .partition(|(id, _)| *id <= client.committed);
             tracing::info!(
-                transactional_id = %writer.transactional_id,
-                marker = writer.committed,
+                transactional_id = %transactional_id,
+                marker = client.committed,
                 committed_before = ?done.iter().map(|(id, _)| id).collect::<Vec<_>>(),
                 to_commit = ?todo.iter().map(|(id, _)| id).collect::<Vec<_>>(),
                 "Kafka sink restored"
             );
-            writer.pending = todo;
-            let last = writer.pending.last().map(|(id, _)| *id);
-            if let Some(last) = last {
-                writer.commit_up_to(last)?;
+            // The restored checkpoint completed: its entries commit now, in order.
+            for (id, records) in todo {
+                client.commit_entry(id, &records)?;
             }
         }
-        Ok(writer)
+        let committed = client.committed;
+        Ok(TransactionalWriter {
+            committer: Committer::spawn(client, format!("committer {transactional_id}"))?,
+            topic: config.topic.to_string(),
+            serializer: config.serializer,
+            round_robin: config.round_robin.then_some((
+                config.partitions,
+                ctx.location.subtask as i32 % config.partitions,
+            )),
+            current: Vec::new(),
+            pending: Vec::new(),
+            queued: committed,
+            finished: false,
+            last_barrier: 0,
+        })
     }
 
-    /// The checkpoint id of the last committed entry (0: none).
-    fn read_marker(&self) -> Result<u64> {
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition(&self.topic, 0);
-        let committed = self
-            .marker
-            .committed_offsets(tpl, self.timeout)
-            .map_err(|e| KafkaError::new(&self.bootstrap, "reading the commit marker", e))?;
-        Ok(committed
-            .find_partition(&self.topic, 0)
-            .and_then(|p| match p.offset() {
-                Offset::Offset(o) if o > 0 => Some(o as u64),
-                _ => None,
-            })
-            .unwrap_or(0))
-    }
-
-    fn send(&self, record: &LoggedRecord) -> Result<()> {
-        loop {
-            let mut r = BaseRecord::to(&self.topic).payload(&record.value);
-            if let Some(k) = record.key.as_deref() {
-                r = r.key(k);
-            }
-            if let Some(p) = record.partition {
-                r = r.partition(p);
-            }
-            match self.producer.send(r) {
-                Ok(()) => return Ok(()),
-                Err((ClientError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                    self.producer.poll(Duration::from_millis(10));
-                }
-                Err((e, _)) => {
-                    return Err(KafkaError::new(
-                        &self.bootstrap,
-                        format!("sending to `{}` in a transaction", self.topic),
-                        e,
-                    )
-                    .into())
-                }
-            }
-        }
-    }
-
-    /// Writes entry `id` in one transaction with its marker.
-    fn commit_entry(&mut self, id: u64, records: &[LoggedRecord]) -> Result<()> {
-        let doing = |what: &str| format!("{what} (transaction of checkpoint {id})");
-        let bootstrap = self.bootstrap.clone();
-        let err = |what: &str, e| KafkaError::new(&bootstrap, doing(what), e);
-        self.producer
-            .begin_transaction()
-            .map_err(|e| err("beginning a transaction", e))?;
-        let result = (|| {
-            for record in records {
-                self.send(record)?;
-            }
-            let mut tpl = TopicPartitionList::new();
-            tpl.add_partition_offset(&self.topic, 0, Offset::Offset(id as i64))
-                .map_err(|e| err("preparing the commit marker", e))?;
-            let group = self.marker.group_metadata().ok_or_else(|| {
-                user_error(format!(
-                    "Kafka ({}): the commit-marker client has no group metadata",
-                    self.bootstrap
-                ))
-            })?;
-            self.producer
-                .send_offsets_to_transaction(&tpl, &group, self.timeout)
-                .map_err(|e| err("adding the commit marker", e))?;
-            self.producer
-                .commit_transaction(self.timeout)
-                .map_err(|e| err("committing", e))?;
-            Ok(())
-        })();
-        if let Err(e) = result {
-            let _ = self.producer.abort_transaction(self.timeout);
-            return Err(e);
-        }
-        if let Some(why) = self.errors.take() {
-            return Err(user_error(format!("Kafka ({}): {why}", self.bootstrap)));
-        }
-        self.committed = id;
-        Ok(())
-    }
-
-    /// Commits the pending entries up to checkpoint `id`, oldest first.
+    /// Hands the committer the pending entries up to checkpoint `id`, oldest first;
+    /// they stay pending (in the checkpointed state) until it confirmed them.
     fn commit_up_to(&mut self, id: u64) -> Result<()> {
-        while self.pending.first().is_some_and(|(first, _)| *first <= id) {
-            let (entry, records) = self.pending.remove(0);
-            if entry > self.committed {
-                self.commit_entry(entry, &records)?;
+        for (entry, records) in &self.pending {
+            if *entry <= id && *entry > self.queued {
+                self.committer.commit(*entry, Arc::clone(records))?;
+                self.queued = *entry;
             }
         }
-        Ok(())
+        self.committer.check()
     }
 }
 
@@ -293,12 +172,20 @@ impl<T: Send + 'static> SinkWriter<T> for TransactionalWriter<T> {
     }
 
     fn snapshot_state(&mut self, checkpoint: CheckpointId) -> Result<Option<Vec<u8>>> {
+        self.committer.check()?;
+        let done = self.committer.committed();
+        self.pending.retain(|(id, _)| *id > done);
         if checkpoint != CheckpointId::FINAL {
             let records = std::mem::take(&mut self.current);
-            self.pending.push((checkpoint.0, records));
+            self.pending.push((checkpoint.0, Arc::new(records)));
             self.last_barrier = checkpoint.0;
         }
-        let bytes = postcard::to_allocvec(&self.pending).map_err(|e| {
+        let log: Vec<(u64, &[LoggedRecord])> = self
+            .pending
+            .iter()
+            .map(|(id, records)| (*id, records.as_slice()))
+            .collect();
+        let bytes = postcard::to_allocvec(&log).map_err(|e| {
             sluice_runtime::Error::Internal(format!("cannot encode the Kafka sink's log: {e}"))
         })?;
         Ok(Some(bytes))
@@ -309,7 +196,9 @@ impl<T: Send + 'static> SinkWriter<T> for TransactionalWriter<T> {
         // holds its final state (the task did not acknowledge it with a barrier): the
         // final entry commits with it. Older ones commit their own entries.
         if self.finished && checkpoint.0 > self.last_barrier {
-            return self.commit_up_to(FINAL_ENTRY);
+            // The job is about to end: wait until everything is in Kafka.
+            self.commit_up_to(FINAL_ENTRY)?;
+            return self.committer.drain();
         }
         self.commit_up_to(checkpoint.0)
     }
@@ -326,7 +215,7 @@ impl<T: Send + 'static> SinkWriter<T> for TransactionalWriter<T> {
         // completed (the task waits for one), so a failure elsewhere before then
         // restores it from the checkpoint instead of writing it twice.
         let records = std::mem::take(&mut self.current);
-        self.pending.push((FINAL_ENTRY, records));
+        self.pending.push((FINAL_ENTRY, Arc::new(records)));
         self.finished = true;
         Ok(())
     }
