@@ -557,3 +557,40 @@ fn a_topic_pattern_discovers_topics_created_while_running() {
     expected.sort();
     assert_eq!(got, expected, "both topics, not `other`");
 }
+
+#[test]
+fn whole_records_carry_key_value_timestamp_partition_and_offset() {
+    let _watchdog = Watchdog::start("kafka records", Duration::from_secs(60));
+    let broker = broker();
+    topic(&broker, "raw", 2);
+    let input: Vec<(Option<String>, String)> = (0..40)
+        .map(|i| (Some(format!("k{}", i % 4)), format!("v{i}")))
+        .collect();
+    produce(&broker, "raw", &input);
+    let env = StreamExecutionEnvironment::new();
+    env.set_parallelism(2).set_handle_ctrl_c(false);
+    let out = env
+        .add_source(
+            "Kafka",
+            KafkaSource::records(props(&broker), &["raw"]).bounded(),
+        )
+        .collect();
+    env.execute("raw records").unwrap();
+    let records = out.take();
+    assert_eq!(records.len(), 40);
+    let mut per_partition: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
+    for r in &records {
+        assert_eq!(r.topic, "raw");
+        let key = String::from_utf8(r.key.clone().unwrap()).unwrap();
+        let value = String::from_utf8(r.value.clone().unwrap()).unwrap();
+        let i: u64 = value[1..].parse().unwrap();
+        assert_eq!(key, format!("k{}", i % 4), "key and value travel together");
+        assert!(r.timestamp_ms.is_some_and(|t| t > 0));
+        per_partition.entry(r.partition).or_default().push(r.offset);
+    }
+    // Every offset of every partition once, from 0 up.
+    for offsets in per_partition.values_mut() {
+        offsets.sort_unstable();
+        assert_eq!(*offsets, (0..offsets.len() as i64).collect::<Vec<_>>());
+    }
+}
