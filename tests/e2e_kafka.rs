@@ -436,8 +436,9 @@ fn the_exactly_once_sink_commits_each_checkpoint_once_across_failures_around_com
     );
 }
 
-/// The context of subtask 0 of a checkpointing sink, restored from `state` if given.
-fn sink_context(state: Option<Vec<u8>>) -> sluice_runtime::OperatorContext {
+/// The context of subtask 0 of a checkpointing sink, restored from `state` (with the id
+/// of its checkpoint) if given.
+fn sink_context(state: Option<(Option<Vec<u8>>, u64)>) -> sluice_runtime::OperatorContext {
     use sluice_core::{KeyGroupRange, DEFAULT_MAX_PARALLELISM};
     sluice_runtime::OperatorContext {
         location: sluice_runtime::TaskLocation {
@@ -452,11 +453,11 @@ fn sink_context(state: Option<Vec<u8>>) -> sluice_runtime::OperatorContext {
         clock: Arc::new(sluice_core::SystemClock),
         metrics: sluice_runtime::metrics::MetricRegistry::new(),
         operator_id: sluice_core::OperatorId(1),
-        restored: state.map(|operator| {
+        restored: state.map(|(operator, id)| {
             Arc::new(sluice_runtime::checkpoint::RestoredState {
-                checkpoint: None,
+                checkpoint: Some(sluice_core::CheckpointId(id)),
                 keyed: Vec::new(),
-                operator: Some(operator),
+                operator,
                 channels: Vec::new(),
             })
         }),
@@ -487,12 +488,16 @@ fn a_restored_exactly_once_sink_commits_exactly_the_checkpoints_that_did_not_com
     w.notify_checkpoint_complete(CheckpointId(2)).unwrap();
     drop(w);
     // Restored from checkpoint 2 after its commit: nothing is written again.
-    let mut w = sink().create_writer(&sink_context(state2)).unwrap();
+    let mut w = sink()
+        .create_writer(&sink_context(Some((state2, 2))))
+        .unwrap();
     w.write(batch(&["c1", "c2"])).unwrap();
     let state3 = w.snapshot_state(CheckpointId(3)).unwrap();
     drop(w);
     // Restored from checkpoint 3 before its commit: entry 3 is committed now.
-    let mut w = sink().create_writer(&sink_context(state3)).unwrap();
+    let mut w = sink()
+        .create_writer(&sink_context(Some((state3, 3))))
+        .unwrap();
     w.write(batch(&["d1"])).unwrap();
     w.snapshot_state(CheckpointId(4)).unwrap();
     w.notify_checkpoint_complete(CheckpointId(4)).unwrap();
@@ -507,7 +512,9 @@ fn a_restored_exactly_once_sink_commits_exactly_the_checkpoints_that_did_not_com
     w.write(batch(&["e1"])).unwrap();
     let state = w.snapshot_state(CheckpointId(1)).unwrap();
     drop(w);
-    let w = sink().create_writer(&sink_context(state)).unwrap();
+    let w = sink()
+        .create_writer(&sink_context(Some((state, 1))))
+        .unwrap();
     drop(w);
     assert_eq!(
         consume_all(&broker, "committed", 1, 7),
@@ -593,4 +600,40 @@ fn whole_records_carry_key_value_timestamp_partition_and_offset() {
         offsets.sort_unstable();
         assert_eq!(*offsets, (0..offsets.len() as i64).collect::<Vec<_>>());
     }
+}
+
+#[test]
+fn a_restore_from_an_older_checkpoint_does_not_hide_the_new_output() {
+    use sluice_core::CheckpointId;
+    use sluice_runtime::sink::Sink;
+    let _watchdog = Watchdog::start("kafka sink savepoint restore", Duration::from_secs(60));
+    let broker = broker();
+    topic(&broker, "restarted", 1);
+    let sink = || KafkaSink::strings(props(&broker), "restarted").exactly_once("sp-test");
+    let one = |v: &str| sluice_api::Records::from(vec![v.to_string()]);
+    // A run commits checkpoints 1 to 3; its state at 2 is kept (a savepoint).
+    let mut w = sink().create_writer(&sink_context(None)).unwrap();
+    w.write(one("x1")).unwrap();
+    w.snapshot_state(CheckpointId(1)).unwrap();
+    w.notify_checkpoint_complete(CheckpointId(1)).unwrap();
+    w.write(one("x2")).unwrap();
+    let state2 = w.snapshot_state(CheckpointId(2)).unwrap();
+    w.notify_checkpoint_complete(CheckpointId(2)).unwrap();
+    w.write(one("x3")).unwrap();
+    w.snapshot_state(CheckpointId(3)).unwrap();
+    w.notify_checkpoint_complete(CheckpointId(3)).unwrap();
+    drop(w);
+    // A new run starts from the state at 2: its checkpoint 3 is new output, although the
+    // marker of the earlier run already says 3.
+    let mut w = sink()
+        .create_writer(&sink_context(Some((state2, 2))))
+        .unwrap();
+    w.write(one("y3")).unwrap();
+    w.snapshot_state(CheckpointId(3)).unwrap();
+    w.notify_checkpoint_complete(CheckpointId(3)).unwrap();
+    drop(w);
+    assert_eq!(
+        consume_all(&broker, "restarted", 1, 4),
+        vec!["x1", "x2", "x3", "y3"]
+    );
 }

@@ -335,6 +335,12 @@ impl LocalExecutor {
             Some(spin) => spin,
             None => task_count as usize <= available_cores(),
         };
+        let restored_id = restored
+            .values()
+            .filter_map(|r| r.checkpoint)
+            .map(|c| c.0)
+            .max()
+            .unwrap_or(0);
         let mut channels = self.create_channels(graph, plan, control, spin);
         channels.metrics = Arc::clone(metrics);
         channels.restored = restored;
@@ -372,7 +378,7 @@ impl LocalExecutor {
                         .map(|n| (n.id.0, n.parallelism))
                         .collect(),
                 };
-                let last = existing.last().map_or(0, |id| id.0);
+                let last = existing.last().map_or(0, |id| id.0).max(restored_id);
                 let link = TaskCheckpointing {
                     task: 0,
                     mode: config.mode,
@@ -389,6 +395,7 @@ impl LocalExecutor {
                     rx,
                     Arc::clone(&self.config.clock),
                     existing,
+                    restored_id,
                     Arc::clone(control),
                 );
                 (Some(coordinator), Some(link))

@@ -286,6 +286,7 @@ struct KafkaReader<T> {
     pending_commits: BTreeMap<u64, Vec<(String, i32, i64)>>,
     commit_to_group: bool,
     dead_letters: Option<DeadLetters>,
+    bounded: bool,
     /// Partition discovery: what to read, who this subtask is, how often, and when next.
     discovery: Option<Discovery>,
     just_finished: Vec<u32>,
@@ -330,11 +331,18 @@ impl<T: Send + 'static> Source<T> for KafkaSource<T> {
             let (low, high) = consumer
                 .fetch_watermarks(&topic, partition, self.timeout)
                 .map_err(|e| err(&format!("reading the offsets of `{topic}`/{partition}"), e))?;
-            let next = match restored.as_ref() {
-                Some(r) => r.get(&(topic.clone(), partition)).copied().unwrap_or(low),
-                None => self.start_offset(&consumer, &topic, partition, (low, high))?,
+            let known = restored
+                .as_ref()
+                .and_then(|r| r.get(&(topic.clone(), partition)));
+            let (next, end) = match known {
+                // A restored bounded reader keeps the end it had when the job started.
+                Some(&(next, end)) => (next, end.or(self.bounded.then_some(high))),
+                None if restored.is_some() => (low, self.bounded.then_some(high)),
+                None => (
+                    self.start_offset(&consumer, &topic, partition, (low, high))?,
+                    self.bounded.then_some(high),
+                ),
             };
-            let end = self.bounded.then_some(high);
             partitions.push(PartitionState {
                 finished: end.is_some_and(|e| next >= e),
                 topic,
@@ -381,6 +389,7 @@ impl<T: Send + 'static> Source<T> for KafkaSource<T> {
             _ => None,
         };
         Ok(Box::new(KafkaReader {
+            bounded: self.bounded,
             discovery,
             dead_letters,
             commit_to_group: self.properties.get("group.id").is_some(),
@@ -647,19 +656,25 @@ impl DeadLetters {
     }
 }
 
+/// Where a restored reader starts each (topic, partition), and the end of a bounded one.
+type RestoredOffsets = HashMap<(String, i32), (i64, Option<i64>)>;
+
 /// The offsets a restored reader starts at, by (topic, partition).
-fn restored_offsets(ctx: &OperatorContext) -> Result<Option<HashMap<(String, i32), i64>>> {
+fn restored_offsets(ctx: &OperatorContext) -> Result<Option<RestoredOffsets>> {
     let Some(bytes) = ctx.restored.as_ref().and_then(|r| r.operator.as_ref()) else {
         return Ok(None);
     };
-    let offsets: Vec<(String, i32, i64)> = postcard::from_bytes(bytes).map_err(|e| {
+    let offsets: Vec<(String, i32, i64, Option<i64>)> = postcard::from_bytes(bytes).map_err(|e| {
         user_error(format!(
             "the checkpoint's Kafka offsets of source `{}` are unreadable ({e}); was the source changed?",
             ctx.location.operator
         ))
     })?;
     Ok(Some(
-        offsets.into_iter().map(|(t, p, o)| ((t, p), o)).collect(),
+        offsets
+            .into_iter()
+            .map(|(t, p, o, end)| ((t, p), (o, end)))
+            .collect(),
     ))
 }
 
@@ -824,7 +839,13 @@ impl<T: Send + 'static> SourceReader<T> for KafkaReader<T> {
                 continue;
             };
             let p = &self.partitions[index];
-            if p.finished || p.end.is_some_and(|end| message.offset() >= end) {
+            if p.finished {
+                continue;
+            }
+            if p.end.is_some_and(|end| message.offset() >= end) {
+                // Past the end (the offsets before it may have been transaction markers,
+                // which consumers never see): the partition is done.
+                self.mark_finished(index)?;
                 continue;
             }
             let record = to_record(&message);
@@ -832,7 +853,11 @@ impl<T: Send + 'static> SourceReader<T> for KafkaReader<T> {
             let offset = record.offset;
             let timestamp = record.timestamp_ms.map(EventTime);
             let Some(value) = self.deserialize(&record)? else {
-                self.partitions[index].next = offset + 1;
+                let p = &mut self.partitions[index];
+                p.next = offset + 1;
+                if p.end.is_some_and(|end| p.next >= end) {
+                    self.mark_finished(index)?;
+                }
                 continue;
             };
             let held = Held {
@@ -845,7 +870,9 @@ impl<T: Send + 'static> SourceReader<T> for KafkaReader<T> {
                 break;
             }
         }
-        if self.partitions.iter().all(|p| p.finished) && self.held.is_none() {
+        // Only a bounded reader ends (an unbounded one with no partition yet waits for
+        // discovery).
+        if self.bounded && self.partitions.iter().all(|p| p.finished) && self.held.is_none() {
             if let Some(d) = &self.dead_letters {
                 d.flush()?;
             }
@@ -885,7 +912,12 @@ impl<T: Send + 'static> SourceReader<T> for KafkaReader<T> {
             .iter()
             .map(|p| (p.topic.clone(), p.partition, p.next))
             .collect();
-        let bytes = postcard::to_allocvec(&offsets)
+        let position: Vec<(&str, i32, i64, Option<i64>)> = self
+            .partitions
+            .iter()
+            .map(|p| (p.topic.as_str(), p.partition, p.next, p.end))
+            .collect();
+        let bytes = postcard::to_allocvec(&position)
             .map_err(|e| sluice_runtime::Error::Internal(format!("cannot encode offsets: {e}")))?;
         if self.commit_to_group {
             self.pending_commits.insert(checkpoint.0, offsets);

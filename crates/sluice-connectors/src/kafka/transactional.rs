@@ -66,9 +66,10 @@ pub(crate) struct TransactionalWriter<T> {
     last_barrier: u64,
 }
 
-/// The id of the entry holding the records after the last barrier when the input ended
-/// (the largest marker an offset can carry).
-const FINAL_ENTRY: u64 = i64::MAX as u64;
+/// The id under which the records after the last barrier wait when the input ended;
+/// they commit under the id of the checkpoint that completes with the task's final
+/// state.
+const FINAL_ENTRY: u64 = u64::MAX;
 
 impl<T: Send + 'static> TransactionalWriter<T> {
     /// The writer of subtask `ctx.location.subtask`: fences its predecessors and
@@ -95,28 +96,54 @@ impl<T: Send + 'static> TransactionalWriter<T> {
             client.commit_entry(0, &[])?;
             client.committed = 0;
         }
+        // Entries up to the restored checkpoint are settled after the restore.
+        let mut settled = 0;
         if let Some(bytes) = restored {
-            let pending: Vec<(u64, Vec<LoggedRecord>)> =
+            let restored_id = ctx
+                .restored
+                .as_ref()
+                .and_then(|r| r.checkpoint)
+                .map_or(0, |c| c.0);
+            let (last_barrier, pending): (u64, Vec<(u64, Vec<LoggedRecord>)>) =
                 postcard::from_bytes(bytes).map_err(|e| {
                     user_error(format!(
                         "the checkpointed log of the Kafka sink to `{}` is unreadable: {e}",
                         config.topic
                     ))
                 })?;
-            let (done, todo): (Vec<_>, Vec<_>) = pending
-                .into_iter()
-                .partition(|(id, _)| *id <= client.committed);
+            let marker = client.committed;
+            // A regular entry committed when the marker reached its id; the final entry
+            // (the input ended) commits under the id of the checkpoint that completed
+            // with it, the only one above the last barrier.
+            let committed = |id: u64| {
+                if id == FINAL_ENTRY {
+                    marker > last_barrier
+                } else {
+                    id <= marker
+                }
+            };
+            let (done, todo): (Vec<_>, Vec<_>) =
+                pending.into_iter().partition(|(id, _)| committed(*id));
             tracing::info!(
                 transactional_id = %transactional_id,
-                marker = client.committed,
+                marker,
+                restored = restored_id,
                 committed_before = ?done.iter().map(|(id, _)| id).collect::<Vec<_>>(),
                 to_commit = ?todo.iter().map(|(id, _)| id).collect::<Vec<_>>(),
                 "Kafka sink restored"
             );
             // The restored checkpoint completed: its entries commit now, in order.
             for (id, records) in todo {
-                client.commit_entry(id, &records)?;
+                let under = if id == FINAL_ENTRY { restored_id } else { id };
+                client.commit_entry(under, &records)?;
             }
+            // The marker now stands at the restored checkpoint, whatever it was (a run
+            // that went on past a savepoint leaves a higher one): this run's next
+            // checkpoints, numbered after it, must not look committed.
+            if client.committed != restored_id {
+                client.commit_entry(restored_id, &[])?;
+            }
+            settled = restored_id;
         }
         let committed = client.committed;
         Ok(TransactionalWriter {
@@ -131,7 +158,7 @@ impl<T: Send + 'static> TransactionalWriter<T> {
             pending: Vec::new(),
             queued: committed,
             finished: false,
-            last_barrier: 0,
+            last_barrier: settled,
         })
     }
 
@@ -139,9 +166,22 @@ impl<T: Send + 'static> TransactionalWriter<T> {
     /// they stay pending (in the checkpointed state) until it confirmed them.
     fn commit_up_to(&mut self, id: u64) -> Result<()> {
         for (entry, records) in &self.pending {
-            if *entry <= id && *entry > self.queued {
+            if *entry <= id && *entry > self.queued && *entry != FINAL_ENTRY {
                 self.committer.commit(*entry, Arc::clone(records))?;
                 self.queued = *entry;
+            }
+        }
+        self.committer.check()
+    }
+
+    /// Hands the committer everything pending, the final entry under `checkpoint` (the
+    /// checkpoint that completed with the task's final state).
+    fn commit_final(&mut self, checkpoint: u64) -> Result<()> {
+        self.commit_up_to(self.last_barrier)?;
+        if let Some((_, records)) = self.pending.iter().find(|(id, _)| *id == FINAL_ENTRY) {
+            if checkpoint > self.queued {
+                self.committer.commit(checkpoint, Arc::clone(records))?;
+                self.queued = checkpoint;
             }
         }
         self.committer.check()
@@ -174,7 +214,14 @@ impl<T: Send + 'static> SinkWriter<T> for TransactionalWriter<T> {
     fn snapshot_state(&mut self, checkpoint: CheckpointId) -> Result<Option<Vec<u8>>> {
         self.committer.check()?;
         let done = self.committer.committed();
-        self.pending.retain(|(id, _)| *id > done);
+        let final_done = done > self.last_barrier;
+        self.pending.retain(|(id, _)| {
+            if *id == FINAL_ENTRY {
+                !final_done
+            } else {
+                *id > done
+            }
+        });
         if checkpoint != CheckpointId::FINAL {
             let records = std::mem::take(&mut self.current);
             self.pending.push((checkpoint.0, Arc::new(records)));
@@ -185,7 +232,7 @@ impl<T: Send + 'static> SinkWriter<T> for TransactionalWriter<T> {
             .iter()
             .map(|(id, records)| (*id, records.as_slice()))
             .collect();
-        let bytes = postcard::to_allocvec(&log).map_err(|e| {
+        let bytes = postcard::to_allocvec(&(self.last_barrier, log)).map_err(|e| {
             sluice_runtime::Error::Internal(format!("cannot encode the Kafka sink's log: {e}"))
         })?;
         Ok(Some(bytes))
@@ -197,7 +244,7 @@ impl<T: Send + 'static> SinkWriter<T> for TransactionalWriter<T> {
         // final entry commits with it. Older ones commit their own entries.
         if self.finished && checkpoint.0 > self.last_barrier {
             // The job is about to end: wait until everything is in Kafka.
-            self.commit_up_to(FINAL_ENTRY)?;
+            self.commit_final(checkpoint.0)?;
             return self.committer.drain();
         }
         self.commit_up_to(checkpoint.0)

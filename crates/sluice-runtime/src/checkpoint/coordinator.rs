@@ -108,6 +108,8 @@ pub struct CheckpointCoordinator {
     stopped: bool,
     /// The latest completed checkpoint.
     last_completed: u64,
+    /// The newest checkpoint each task acknowledged with a barrier.
+    last_acked: BTreeMap<usize, u64>,
     retained: VecDeque<CheckpointId>,
     last_trigger_nanos: Option<u64>,
     last_complete_nanos: Option<u64>,
@@ -138,9 +140,12 @@ impl CheckpointCoordinator {
         messages: Receiver<TaskMessage>,
         clock: Arc<dyn Clock>,
         existing: Vec<CheckpointId>,
+        restored: u64,
         control: Arc<JobControl>,
     ) -> Self {
-        let last = existing.last().map_or(0, |id| id.0);
+        // Ids go on after the checkpoint restored from (a savepoint's too): a sink that
+        // remembers which checkpoint it committed last must never see an id again.
+        let last = existing.last().map_or(0, |id| id.0).max(restored);
         // The first checkpoint comes one interval after the start.
         let start = clock.monotonic_nanos();
         signals.completed.store(last, Ordering::Release);
@@ -158,6 +163,7 @@ impl CheckpointCoordinator {
             final_targets: BTreeMap::new(),
             stopped: false,
             last_completed: last,
+            last_acked: BTreeMap::new(),
             retained: existing.into_iter().collect(),
             last_trigger_nanos: Some(start),
             last_complete_nanos: None,
@@ -299,7 +305,11 @@ impl CheckpointCoordinator {
                 task,
                 id,
                 snapshots,
-            } => self.acknowledge(id.0, task, &snapshots),
+            } => {
+                let last = self.last_acked.entry(task).or_default();
+                *last = (*last).max(id.0);
+                self.acknowledge(id.0, task, &snapshots);
+            }
             TaskMessage::Finished {
                 task,
                 snapshots: None,
@@ -324,11 +334,14 @@ impl CheckpointCoordinator {
                 snapshots: Some(snapshots),
                 reply,
             } => {
-                // Every checkpoint this task has not acknowledged gets its final state.
+                // Every checkpoint newer than the last this task acknowledged gets its
+                // final state. An older one it skipped (a source injects only the latest
+                // trigger) cannot: the final state holds records after its barrier.
+                let last_acked = self.last_acked.get(&task).copied().unwrap_or(0);
                 let open: Vec<u64> = self
                     .pending
                     .iter()
-                    .filter(|(_, p)| !p.acked.contains(&task))
+                    .filter(|(id, p)| **id > last_acked && !p.acked.contains(&task))
                     .map(|(id, _)| *id)
                     .collect();
                 let target = open.first().copied().unwrap_or(self.next_id);

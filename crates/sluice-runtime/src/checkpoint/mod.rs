@@ -346,10 +346,13 @@ impl TaskCheckpointing {
         };
         let mut poll = Duration::from_micros(100);
         loop {
+            // Read before the completion: a completion published before the close is
+            // seen in this round.
+            let closed = self.signals.closed.load(Ordering::Acquire);
             if let Some(done) = self.newly_completed() {
                 on_complete(done)?;
             }
-            if self.notified >= target || self.signals.closed.load(Ordering::Acquire) {
+            if self.notified >= target || closed {
                 return Ok(());
             }
             if control.is_cancelled() {

@@ -289,6 +289,13 @@ impl<B: Batch> Task for OneInputTask<B> {
         loop {
             let next = gate.next(|| {
                 head.flush()?;
+                // An idle task still passes completions on: a two-phase-commit sink
+                // commits without waiting for its next record.
+                if let Some(cp) = checkpointing.as_mut() {
+                    if let Some(done) = cp.link.newly_completed() {
+                        head.notify_checkpoint_complete(done)?;
+                    }
+                }
                 tick(head)
             })?;
             let Some(GateEvent { channel, event }) = next else {
