@@ -141,10 +141,23 @@ fn a_job_killed_with_sigkill_resumes_from_its_checkpoints_exactly_once() {
         "in-progress files left: {leftovers:?}"
     );
     // A finished job leaves no checkpoint to resume from.
-    let left: usize = std::fs::read_dir(&chk)
+    let left: Vec<String> = std::fs::read_dir(&chk)
         .unwrap()
         .flatten()
-        .map(|job| std::fs::read_dir(job.path()).unwrap().count())
-        .sum();
-    assert_eq!(left, 0, "checkpoints left after the job finished");
+        .flat_map(|job| std::fs::read_dir(job.path()).unwrap().flatten())
+        .map(|e| {
+            let inside: Vec<String> = std::fs::read_dir(e.path())
+                .map(|d| {
+                    d.flatten()
+                        .map(|f| f.file_name().to_string_lossy().into_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            format!("{} {inside:?}", e.file_name().to_string_lossy())
+        })
+        .collect();
+    assert!(
+        left.is_empty(),
+        "checkpoints left after the job finished: {left:?}"
+    );
 }

@@ -297,8 +297,9 @@ impl LocalExecutor {
         };
         if let (JobStatus::Finished, Some(storage)) = (status, &storage) {
             // A finished job is not resumed: its checkpoints go (as Flink discards the
-            // checkpoints of a finished job), so running it again starts afresh.
-            for id in storage.completed()? {
+            // checkpoints of a finished job), so running it again starts afresh; so do
+            // the remains of checkpoints an earlier run's crash interrupted.
+            for id in storage.all()? {
                 storage.delete(id)?;
             }
         }

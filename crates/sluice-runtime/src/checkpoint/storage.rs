@@ -239,6 +239,25 @@ impl CheckpointStorage {
     /// # Errors
     /// [`Error::Checkpoint`] when the store cannot be listed.
     pub fn completed(&self) -> Result<Vec<CheckpointId>> {
+        Ok(self
+            .listed()?
+            .into_iter()
+            .filter(|(_, complete)| *complete)
+            .map(|(id, _)| id)
+            .collect())
+    }
+
+    /// Ids of every checkpoint directory, complete or not (a checkpoint interrupted by
+    /// a crash leaves one without metadata), oldest first.
+    ///
+    /// # Errors
+    /// [`Error::Checkpoint`] when the store cannot be listed.
+    pub fn all(&self) -> Result<Vec<CheckpointId>> {
+        Ok(self.listed()?.into_iter().map(|(id, _)| id).collect())
+    }
+
+    /// Every checkpoint directory with whether it is complete.
+    fn listed(&self) -> Result<Vec<(CheckpointId, bool)>> {
         let listing = self
             .runtime
             .block_on(self.store.list_with_delimiter(Some(&self.prefix)))
@@ -253,9 +272,8 @@ impl CheckpointStorage {
                 continue;
             };
             let metadata = dir.child("_metadata");
-            if self.runtime.block_on(self.store.head(&metadata)).is_ok() {
-                ids.push(CheckpointId(id));
-            }
+            let complete = self.runtime.block_on(self.store.head(&metadata)).is_ok();
+            ids.push((CheckpointId(id), complete));
         }
         ids.sort();
         Ok(ids)
