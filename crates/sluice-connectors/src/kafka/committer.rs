@@ -16,13 +16,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::{KafkaError as ClientError, RDKafkaErrorCode};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::producer::{BaseProducer, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 use sluice_runtime::Result;
 
-use super::sink::{DeliveryContext, DeliveryErrors};
+use super::sink::{base_record, send_retrying, DeliveryContext, DeliveryErrors};
 use super::{user_error, KafkaError, KafkaProperties};
 
 /// A serialized record waiting in the log.
@@ -109,29 +108,14 @@ impl TxnClient {
     }
 
     fn send(&self, record: &LoggedRecord) -> Result<()> {
-        loop {
-            let mut r = BaseRecord::to(&self.topic).payload(&record.value);
-            if let Some(k) = record.key.as_deref() {
-                r = r.key(k);
-            }
-            if let Some(p) = record.partition {
-                r = r.partition(p);
-            }
-            match self.producer.send(r) {
-                Ok(()) => return Ok(()),
-                Err((ClientError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                    self.producer.poll(Duration::from_millis(10));
-                }
-                Err((e, _)) => {
-                    return Err(KafkaError::new(
-                        &self.bootstrap,
-                        format!("sending to `{}` in a transaction", self.topic),
-                        e,
-                    )
-                    .into())
-                }
-            }
-        }
+        send_retrying(&self.producer, base_record(&self.topic, record)).map_err(|e| {
+            KafkaError::new(
+                &self.bootstrap,
+                format!("sending to `{}` in a transaction", self.topic),
+                e,
+            )
+            .into()
+        })
     }
 
     /// Writes entry `id` in one transaction with its marker.

@@ -32,6 +32,7 @@ use sluice_core::{CheckpointId, Records};
 use sluice_runtime::sink::{Sink, SinkWriter};
 use sluice_runtime::{OperatorContext, Result};
 
+use super::committer::LoggedRecord;
 use super::transactional::{TransactionalConfig, TransactionalWriter};
 use super::{user_error, KafkaError, KafkaProperties};
 
@@ -203,15 +204,100 @@ impl ProducerContext for DeliveryContext {
     }
 }
 
+/// Serializes the records of one writer and picks their partition (the key's, or the
+/// next in round robin), for both the direct and the transactional writer.
+pub(crate) struct RecordEncoder<T> {
+    topic: String,
+    serializer: Serializer<T>,
+    /// Round robin: the partition count and the next partition.
+    round_robin: Option<(i32, i32)>,
+}
+
+impl<T> RecordEncoder<T> {
+    /// An encoder for `topic`; with `round_robin` (partition count, first partition)
+    /// records are dealt over the partitions.
+    pub(crate) fn new(
+        topic: &str,
+        serializer: Serializer<T>,
+        round_robin: Option<(i32, i32)>,
+    ) -> Self {
+        RecordEncoder {
+            topic: topic.to_string(),
+            serializer,
+            round_robin,
+        }
+    }
+
+    /// The record `value` becomes.
+    ///
+    /// # Errors
+    /// When the serializer refuses it (the message names the topic and the reason).
+    pub(crate) fn encode(&mut self, value: &T) -> Result<LoggedRecord> {
+        let (key, value) = (self.serializer)(value).map_err(|why| {
+            user_error(format!(
+                "Kafka sink to `{}`: cannot serialize a record: {why}",
+                self.topic
+            ))
+        })?;
+        let partition = self.round_robin.as_mut().map(|(n, next)| {
+            let p = *next;
+            *next = (*next + 1) % *n;
+            p
+        });
+        Ok(LoggedRecord {
+            key,
+            value,
+            partition,
+        })
+    }
+}
+
+/// `record` as a record of `topic` for the client.
+pub(crate) fn base_record<'a>(
+    topic: &'a str,
+    record: &'a LoggedRecord,
+) -> BaseRecord<'a, [u8], [u8]> {
+    BaseRecord {
+        key: record.key.as_deref(),
+        payload: Some(record.value.as_slice()),
+        partition: record.partition,
+        ..BaseRecord::to(topic)
+    }
+}
+
+/// Hands `record` to the client, waiting while its queue is full (back-pressure from
+/// the broker).
+///
+/// # Errors
+/// Any other error of the client.
+pub(crate) fn send_retrying<K, P>(
+    producer: &BaseProducer<DeliveryContext>,
+    mut record: BaseRecord<'_, K, P>,
+) -> std::result::Result<(), ClientError>
+where
+    K: rdkafka::message::ToBytes + ?Sized,
+    P: rdkafka::message::ToBytes + ?Sized,
+{
+    loop {
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
+            Err((ClientError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                // Let the client deliver, then try again.
+                producer.poll(Duration::from_millis(10));
+                record = back;
+            }
+            Err((e, _)) => return Err(e),
+        }
+    }
+}
+
 struct KafkaWriter<T> {
     producer: BaseProducer<DeliveryContext>,
     errors: Arc<DeliveryErrors>,
     bootstrap: String,
     topic: String,
-    serializer: Serializer<T>,
+    encoder: RecordEncoder<T>,
     guarantee: DeliveryGuarantee,
-    /// Round robin: the partition count and the next partition.
-    round_robin: Option<(i32, i32)>,
     flush_timeout: Duration,
 }
 
@@ -252,9 +338,12 @@ impl<T: Send + 'static> Sink<T> for KafkaSink<T> {
             errors,
             bootstrap,
             topic: self.topic.clone(),
-            serializer: Arc::clone(&self.serializer),
+            encoder: RecordEncoder::new(
+                &self.topic,
+                Arc::clone(&self.serializer),
+                self.round_robin.then_some((partitions, first)),
+            ),
             guarantee: self.guarantee,
-            round_robin: self.round_robin.then_some((partitions, first)),
             flush_timeout: self.flush_timeout,
         }))
     }
@@ -311,41 +400,10 @@ impl<T: Send + 'static> KafkaWriter<T> {
 impl<T: Send + 'static> SinkWriter<T> for KafkaWriter<T> {
     fn write(&mut self, batch: Records<T>) -> Result<()> {
         for value in batch.values() {
-            let (key, payload) = (self.serializer)(value).map_err(|why| {
-                user_error(format!(
-                    "Kafka sink to `{}`: cannot serialize a record: {why}",
-                    self.topic
-                ))
+            let record = self.encoder.encode(value)?;
+            send_retrying(&self.producer, base_record(&self.topic, &record)).map_err(|e| {
+                KafkaError::new(&self.bootstrap, format!("sending to `{}`", self.topic), e)
             })?;
-            let partition = self.round_robin.as_mut().map(|(n, next)| {
-                let p = *next;
-                *next = (*next + 1) % *n;
-                p
-            });
-            loop {
-                let mut record = BaseRecord::to(&self.topic).payload(&payload);
-                if let Some(k) = key.as_deref() {
-                    record = record.key(k);
-                }
-                if let Some(p) = partition {
-                    record = record.partition(p);
-                }
-                match self.producer.send(record) {
-                    Ok(()) => break,
-                    Err((ClientError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                        // The client's queue is full: let it deliver, then try again.
-                        self.producer.poll(Duration::from_millis(10));
-                    }
-                    Err((e, _)) => {
-                        return Err(KafkaError::new(
-                            &self.bootstrap,
-                            format!("sending to `{}`", self.topic),
-                            e,
-                        )
-                        .into())
-                    }
-                }
-            }
         }
         self.producer.poll(Duration::ZERO);
         self.check_errors()

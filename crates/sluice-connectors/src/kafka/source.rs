@@ -21,7 +21,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::error::{KafkaError as ClientError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
@@ -31,7 +30,7 @@ use sluice_runtime::source::{Boundedness, Source, SourcePoll, SourceReader};
 use sluice_runtime::{OperatorContext, Result};
 
 use super::record::{KafkaRecord, MalformedPolicy};
-use super::sink::{DeliveryContext, DeliveryErrors};
+use super::sink::{send_retrying, DeliveryContext, DeliveryErrors};
 use super::{user_error, KafkaError, KafkaProperties};
 
 /// Where a partition starts when the job does not restore a checkpoint.
@@ -619,23 +618,14 @@ impl DeadLetters {
         if let Some(v) = record.value.as_deref() {
             out = out.payload(v);
         }
-        loop {
-            match self.producer.send(out) {
-                Ok(()) => return Ok(()),
-                Err((ClientError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    self.producer.poll(Duration::from_millis(10));
-                    out = back;
-                }
-                Err((e, _)) => {
-                    return Err(KafkaError::new(
-                        &self.bootstrap,
-                        format!("sending a dead letter to `{}`", self.topic),
-                        e,
-                    )
-                    .into())
-                }
-            }
-        }
+        send_retrying(&self.producer, out).map_err(|e| {
+            KafkaError::new(
+                &self.bootstrap,
+                format!("sending a dead letter to `{}`", self.topic),
+                e,
+            )
+            .into()
+        })
     }
 
     fn flush(&self) -> Result<()> {

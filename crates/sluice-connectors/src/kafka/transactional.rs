@@ -33,7 +33,7 @@ use sluice_runtime::sink::SinkWriter;
 use sluice_runtime::{OperatorContext, Result};
 
 use super::committer::{Committer, LoggedRecord, TxnClient};
-use super::sink::Serializer;
+use super::sink::{RecordEncoder, Serializer};
 use super::{user_error, KafkaProperties};
 
 /// What the exactly-once writer of one subtask needs.
@@ -49,9 +49,7 @@ pub(crate) struct TransactionalConfig<'a, T> {
 
 pub(crate) struct TransactionalWriter<T> {
     committer: Committer,
-    topic: String,
-    serializer: Serializer<T>,
-    round_robin: Option<(i32, i32)>,
+    encoder: RecordEncoder<T>,
     /// Records since the last barrier.
     current: Vec<LoggedRecord>,
     /// Pre-committed entries the committer has not confirmed, by checkpoint id
@@ -148,12 +146,14 @@ impl<T: Send + 'static> TransactionalWriter<T> {
         let committed = client.committed;
         Ok(TransactionalWriter {
             committer: Committer::spawn(client, format!("committer {transactional_id}"))?,
-            topic: config.topic.to_string(),
-            serializer: config.serializer,
-            round_robin: config.round_robin.then_some((
-                config.partitions,
-                ctx.location.subtask as i32 % config.partitions,
-            )),
+            encoder: RecordEncoder::new(
+                config.topic,
+                config.serializer,
+                config.round_robin.then_some((
+                    config.partitions,
+                    ctx.location.subtask as i32 % config.partitions,
+                )),
+            ),
             current: Vec::new(),
             pending: Vec::new(),
             queued: committed,
@@ -191,22 +191,8 @@ impl<T: Send + 'static> TransactionalWriter<T> {
 impl<T: Send + 'static> SinkWriter<T> for TransactionalWriter<T> {
     fn write(&mut self, batch: Records<T>) -> Result<()> {
         for value in batch.values() {
-            let (key, value) = (self.serializer)(value).map_err(|why| {
-                user_error(format!(
-                    "Kafka sink to `{}`: cannot serialize a record: {why}",
-                    self.topic
-                ))
-            })?;
-            let partition = self.round_robin.as_mut().map(|(n, next)| {
-                let p = *next;
-                *next = (*next + 1) % *n;
-                p
-            });
-            self.current.push(LoggedRecord {
-                key,
-                value,
-                partition,
-            });
+            let record = self.encoder.encode(value)?;
+            self.current.push(record);
         }
         Ok(())
     }

@@ -75,6 +75,29 @@ impl<T: Send + 'static> SourceWatermarks<T> {
     }
 }
 
+/// Puts the reader's position for checkpoint `id` into the task's snapshots, as the
+/// state of the source operator's subtask.
+fn collect_position<T>(
+    ctx: &OperatorContext,
+    cp: &TaskCheckpointing,
+    reader: &mut Box<dyn SourceReader<T>>,
+    id: CheckpointId,
+) -> Result<()> {
+    let position = reader.snapshot_position(id)?;
+    cp.collector
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push(SubtaskSnapshot {
+            operator: ctx.operator_id,
+            subtask: ctx.location.subtask,
+            state: OperatorSnapshot {
+                operator: position,
+                ..OperatorSnapshot::default()
+            },
+        });
+    Ok(())
+}
+
 impl<T: Send + 'static> SourceTask<T> {
     /// A task reading `source` as subtask `ctx.location.subtask` into `downstream`.
     pub fn new(
@@ -120,18 +143,7 @@ impl<T: Send + 'static> SourceTask<T> {
         };
         let id = barrier.id;
         *last = id.0;
-        let position = reader.snapshot_position(id)?;
-        cp.collector
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(SubtaskSnapshot {
-                operator: self.ctx.operator_id,
-                subtask: self.ctx.location.subtask,
-                state: OperatorSnapshot {
-                    operator: position,
-                    ..OperatorSnapshot::default()
-                },
-            });
+        collect_position(&self.ctx, cp, reader, id)?;
         // An unaligned barrier overtakes what the channels behind the chain hold.
         self.downstream.on_event(StreamEvent::Barrier(barrier))?;
         if let Some(cp) = self.checkpointing.as_ref() {
@@ -147,18 +159,7 @@ impl<T: Send + 'static> SourceTask<T> {
         let Some(cp) = self.checkpointing.as_mut() else {
             return Ok(());
         };
-        let position = reader.snapshot_position(CheckpointId::FINAL)?;
-        cp.collector
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(SubtaskSnapshot {
-                operator: self.ctx.operator_id,
-                subtask: self.ctx.location.subtask,
-                state: OperatorSnapshot {
-                    operator: position,
-                    ..OperatorSnapshot::default()
-                },
-            });
+        collect_position(&self.ctx, cp, reader, CheckpointId::FINAL)?;
         self.downstream.snapshot_final()?;
         let snapshots = crate::checkpoint::take_snapshots(&cp.collector);
         let downstream = &mut self.downstream;
