@@ -21,15 +21,7 @@ const KEYS: u64 = 10;
 const RATE: &str = "40000";
 
 fn example() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(Path::parent).unwrap();
-    let path = dir.join("examples").join("exactly_once");
-    assert!(
-        path.exists(),
-        "{} is missing: run the tests with `cargo test` (which builds the examples)",
-        path.display()
-    );
-    path
+    sluice_testkit::examples::binary("exactly_once")
 }
 
 fn command(out: &Path, chk: &Path) -> Command {

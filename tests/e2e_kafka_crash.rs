@@ -9,7 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -24,15 +24,7 @@ const RECORDS: u64 = 60_000;
 const KEYS: u64 = 12;
 
 fn example() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(Path::parent).unwrap();
-    let path = dir.join("examples").join("kafka_exactly_once");
-    assert!(
-        path.exists(),
-        "{} is missing: run the tests with `cargo test` (which builds the examples)",
-        path.display()
-    );
-    path
+    sluice_testkit::examples::binary("kafka_exactly_once")
 }
 
 fn expected() -> Vec<String> {

@@ -9,11 +9,13 @@
 //! - **[`harness`]**: [`harness::OperatorHarness`], one operator driven by scripted events.
 //! - **[`memory`]**: the resident memory of this process, for boundedness tests.
 //! - **[`files`]**: the lines a transactional file sink committed.
+//! - **[`examples`]**: the example binaries, for tests that run jobs as processes.
 //! - **[`broker`]**: a real Kafka-protocol broker on 127.0.0.1, installed on first use.
 //!
 //! What it is *not*: part of any shipped binary.
 
 pub mod broker;
+pub mod examples;
 pub mod files;
 pub mod harness;
 pub mod memory;
