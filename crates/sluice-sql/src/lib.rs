@@ -10,9 +10,18 @@
 //! - **[`error`]**: [`Error`], located at the statement that caused it.
 
 pub mod batch;
+pub mod catalog;
+pub mod config;
+pub mod connectors;
 pub mod error;
 pub mod exchange;
+pub mod format;
+pub mod functions;
+pub mod operators;
 pub mod parser;
+pub mod planner;
+pub mod session;
 
 pub use batch::{RowKind, SqlBatch};
 pub use error::{Error, Result};
+pub use session::{PlannedJob, SqlSession};

@@ -34,7 +34,9 @@ impl Rows {
     /// Wraps a computed array as the call's result: a scalar if all inputs were scalars.
     pub(crate) fn finish(self, array: ArrayRef) -> Result<ColumnarValue> {
         if self.all_scalar {
-            Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&array, 0)?))
+            Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(
+                &array, 0,
+            )?))
         } else {
             Ok(ColumnarValue::Array(array))
         }
@@ -67,7 +69,10 @@ impl<'a> StrArg<'a> {
                 DataType::LargeUtf8 => Ok(StrArg::Large(a.as_string::<i64>())),
                 DataType::Utf8View => Ok(StrArg::View(a.as_string_view())),
                 other => {
-                    internal_err!("{function}: argument {} must be a string, got {other}", position + 1)
+                    internal_err!(
+                        "{function}: argument {} must be a string, got {other}",
+                        position + 1
+                    )
                 }
             },
             ColumnarValue::Scalar(other) => internal_err!(
@@ -134,7 +139,11 @@ impl<'a> IntArg<'a> {
 }
 
 /// Converts any integer constant (or NULL) to `i64`.
-pub(crate) fn scalar_to_i64(function: &str, position: usize, s: &ScalarValue) -> Result<Option<i64>> {
+pub(crate) fn scalar_to_i64(
+    function: &str,
+    position: usize,
+    s: &ScalarValue,
+) -> Result<Option<i64>> {
     let v = match s {
         ScalarValue::Null => None,
         ScalarValue::Int8(v) => v.map(i64::from),
@@ -162,7 +171,12 @@ pub(crate) fn scalar_to_i64(function: &str, position: usize, s: &ScalarValue) ->
 }
 
 /// Checks that `function` was called with between `min` and `max` arguments.
-pub(crate) fn check_arity(function: &str, arg_types: &[DataType], min: usize, max: usize) -> Result<()> {
+pub(crate) fn check_arity(
+    function: &str,
+    arg_types: &[DataType],
+    min: usize,
+    max: usize,
+) -> Result<()> {
     let n = arg_types.len();
     if n < min || n > max {
         let expected = if min == max {
@@ -207,11 +221,99 @@ pub(crate) fn is_string(t: &DataType) -> bool {
 }
 
 /// The constant string at `position` in a planning-time argument list, if it is one.
-pub(crate) fn literal_str<'a>(scalars: &[Option<&'a ScalarValue>], position: usize) -> Option<&'a str> {
+pub(crate) fn literal_str<'a>(
+    scalars: &[Option<&'a ScalarValue>],
+    position: usize,
+) -> Option<&'a str> {
     match scalars.get(position).copied().flatten() {
         Some(ScalarValue::Utf8(Some(s)))
         | Some(ScalarValue::LargeUtf8(Some(s)))
         | Some(ScalarValue::Utf8View(Some(s))) => Some(s.as_str()),
         _ => None,
+    }
+}
+
+/// Test helpers: call a UDF directly on arrays and scalars and read its output as text.
+#[cfg(test)]
+pub(crate) mod harness {
+    use std::sync::Arc;
+
+    use arrow::array::ArrayRef;
+    use arrow::datatypes::Field;
+    use arrow::util::display::{ArrayFormatter, FormatOptions};
+    use datafusion_common::config::ConfigOptions;
+    use datafusion_common::{Result, ScalarValue};
+    use datafusion_expr::{ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDFImpl};
+
+    /// Invokes `udf` as DataFusion would after coercion, planning its return field from
+    /// the constant arguments first (so planning-time checks run too).
+    pub(crate) fn invoke(
+        udf: &dyn ScalarUDFImpl,
+        args: Vec<ColumnarValue>,
+        number_rows: usize,
+    ) -> Result<ColumnarValue> {
+        let arg_fields: Vec<_> = args
+            .iter()
+            .map(|a| Arc::new(Field::new("arg", a.data_type(), true)))
+            .collect();
+        let scalars: Vec<Option<&ScalarValue>> = args
+            .iter()
+            .map(|a| match a {
+                ColumnarValue::Scalar(s) => Some(s),
+                ColumnarValue::Array(_) => None,
+            })
+            .collect();
+        let return_field = udf.return_field_from_args(ReturnFieldArgs {
+            arg_fields: &arg_fields,
+            scalar_arguments: &scalars,
+        })?;
+        let out = udf.invoke_with_args(ScalarFunctionArgs {
+            args,
+            arg_fields,
+            number_rows,
+            return_field: Arc::clone(&return_field),
+            config_options: Arc::new(ConfigOptions::default()),
+        })?;
+        assert_eq!(&out.data_type(), return_field.data_type(), "promised type");
+        Ok(out)
+    }
+
+    /// Renders each value of `array` as text, with NULL as `None`.
+    pub(crate) fn texts(array: &ArrayRef) -> Vec<Option<String>> {
+        let formatter = ArrayFormatter::try_new(array.as_ref(), &FormatOptions::default())
+            .expect("array is displayable");
+        (0..array.len())
+            .map(|i| array.is_valid(i).then(|| formatter.value(i).to_string()))
+            .collect()
+    }
+
+    /// Renders `out` (an array of `rows` rows, or a scalar) as text.
+    pub(crate) fn output(out: ColumnarValue, rows: usize) -> Vec<Option<String>> {
+        texts(&out.into_array(rows).expect("output converts to an array"))
+    }
+
+    /// A string column.
+    pub(crate) fn strs(values: &[Option<&str>]) -> ColumnarValue {
+        ColumnarValue::Array(Arc::new(arrow::array::StringArray::from(values.to_vec())) as ArrayRef)
+    }
+
+    /// An `Int64` column.
+    pub(crate) fn ints(values: &[Option<i64>]) -> ColumnarValue {
+        ColumnarValue::Array(Arc::new(arrow::array::Int64Array::from(values.to_vec())) as ArrayRef)
+    }
+
+    /// A constant string.
+    pub(crate) fn lit_str(value: &str) -> ColumnarValue {
+        ColumnarValue::Scalar(ScalarValue::Utf8(Some(value.to_owned())))
+    }
+
+    /// A constant integer.
+    pub(crate) fn lit_int(value: i64) -> ColumnarValue {
+        ColumnarValue::Scalar(ScalarValue::Int64(Some(value)))
+    }
+
+    /// Expected text values.
+    pub(crate) fn some(values: &[Option<&str>]) -> Vec<Option<String>> {
+        values.iter().map(|v| v.map(str::to_owned)).collect()
     }
 }

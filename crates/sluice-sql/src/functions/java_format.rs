@@ -8,17 +8,7 @@
 //! is never silently printed as text. All times are UTC: a `TIMESTAMP` without time zone
 //! is read as a UTC wall clock.
 //!
-//! | Java | meaning | chrono |
-//! |---|---|---|
-//! | `yyyy`, `y`, `yy` | year, 2-digit year | `%Y`, `%-Y`, `%y` |
-//! | `MM`, `M`, `MMM`, `MMMM` | month, `Jan`, `January` | `%m`, `%-m`, `%b`, `%B` |
-//! | `dd`, `d`, `D` | day of month, day of year | `%d`, `%-d`, `%j` |
-//! | `HH`, `H`, `hh`, `h`, `a` | hour 0-23, hour 1-12, `AM`/`PM` | `%H`, `%-H`, `%I`, `%-I`, `%p` |
-//! | `mm`, `m`, `ss`, `s` | minute, second | `%M`, `%-M`, `%S`, `%-S` |
-//! | `SSS`, `SSSSSS`, `SSSSSSSSS` | fraction of a second | `%3f`, `%6f`, `%9f` |
-//! | `EEE`, `EEEE` | `Mon`, `Monday` | `%a`, `%A` |
-//! | `z`, `Z`, `xx`, `xxx` | `UTC`, `+0000`, `+0000`, `+00:00` | `%Z`, `%z`, `%z`, `%:z` |
-//! | `'text'`, `''` | literal text, a quote | literal |
+//! The supported letters are listed in the [`super::time`] module documentation.
 
 use std::fmt;
 
@@ -69,11 +59,8 @@ impl JavaDateTimeFormat {
             .year()
             .or_else(|| parsed.year_mod_100().map(|y| 2000 + y))
             .unwrap_or(1970);
-        let date = NaiveDate::from_ymd_opt(
-            year,
-            parsed.month().unwrap_or(1),
-            parsed.day().unwrap_or(1),
-        )?;
+        let date =
+            NaiveDate::from_ymd_opt(year, parsed.month().unwrap_or(1), parsed.day().unwrap_or(1))?;
         let hour = parsed.hour_div_12().unwrap_or(0) * 12 + parsed.hour_mod_12().unwrap_or(0);
         let nanos = parsed.nanosecond().unwrap_or(0) / 1_000_000 * 1_000_000;
         let time = NaiveTime::from_hms_nano_opt(
@@ -298,9 +285,15 @@ mod tests {
     fn formats_common_java_patterns() {
         let at = "2024-03-05 07:08:09.123";
         assert_eq!(format("yyyy-MM-dd HH:mm:ss", at), "2024-03-05 07:08:09");
-        assert_eq!(format("yyyy-MM-dd'T'HH:mm:ss.SSS", at), "2024-03-05T07:08:09.123");
+        assert_eq!(
+            format("yyyy-MM-dd'T'HH:mm:ss.SSS", at),
+            "2024-03-05T07:08:09.123"
+        );
         assert_eq!(format("yy/M/d H:m:s", at), "24/3/5 7:8:9");
-        assert_eq!(format("EEE, d MMM yyyy hh:mm a", at), "Tue, 5 Mar 2024 07:08 AM");
+        assert_eq!(
+            format("EEE, d MMM yyyy hh:mm a", at),
+            "Tue, 5 Mar 2024 07:08 AM"
+        );
         assert_eq!(format("EEEE MMMM", at), "Tuesday March");
         assert_eq!(format("yyyyMMdd", at), "20240305");
         assert_eq!(format("D", at), "65");
@@ -334,11 +327,17 @@ mod tests {
     #[test]
     fn parses_with_defaults_for_missing_fields() {
         let f = JavaDateTimeFormat::compile("TO_TIMESTAMP", "yyyy/MM/dd").unwrap();
-        assert_eq!(f.parse("2024/03/05", false), Some(ts("2024-03-05 00:00:00")));
+        assert_eq!(
+            f.parse("2024/03/05", false),
+            Some(ts("2024-03-05 00:00:00"))
+        );
         let f = JavaDateTimeFormat::compile("TO_TIMESTAMP", "HH:mm").unwrap();
         assert_eq!(f.parse("13:45", false), Some(ts("1970-01-01 13:45:00")));
         let f = JavaDateTimeFormat::compile("TO_TIMESTAMP", "dd.MM.yy hh:mm a").unwrap();
-        assert_eq!(f.parse("05.03.24 01:02 PM", false), Some(ts("2024-03-05 13:02:00")));
+        assert_eq!(
+            f.parse("05.03.24 01:02 PM", false),
+            Some(ts("2024-03-05 13:02:00"))
+        );
     }
 
     #[test]

@@ -90,13 +90,8 @@ impl ScalarUDFImpl for Mod {
         }
         // Zero divisors were rejected above, so the closure only sees non-zero `y`;
         // `wrapping_rem` makes `i64::MIN % -1` zero, as Java does.
-        let remainder: Int64Array = arrow::compute::binary(a, b, |x, y| {
-            if y == 0 {
-                0
-            } else {
-                x.wrapping_rem(y)
-            }
-        })?;
+        let remainder: Int64Array =
+            arrow::compute::binary(a, b, |x, y| if y == 0 { 0 } else { x.wrapping_rem(y) })?;
         let result = cast(&remainder, args.return_field.data_type())?;
         rows.finish(Arc::new(result))
     }
@@ -160,7 +155,10 @@ mod tests {
             1,
         )
         .unwrap();
-        assert!(matches!(out, ColumnarValue::Scalar(ScalarValue::Int64(Some(2)))));
+        assert!(matches!(
+            out,
+            ColumnarValue::Scalar(ScalarValue::Int64(Some(2)))
+        ));
     }
 
     #[test]
@@ -181,6 +179,10 @@ mod tests {
         let err = Mod::new()
             .coerce_types(&[DataType::Float64, DataType::Int64])
             .unwrap_err();
-        assert!(err.to_string().contains("MOD: argument 1 must be an integer"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("MOD: argument 1 must be an integer"),
+            "{err}"
+        );
     }
 }

@@ -107,8 +107,10 @@ fn split_index<'a>(s: &'a str, separator: &str, index: i64) -> Option<&'a str> {
 /// Java's `Character.isWhitespace`: Unicode spaces except the no-break ones, plus the
 /// ASCII controls TAB, LF, VT, FF, CR and FS, GS, RS, US.
 fn is_java_whitespace(c: char) -> bool {
-    matches!(c, '\t' | '\n' | '\u{0B}' | '\u{0C}' | '\r' | '\u{1C}'..='\u{1F}')
-        || (c.is_whitespace() && !matches!(c, '\u{85}' | '\u{A0}' | '\u{2007}' | '\u{202F}'))
+    matches!(
+        c,
+        '\t' | '\n' | '\u{0B}' | '\u{0C}' | '\r' | '\u{1C}'..='\u{1F}'
+    ) || (c.is_whitespace() && !matches!(c, '\u{85}' | '\u{A0}' | '\u{2007}' | '\u{202F}'))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -232,10 +234,7 @@ impl ScalarUDFImpl for RegexpExtract {
             };
             let extracted = match (regex.get(row), usize::try_from(g)) {
                 (Some(re), Ok(0)) => re.find(s).map(|m| m.as_str()),
-                (Some(re), Ok(g)) => re
-                    .captures(s)
-                    .and_then(|c| c.get(g))
-                    .map(|m| m.as_str()),
+                (Some(re), Ok(g)) => re.captures(s).and_then(|c| c.get(g)).map(|m| m.as_str()),
                 _ => None,
             };
             out.append_option(extracted);
@@ -412,8 +411,9 @@ impl ScalarUDFImpl for HashCode {
 /// Java's `String.hashCode`: `s[0]*31^(n-1) + ... + s[n-1]` over UTF-16 code units, with
 /// wrapping `int` arithmetic.
 fn java_string_hash(s: &str) -> i32 {
-    s.encode_utf16()
-        .fold(0i32, |h, unit| h.wrapping_mul(31).wrapping_add(i32::from(unit)))
+    s.encode_utf16().fold(0i32, |h, unit| {
+        h.wrapping_mul(31).wrapping_add(i32::from(unit))
+    })
 }
 
 #[cfg(test)]

@@ -3,10 +3,24 @@
 //!
 //! Invariant: the session time zone is UTC. A `TIMESTAMP` without time zone is read as a
 //! UTC wall clock, strings are parsed as UTC, and a `TIMESTAMP_LTZ` is formatted in UTC.
-//! Date patterns use Java letters (see [`super::java_format`]) and are compiled once per
-//! batch when constant; a pattern that Sluice cannot translate is an error naming the
+//! Date patterns use Java letters (table below) and are compiled once per batch when
+//! constant; a pattern that Sluice cannot translate is an error naming the
 //! function and the letter, never a silently wrong result. Unparseable input gives NULL
 //! (or `Long.MIN_VALUE` for `UNIX_TIMESTAMP`), as in Flink.
+//!
+//! Supported Java pattern letters, all formatted in UTC:
+//!
+//! | Java | meaning | chrono |
+//! |---|---|---|
+//! | `yyyy`, `y`, `yy` | year, 2-digit year | `%Y`, `%-Y`, `%y` |
+//! | `MM`, `M`, `MMM`, `MMMM` | month, `Jan`, `January` | `%m`, `%-m`, `%b`, `%B` |
+//! | `dd`, `d`, `D` | day of month, day of year | `%d`, `%-d`, `%j` |
+//! | `HH`, `H`, `hh`, `h`, `a` | hour 0-23, hour 1-12, `AM`/`PM` | `%H`, `%-H`, `%I`, `%-I`, `%p` |
+//! | `mm`, `m`, `ss`, `s` | minute, second | `%M`, `%-M`, `%S`, `%-S` |
+//! | `SSS`, `SSSSSS`, `SSSSSSSSS` | fraction of a second | `%3f`, `%6f`, `%9f` |
+//! | `EEE`, `EEEE` | `Mon`, `Monday` | `%a`, `%A` |
+//! | `z`, `Z`, `xx`, `xxx` | `UTC`, `+0000`, `+0000`, `+00:00` | `%Z`, `%z`, `%z`, `%:z` |
+//! | `'text'`, `''` | literal text, a quote | literal |
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -21,7 +35,9 @@ use arrow::datatypes::{
 };
 use arrow::temporal_conversions::as_datetime;
 use chrono::{DateTime, NaiveDateTime};
-use datafusion_common::{exec_datafusion_err, exec_err, internal_err, plan_err, Result, ScalarValue};
+use datafusion_common::{
+    exec_datafusion_err, exec_err, internal_err, plan_err, Result, ScalarValue,
+};
 use datafusion_expr::{
     ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
 };
@@ -113,7 +129,11 @@ impl<'a> PatternArg<'a> {
 }
 
 /// Checks a constant pattern at planning time so a typo fails the query before it runs.
-fn check_literal_pattern(function: &str, args: &ReturnFieldArgs<'_>, position: usize) -> Result<()> {
+fn check_literal_pattern(
+    function: &str,
+    args: &ReturnFieldArgs<'_>,
+    position: usize,
+) -> Result<()> {
     match literal_str(args.scalar_arguments, position) {
         Some(p) => JavaDateTimeFormat::compile(function, p).map(|_| ()),
         None => Ok(()),
@@ -127,8 +147,9 @@ fn append_formatted(
     ts: NaiveDateTime,
     out: &mut StringBuilder,
 ) -> Result<()> {
-    f.format_into(ts, out)
-        .map_err(|_| exec_datafusion_err!("{function}: cannot format {ts} with the given pattern"))?;
+    f.format_into(ts, out).map_err(|_| {
+        exec_datafusion_err!("{function}: cannot format {ts} with the given pattern")
+    })?;
     out.append_value("");
     Ok(())
 }
@@ -201,7 +222,7 @@ impl EpochUnit {
         match self {
             EpochUnit::Seconds => ((MIN_EPOCH_SECONDS as f64) <= v
                 && v <= (MAX_EPOCH_SECONDS as f64))
-                .then(|| (v * 1000.0) as i64),
+                .then_some((v * 1000.0) as i64),
             EpochUnit::Millis => in_range_millis(v as i64),
         }
     }
@@ -452,9 +473,7 @@ impl ScalarUDFImpl for DateFormat {
         check_arity("DATE_FORMAT", arg_types, 2, 2)?;
         let value = match &arg_types[0] {
             t @ DataType::Timestamp(_, _) => t.clone(),
-            DataType::Date32 | DataType::Date64 => {
-                DataType::Timestamp(TimeUnit::Millisecond, None)
-            }
+            DataType::Date32 | DataType::Date64 => DataType::Timestamp(TimeUnit::Millisecond, None),
             t if is_string(t) || *t == DataType::Null => coerce_string("DATE_FORMAT", 0, t)?,
             other => {
                 return plan_err!(
@@ -531,7 +550,10 @@ fn format_timestamps<T: ArrowTimestampType>(
 ) -> Result<()> {
     let a = values.as_primitive::<T>();
     for row in 0..a.len() {
-        let ts = a.is_valid(row).then(|| as_datetime::<T>(a.value(row))).flatten();
+        let ts = a
+            .is_valid(row)
+            .then(|| as_datetime::<T>(a.value(row)))
+            .flatten();
         match (ts, pattern.get(row)?) {
             (Some(ts), Some(f)) => append_formatted("DATE_FORMAT", f, ts, out)?,
             _ => out.append_null(),
@@ -635,7 +657,9 @@ impl ScalarUDFImpl for UnixTimestamp {
                 (Some(s), Some(f)) => {
                     // Java's `millis / 1000` truncates toward zero; keep that for
                     // patterns with milliseconds before 1970.
-                    let seconds = f.parse(s, true).map(|t| t.and_utc().timestamp_millis() / 1000);
+                    let seconds = f
+                        .parse(s, true)
+                        .map(|t| t.and_utc().timestamp_millis() / 1000);
                     out.append_value(seconds.unwrap_or(i64::MIN));
                 }
                 _ => out.append_null(),

@@ -1,0 +1,156 @@
+//! Table connectors: what `'connector' = '...'` in a `WITH` clause reads or writes.
+//!
+//! | connector | source | sink | options (Flink's names) |
+//! |---|---|---|---|
+//! | `filesystem` | lines of a file or directory | part files in a directory, committed with checkpoints | `path`, `format` (`csv`, `json`), `csv.*`, `json.ignore-parse-errors` |
+//! | `nexmark` | the Nexmark generator ([`nexmark`]) | | `events.num`, `first-event.rate`, proportions, ... |
+//! | `datagen` | generated rows ([`datagen`]) | | `number-of-rows`, `rows-per-second`, `fields.<f>.kind/min/max/length/start/end` |
+//! | `print` | | standard output, Flink's `+I[...]` form | `print-identifier` |
+//! | `blackhole` | | discards rows | |
+//!
+//! Sources deliver a table's physical columns; the planner adds computed columns and
+//! watermarks behind them.
+
+pub mod datagen;
+pub mod nexmark;
+
+use std::sync::Arc;
+
+use sluice_connectors::{DiscardSink, PrintSink, TextFileSource, TransactionalFileSink};
+use sluice_core::OperatorId;
+use sluice_runtime::graph::NodeKind;
+use sluice_runtime::sink::{Sink, SinkOperator};
+
+use crate::catalog::CatalogTable;
+use crate::error::{Error, Result};
+use crate::exchange::SqlPartitioning;
+use crate::format::{LineDecoder, RowWriter, TextFormat};
+use crate::operators::decode::DecodeOperator;
+use crate::operators::sink::TableSinkOperator;
+use crate::planner::graph::GraphBuilder;
+use crate::planner::Stream;
+
+fn required<'a>(table: &'a CatalogTable, key: &str) -> Result<&'a str> {
+    table.option(key).ok_or_else(|| {
+        Error::config(format!(
+            "table `{}` ('connector' = '{}') needs the option '{key}'",
+            table.def.name,
+            table.connector()
+        ))
+    })
+}
+
+/// Adds the source of `table` and its decoder; returns the decoder's node (rows of the
+/// physical schema) and its parallelism.
+///
+/// # Errors
+/// An unknown connector or bad options.
+pub fn add_source(
+    graph: &mut GraphBuilder,
+    table: &CatalogTable,
+    parallelism: u32,
+) -> Result<(OperatorId, u32)> {
+    let name = &table.def.name;
+    match table.connector() {
+        "filesystem" => {
+            let path = required(table, "path")?.to_string();
+            let format = TextFormat::from_options(&table.def.options)?;
+            let source = graph.source::<String>(
+                &format!("Source: {name} (filesystem {path})"),
+                parallelism,
+                Arc::new(TextFileSource::new(&path)),
+            );
+            let schema = Arc::clone(&table.physical_schema);
+            let origin = format!("table `{name}` ({path})");
+            let decoder = graph.typed_operator::<String, _, _>(
+                &format!("Decode({name})"),
+                parallelism,
+                move |_| {
+                    Ok(DecodeOperator::new(Box::new(LineDecoder::new(
+                        format.clone(),
+                        Arc::clone(&schema),
+                        origin.clone(),
+                    ))))
+                },
+            );
+            graph.typed_forward::<String>(source, decoder);
+            Ok((decoder, parallelism))
+        }
+        "nexmark" => nexmark::add_source(graph, table, parallelism),
+        "datagen" => datagen::add_source(graph, table, parallelism),
+        "" => Err(Error::config(format!(
+            "table `{name}` has no 'connector' option; add WITH ('connector' = 'filesystem', ...)"
+        ))),
+        other => Err(Error::config(format!(
+            "table `{name}`: connector '{other}' cannot be read (sources: filesystem, nexmark, \
+             datagen)"
+        ))),
+    }
+}
+
+fn sink_node<S: Sink<String>>(
+    graph: &mut GraphBuilder,
+    name: &str,
+    parallelism: u32,
+    writer: RowWriter,
+    sink: S,
+) -> OperatorId {
+    let sink = Arc::new(sink);
+    graph.operator(name, parallelism, NodeKind::Sink, move |ctx| {
+        Ok(TableSinkOperator::new(
+            writer.clone(),
+            SinkOperator::new(sink.create_writer(ctx)?),
+        ))
+    })
+}
+
+/// Adds the sink of `table` behind `input` (rows of the table's physical schema).
+///
+/// # Errors
+/// An unknown connector or bad options.
+pub fn add_sink(
+    graph: &mut GraphBuilder,
+    table: &CatalogTable,
+    input: &Stream,
+    parallelism: u32,
+) -> Result<()> {
+    let name = &table.def.name;
+    let p = input.parallelism;
+    let node = match table.connector() {
+        "print" => {
+            let identifier = table.option("print-identifier").map(str::to_string);
+            let sink = PrintSink::new(|line: &String| line.clone());
+            sink_node(graph, &format!("Sink: {name} (print)"), p, RowWriter::Print { identifier }, sink)
+        }
+        "blackhole" => sink_node(
+            graph,
+            &format!("Sink: {name} (blackhole)"),
+            p,
+            RowWriter::Print { identifier: None },
+            DiscardSink::new(),
+        ),
+        "filesystem" => {
+            let path = required(table, "path")?.to_string();
+            let writer = match TextFormat::from_options(&table.def.options)? {
+                TextFormat::Csv(o) => RowWriter::Csv(o),
+                TextFormat::Json { .. } => RowWriter::Json,
+            };
+            let sink = TransactionalFileSink::new(path.clone(), |line: &String| line.clone());
+            sink_node(graph, &format!("Sink: {name} (filesystem {path})"), p, writer, sink)
+        }
+        "" => {
+            return Err(Error::config(format!(
+                "table `{name}` has no 'connector' option; add WITH ('connector' = 'print') or another sink"
+            )))
+        }
+        other => {
+            return Err(Error::config(format!(
+                "table `{name}`: connector '{other}' cannot be written (sinks: print, blackhole, \
+                 filesystem)"
+            )))
+        }
+    };
+    let _ = parallelism;
+    graph.connect(input.node, node, Arc::clone(&input.schema), SqlPartitioning::Forward);
+    Ok(())
+}

@@ -1,0 +1,161 @@
+//! Planning of `GROUP BY`: window aggregation over window table functions.
+
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema};
+use datafusion_common::DFSchema;
+use datafusion_expr::expr::AggregateFunction;
+use datafusion_expr::{Aggregate, Expr};
+use datafusion_physical_expr::aggregate::AggregateExprBuilder;
+use datafusion_physical_expr::expressions::Column as PhysicalColumn;
+use datafusion_physical_expr::PhysicalExpr;
+use sluice_runtime::graph::NodeKind;
+
+use super::{arrow_schema, physical, JobPlanner, Stream, WindowColumns};
+use crate::error::{Error, Result};
+use crate::exchange::SqlPartitioning;
+use crate::operators::window_aggregate::{
+    AggregateCall, WindowAggregateOperator, WindowAggregateSpec, WindowOutput,
+};
+
+fn unalias(e: &Expr) -> &Expr {
+    match e {
+        Expr::Alias(a) => unalias(&a.expr),
+        other => other,
+    }
+}
+
+pub(super) fn plan_aggregate(planner: &mut JobPlanner<'_>, a: &Aggregate) -> Result<Stream> {
+    let input = planner.plan(&a.input)?;
+    let Some(window) = input.window else {
+        return Err(Error::unsupported(
+            "GROUP BY without window_start and window_end of a window table function (an \
+             updating aggregation); group a TABLE(TUMBLE(...)), HOP or CUMULATE by its \
+             window_start and window_end",
+        ));
+    };
+    let in_df = a.input.schema();
+    let mut output = Vec::new();
+    let mut key_exprs: Vec<Expr> = Vec::new();
+    for g in &a.group_expr {
+        let col = match unalias(g) {
+            Expr::Column(c) => in_df.index_of_column(c).ok(),
+            _ => None,
+        };
+        match col {
+            Some(i) if i == window.start => output.push(WindowOutput::Start),
+            Some(i) if i == window.end => output.push(WindowOutput::End),
+            Some(i) if Some(i) == window.time => output.push(WindowOutput::Time),
+            _ => {
+                output.push(WindowOutput::Key(key_exprs.len()));
+                key_exprs.push(g.clone());
+            }
+        }
+    }
+    if !output.contains(&WindowOutput::Start) || !output.contains(&WindowOutput::End) {
+        return Err(Error::unsupported(
+            "a window aggregation must GROUP BY both window_start and window_end",
+        ));
+    }
+    // Keys that are not plain columns are computed first, so the exchange can hash them.
+    let mut stream = input.clone();
+    let mut key_columns = Vec::with_capacity(key_exprs.len());
+    let mut extra = Vec::new();
+    for k in &key_exprs {
+        match unalias(k) {
+            Expr::Column(c) => key_columns.push(in_df.index_of_column(c)?),
+            other => {
+                key_columns.push(input.schema.fields().len() + extra.len());
+                extra.push(other.clone());
+            }
+        }
+    }
+    let input_schema = Arc::clone(&input.schema);
+    if !extra.is_empty() {
+        let mut exprs: Vec<Arc<dyn PhysicalExpr>> = input_schema
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(i, f)| Arc::new(PhysicalColumn::new(f.name(), i)) as Arc<dyn PhysicalExpr>)
+            .collect();
+        let computed = physical(&extra, in_df)?;
+        let mut fields: Vec<Field> = input_schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+        for (i, e) in computed.iter().enumerate() {
+            fields.push(Field::new(format!("__key{i}"), e.data_type(&input_schema)?, true));
+        }
+        exprs.extend(computed);
+        let schema = Arc::new(Schema::new(fields));
+        stream = planner.calc(&input, "Calc", None, Some(exprs), schema);
+    }
+    let keyed_schema = Arc::clone(&stream.schema);
+    let keys: Vec<Arc<dyn PhysicalExpr>> = key_columns
+        .iter()
+        .map(|&i| Arc::new(PhysicalColumn::new(keyed_schema.field(i).name(), i)) as Arc<dyn PhysicalExpr>)
+        .collect();
+    let key_types = key_columns
+        .iter()
+        .map(|&i| keyed_schema.field(i).data_type().clone())
+        .collect::<Vec<DataType>>();
+    let mut aggregates = Vec::new();
+    let group_len = a.group_expr.len();
+    for (i, e) in a.aggr_expr.iter().enumerate() {
+        let Expr::AggregateFunction(AggregateFunction { func, params }) = unalias(e) else {
+            return Err(Error::unsupported(format!("aggregate expression {e}")));
+        };
+        if !params.order_by.is_empty() {
+            return Err(Error::unsupported("ORDER BY inside an aggregate call"));
+        }
+        let args = physical(&params.args, in_df)?;
+        let name = a.schema.field(group_len + i).name().clone();
+        let function = AggregateExprBuilder::new(Arc::clone(func), args)
+            .schema(Arc::clone(&input_schema))
+            .alias(name)
+            .with_distinct(params.distinct)
+            .build()?;
+        let filter = match &params.filter {
+            None => None,
+            Some(f) => physical(std::slice::from_ref(f.as_ref()), in_df)?.into_iter().next(),
+        };
+        aggregates.push(AggregateCall {
+            function: Arc::new(function),
+            filter,
+        });
+        output.push(WindowOutput::Aggregate(i));
+    }
+    let schema = arrow_schema(&a.schema);
+    let out_window = {
+        let find = |w: WindowOutput| output.iter().position(|o| *o == w);
+        match (find(WindowOutput::Start), find(WindowOutput::End)) {
+            (Some(start), Some(end)) => Some(WindowColumns {
+                start,
+                end,
+                time: find(WindowOutput::Time),
+            }),
+            _ => None,
+        }
+    };
+    let spec = Arc::new(WindowAggregateSpec {
+        keys,
+        start_column: window.start,
+        end_column: window.end,
+        aggregates,
+        output,
+        schema: Arc::clone(&schema),
+    });
+    let (parallelism, partitioning) = if key_columns.is_empty() {
+        (1, SqlPartitioning::Global)
+    } else {
+        (planner.default_parallelism(), SqlPartitioning::Hash(key_columns))
+    };
+    let node = planner.graph().operator("WindowAggregate", parallelism, NodeKind::Operator, move |_| {
+        WindowAggregateOperator::new(Arc::clone(&spec), key_types.clone()).map_err(Error::into_runtime)
+    });
+    planner.graph().connect(stream.node, node, keyed_schema, partitioning);
+    let _ = DFSchema::empty();
+    Ok(Stream {
+        node,
+        schema,
+        parallelism,
+        window: out_window,
+    })
+}

@@ -1,0 +1,392 @@
+//! The streaming planner: DataFusion's optimized logical plan of each `INSERT INTO`
+//! becomes operators of a Sluice job graph.
+//!
+//! | logical plan | Sluice operators |
+//! |---|---|
+//! | scan of a table | connector source → decoder → computed columns → watermark assigner |
+//! | scan of `TUMBLE`/`HOP`/`CUMULATE` | the input's plan → window assigner |
+//! | projection, filter | `Calc` (vectorized DataFusion expressions) |
+//! | aggregate grouped by `window_start, window_end` | hash exchange on the other keys → window aggregate |
+//! | union | the inputs feeding one identity `Calc` |
+//! | `INSERT INTO` | cast to the sink's columns → connector sink |
+//!
+//! A table scanned several times in one job is read once (its source is shared).
+//! Forward edges between operators of equal parallelism are chained by the runtime, so
+//! a stateless query runs as one task per subtask.
+
+mod aggregate;
+pub mod graph;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use datafusion_common::DFSchema;
+use datafusion_expr::execution_props::ExecutionProps;
+use datafusion_expr::physical_planning_context::PhysicalPlanningContext;
+use datafusion_expr::{Expr, LogicalPlan};
+use datafusion_physical_expr::{create_physical_expr, PhysicalExpr};
+use sluice_core::OperatorId;
+use sluice_runtime::graph::NodeKind;
+
+use crate::catalog::{Catalog, CatalogTable, PhysicalTable, TableScanSource, WindowKind, WindowTableFunction};
+use crate::connectors;
+use crate::error::{Error, Result};
+use crate::exchange::SqlPartitioning;
+use crate::operators::calc::CalcOperator;
+use crate::operators::watermark::WatermarkAssigner;
+use crate::operators::window_assigner::WindowAssigner;
+use graph::GraphBuilder;
+
+/// The window columns of a stream (indices into its schema).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowColumns {
+    /// `window_start`.
+    pub start: usize,
+    /// `window_end`.
+    pub end: usize,
+    /// `window_time`, when the stream has it.
+    pub time: Option<usize>,
+}
+
+/// A planned stream: the node producing it and what is known of its rows.
+#[derive(Debug, Clone)]
+pub struct Stream {
+    /// The node whose main output carries the rows.
+    pub node: OperatorId,
+    /// The rows' schema.
+    pub schema: SchemaRef,
+    /// The node's parallelism.
+    pub parallelism: u32,
+    /// The window columns, when the rows come from a window table function.
+    pub window: Option<WindowColumns>,
+}
+
+/// Physical expressions of `exprs` over rows of `schema`.
+pub(crate) fn physical(exprs: &[Expr], schema: &DFSchema) -> Result<Vec<Arc<dyn PhysicalExpr>>> {
+    let props = ExecutionProps::new();
+    let ctx = PhysicalPlanningContext::default();
+    exprs
+        .iter()
+        .map(|e| Ok(create_physical_expr(e, schema, &props, &ctx)?))
+        .collect()
+}
+
+fn arrow_schema(schema: &DFSchema) -> SchemaRef {
+    Arc::new(schema.as_arrow().clone())
+}
+
+/// Builds the job graph of the INSERTs of a script.
+pub struct JobPlanner<'a> {
+    catalog: &'a Catalog,
+    graph: GraphBuilder,
+    parallelism: u32,
+    tables: HashMap<String, Stream>,
+    sources: HashMap<String, Stream>,
+}
+
+impl<'a> JobPlanner<'a> {
+    /// A planner of jobs over `catalog` whose operators run with `parallelism` subtasks.
+    pub fn new(catalog: &'a Catalog, parallelism: u32) -> Self {
+        JobPlanner {
+            catalog,
+            graph: GraphBuilder::default(),
+            parallelism: parallelism.max(1),
+            tables: HashMap::new(),
+            sources: HashMap::new(),
+        }
+    }
+
+    /// The graph planned so far.
+    pub fn finish(self, name: &str) -> sluice_runtime::JobGraph {
+        self.graph.build(name)
+    }
+
+    /// Whether nothing was planned.
+    pub fn is_empty(&self) -> bool {
+        self.graph.is_empty()
+    }
+
+    fn calc(
+        &mut self,
+        input: &Stream,
+        name: &str,
+        filter: Option<Arc<dyn PhysicalExpr>>,
+        projection: Option<Vec<Arc<dyn PhysicalExpr>>>,
+        schema: SchemaRef,
+    ) -> Stream {
+        let out_schema = Arc::clone(&schema);
+        let node = self.graph.operator(name, input.parallelism, NodeKind::Operator, move |_| {
+            Ok(CalcOperator::new(filter.clone(), projection.clone(), Arc::clone(&out_schema)))
+        });
+        self.graph.connect(input.node, node, Arc::clone(&input.schema), SqlPartitioning::Forward);
+        Stream {
+            node,
+            schema,
+            parallelism: input.parallelism,
+            window: input.window,
+        }
+    }
+
+    /// Plans a logical plan into operators and returns the stream of its rows.
+    ///
+    /// # Errors
+    /// Plans Sluice does not run yet, or expressions that do not compile.
+    pub fn plan(&mut self, plan: &LogicalPlan) -> Result<Stream> {
+        match plan {
+            LogicalPlan::Projection(p) => {
+                let input = self.plan(&p.input)?;
+                let exprs = physical(&p.expr, p.input.schema())?;
+                let schema = arrow_schema(&p.schema);
+                // Window columns survive a projection that passes them on by name.
+                let window = input.window.and_then(|w| {
+                    let find = |i: usize| {
+                        let name = input.schema.field(i).name();
+                        p.expr.iter().position(|e| matches!(e, Expr::Column(c) if c.name == *name))
+                    };
+                    Some(WindowColumns {
+                        start: find(w.start)?,
+                        end: find(w.end)?,
+                        time: w.time.and_then(find),
+                    })
+                });
+                let mut s = self.calc(&input, "Calc", None, Some(exprs), schema);
+                s.window = window;
+                Ok(s)
+            }
+            LogicalPlan::Filter(f) => {
+                let input = self.plan(&f.input)?;
+                let predicate = physical(std::slice::from_ref(&f.predicate), f.input.schema())?;
+                let schema = Arc::clone(&input.schema);
+                Ok(self.calc(&input, "Calc", predicate.into_iter().next(), None, schema))
+            }
+            LogicalPlan::SubqueryAlias(a) => self.plan(&a.input),
+            LogicalPlan::TableScan(scan) => self.plan_scan(scan),
+            LogicalPlan::Aggregate(a) => aggregate::plan_aggregate(self, a),
+            LogicalPlan::Union(u) => {
+                let inputs = u
+                    .inputs
+                    .iter()
+                    .map(|i| self.plan(i))
+                    .collect::<Result<Vec<_>>>()?;
+                let schema = arrow_schema(&u.schema);
+                let out_schema = Arc::clone(&schema);
+                let node = self.graph.operator("Union", self.parallelism, NodeKind::Operator, move |_| {
+                    Ok(CalcOperator::new(None, None, Arc::clone(&out_schema)))
+                });
+                for i in &inputs {
+                    let p = if i.parallelism == self.parallelism {
+                        SqlPartitioning::Forward
+                    } else {
+                        SqlPartitioning::Rebalance
+                    };
+                    self.graph.connect(i.node, node, Arc::clone(&i.schema), p);
+                }
+                Ok(Stream {
+                    node,
+                    schema,
+                    parallelism: self.parallelism,
+                    window: None,
+                })
+            }
+            other => Err(Error::unsupported(format!(
+                "{} is not supported in streaming queries yet",
+                describe(other)
+            ))),
+        }
+    }
+
+    fn plan_scan(&mut self, scan: &datafusion_expr::TableScan) -> Result<Stream> {
+        let source = &scan.source;
+        let full = if let Some(t) = source.downcast_ref::<TableScanSource>() {
+            self.plan_table(&t.table)?
+        } else if let Some(p) = source.downcast_ref::<PhysicalTable>() {
+            self.plan_physical(&p.name)?
+        } else if let Some(w) = source.downcast_ref::<WindowTableFunction>() {
+            self.plan_window_function(w)?
+        } else {
+            return Err(Error::unsupported(format!(
+                "scan of `{}`: unknown table source",
+                scan.table_name
+            )));
+        };
+        if !scan.filters.is_empty() {
+            return Err(Error::unsupported("filters pushed into a scan"));
+        }
+        match &scan.projection {
+            None => Ok(full),
+            Some(indices) if indices.iter().copied().eq(0..full.schema.fields().len()) => Ok(full),
+            Some(indices) => {
+                let df = DFSchema::try_from(full.schema.as_ref().clone())?;
+                let exprs: Vec<Expr> = indices
+                    .iter()
+                    .map(|&i| Expr::Column(datafusion_common::Column::from_name(full.schema.field(i).name())))
+                    .collect();
+                let physical = physical(&exprs, &df)?;
+                let schema = arrow_schema(&scan.projected_schema);
+                let window = full.window.and_then(|w| {
+                    let find = |c: usize| indices.iter().position(|&i| i == c);
+                    Some(WindowColumns {
+                        start: find(w.start)?,
+                        end: find(w.end)?,
+                        time: w.time.and_then(find),
+                    })
+                });
+                let mut s = self.calc(&full, "Calc", None, Some(physical), schema);
+                s.window = window;
+                Ok(s)
+            }
+        }
+    }
+
+    /// The rows of a table with computed columns and watermarks; shared by every scan.
+    fn plan_table(&mut self, table: &Arc<CatalogTable>) -> Result<Stream> {
+        let name = table.def.name.clone();
+        if let Some(s) = self.tables.get(&name) {
+            return Ok(s.clone());
+        }
+        let mut stream = self.plan(&table.plan)?;
+        if let Some(w) = &table.watermark {
+            let expr = physical(std::slice::from_ref(w), table.plan.schema())?
+                .into_iter()
+                .next()
+                .ok_or_else(|| Error::plan("watermark expression vanished"))?;
+            let node = self.graph.operator(
+                &format!("WatermarkAssigner({name})"),
+                stream.parallelism,
+                NodeKind::Operator,
+                move |_| Ok(WatermarkAssigner::new(Arc::clone(&expr))),
+            );
+            self.graph.connect(stream.node, node, Arc::clone(&stream.schema), SqlPartitioning::Forward);
+            stream.node = node;
+        }
+        self.tables.insert(name, stream.clone());
+        Ok(stream)
+    }
+
+    fn plan_physical(&mut self, name: &str) -> Result<Stream> {
+        if let Some(s) = self.sources.get(name) {
+            return Ok(s.clone());
+        }
+        let table = self
+            .catalog
+            .table(name)
+            .ok_or_else(|| Error::plan(format!("table `{name}` vanished")))?;
+        let (node, parallelism) = connectors::add_source(&mut self.graph, table, self.parallelism)?;
+        let s = Stream {
+            node,
+            schema: Arc::clone(&table.physical_schema),
+            parallelism,
+            window: None,
+        };
+        self.sources.insert(name.to_string(), s.clone());
+        Ok(s)
+    }
+
+    fn plan_window_function(&mut self, w: &WindowTableFunction) -> Result<Stream> {
+        let input = if let Some(t) = self.catalog.table(&w.input).cloned() {
+            self.plan_table(&t)?
+        } else {
+            let plan = self.catalog.view_plan(&w.input)?;
+            self.plan(&plan)?
+        };
+        if matches!(w.kind, WindowKind::Session { .. }) {
+            return Err(Error::unsupported(
+                "SESSION windows as a table function; use GROUP BY SESSION(...) later, or TUMBLE/HOP/CUMULATE",
+            ));
+        }
+        let time = input.schema.index_of(&w.time_column).map_err(|_| {
+            Error::plan(format!("DESCRIPTOR column `{}` not found", w.time_column))
+        })?;
+        let n = input.schema.fields().len();
+        let schema = Arc::clone(&w.schema);
+        let kind = w.kind;
+        let out = Arc::clone(&schema);
+        let node = self.graph.operator("WindowTableFunction", input.parallelism, NodeKind::Operator, move |_| {
+            Ok(WindowAssigner::new(kind, time, Arc::clone(&out)))
+        });
+        self.graph.connect(input.node, node, Arc::clone(&input.schema), SqlPartitioning::Forward);
+        Ok(Stream {
+            node,
+            schema,
+            parallelism: input.parallelism,
+            window: Some(WindowColumns {
+                start: n,
+                end: n + 1,
+                time: Some(n + 2),
+            }),
+        })
+    }
+
+    /// Adds `INSERT INTO table` of `stream`.
+    ///
+    /// # Errors
+    /// When the columns do not match the table's.
+    pub fn insert(&mut self, table: &CatalogTable, columns: &[String], stream: Stream) -> Result<()> {
+        let target = &table.physical_schema;
+        let source_fields = stream.schema.fields();
+        let names: Vec<String> = if columns.is_empty() {
+            target.fields().iter().map(|f| f.name().clone()).collect()
+        } else {
+            columns.to_vec()
+        };
+        if names.len() != target.fields().len() || source_fields.len() != names.len() {
+            return Err(Error::plan(format!(
+                "INSERT INTO `{}`: the query gives {} columns but the table has {} ({}); select \
+                 one value per column",
+                table.def.name,
+                source_fields.len(),
+                target.fields().len(),
+                target
+                    .fields()
+                    .iter()
+                    .map(|f| format!("{} {}", f.name(), f.data_type()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        let df = DFSchema::try_from(stream.schema.as_ref().clone())?;
+        let mut exprs = Vec::with_capacity(names.len());
+        for field in target.fields() {
+            let pos = names.iter().position(|n| n == field.name()).ok_or_else(|| {
+                Error::plan(format!(
+                    "INSERT INTO `{}`: column `{}` is not given a value",
+                    table.def.name,
+                    field.name()
+                ))
+            })?;
+            let source = source_fields[pos].name();
+            let col = Expr::Column(datafusion_common::Column::from_name(source));
+            let expr = if source_fields[pos].data_type() == field.data_type() {
+                col
+            } else {
+                Expr::Cast(datafusion_expr::Cast::new(Box::new(col), field.data_type().clone()))
+            };
+            exprs.push(expr);
+        }
+        let physical = physical(&exprs, &df)?;
+        let s = self.calc(&stream, "Calc", None, Some(physical), Arc::clone(target));
+        connectors::add_sink(&mut self.graph, table, &s, self.parallelism)
+    }
+
+    pub(crate) fn graph(&mut self) -> &mut GraphBuilder {
+        &mut self.graph
+    }
+
+    pub(crate) fn default_parallelism(&self) -> u32 {
+        self.parallelism
+    }
+}
+
+fn describe(plan: &LogicalPlan) -> String {
+    match plan {
+        LogicalPlan::Join(_) => "a join".into(),
+        LogicalPlan::Window(_) => "an OVER window (ROW_NUMBER, ...)".into(),
+        LogicalPlan::Sort(_) => "ORDER BY".into(),
+        LogicalPlan::Limit(_) => "LIMIT".into(),
+        LogicalPlan::Distinct(_) => "DISTINCT".into(),
+        LogicalPlan::Values(_) => "VALUES".into(),
+        LogicalPlan::EmptyRelation(_) => "a query without FROM".into(),
+        other => format!("the plan node `{}`", other.display()),
+    }
+}

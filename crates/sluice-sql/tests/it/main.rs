@@ -1,0 +1,3 @@
+//! Integration tests of the SQL layer: whole scripts run on the embedded runtime.
+
+mod scripts;
