@@ -128,7 +128,9 @@ fn crate_dependencies_point_one_way() {
         ("sluice-runtime", 2),
         ("sluice-connectors", 3),
         ("sluice-api", 4),
+        ("sluice-sql", 4),
         ("sluice-testkit", 5),
+        ("sluice", 5),
         ("sluice-bench", 6),
     ];
     let layer_of = |name: &str| layers.iter().find(|(n, _)| *n == name).map(|(_, l)| *l);

@@ -18,6 +18,7 @@
 //! `RESULT workload=<name> parallelism=<n> events=<n> seconds=<s> events_per_sec=<x>`.
 
 mod kafka;
+mod nexmark;
 mod latency;
 mod micro;
 mod recovery;
@@ -194,6 +195,16 @@ enum Workload {
         #[arg(long, default_value_t = 4)]
         partitions: i32,
         #[arg(long, default_value_t = 2)]
+        parallelism: u32,
+    },
+    /// A Nexmark SQL query (`sql/nexmark/qN.sql`) on the built-in generator.
+    Nexmark {
+        /// Query name: q0, q1, q2, ...
+        #[arg(long, default_value = "q0")]
+        query: String,
+        #[arg(long, default_value_t = 10_000_000)]
+        events: u64,
+        #[arg(long, default_value_t = 1)]
         parallelism: u32,
     },
     /// Micro: increments in a key-group state table, with and without prefetching.
@@ -582,6 +593,11 @@ fn main() -> anyhow::Result<()> {
             partitions,
             parallelism,
         } => kafka::kafka(bootstrap, messages, size, partitions.max(1), parallelism),
+        Workload::Nexmark {
+            query,
+            events,
+            parallelism,
+        } => nexmark::nexmark(&query, events, parallelism, cli.batch_size),
         Workload::MicroState { events, keys } => micro::state(events, keys.max(1)),
         Workload::MicroPartition { events, channels } => micro::partition(events, channels.max(1)),
         Workload::MicroChannel { events, batch } => micro::channel(events, batch.max(1)),

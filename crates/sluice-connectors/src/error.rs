@@ -45,6 +45,37 @@ pub enum Error {
     /// Writing to standard output failed.
     #[error("cannot write to standard output: {0}")]
     Stdout(#[source] std::io::Error),
+    /// A connector option has a value that cannot be used.
+    #[error("option `{key}` = `{value}` is invalid: {reason}")]
+    InvalidOption {
+        /// The option's key, as written in the job (`first-event.rate`).
+        key: String,
+        /// The value given.
+        value: String,
+        /// What is wrong and what would be accepted.
+        reason: String,
+    },
+    /// An option the connector does not know (often a typo).
+    #[error("option `{key}` is not supported by the `{connector}` connector; supported options: {supported}")]
+    UnsupportedOption {
+        /// The unknown key.
+        key: String,
+        /// The connector (`nexmark`).
+        connector: String,
+        /// The keys it accepts, comma separated.
+        supported: String,
+    },
+    /// A source whose checkpointed position is only valid at the parallelism it was taken
+    /// with was restored at another one.
+    #[error("source `{operator}` was checkpointed with parallelism {checkpointed} and now runs with {now}; restore it with parallelism {checkpointed}")]
+    ParallelismChanged {
+        /// The source operator's name.
+        operator: String,
+        /// The parallelism recorded in the checkpoint.
+        checkpointed: u64,
+        /// The parallelism of this run.
+        now: u32,
+    },
 }
 
 impl From<Error> for sluice_runtime::Error {

@@ -11,6 +11,9 @@
 //! - **[`discard`]**: [`DiscardSink`], counts and drops.
 //! - **[`kafka`]**: [`KafkaSource`] and [`KafkaSink`], topics read and written with
 //!   offsets in checkpoints.
+//! - **[`nexmark`]**: [`NexmarkSource`] and [`NexmarkGenerator`], the Nexmark benchmark's
+//!   persons, auctions and bids (a port of Flink's generator), configured by
+//!   [`NexmarkConfig`] with Flink's option keys.
 //!
 //! Each source implements [`sluice_runtime::source::Source`], each sink
 //! [`sluice_runtime::sink::Sink`]. Errors say which file or address failed and how to fix it.
@@ -27,6 +30,7 @@ pub mod error;
 pub mod file;
 pub mod generator;
 pub mod kafka;
+pub mod nexmark;
 pub mod socket;
 pub mod stdout;
 
@@ -36,5 +40,6 @@ pub use error::Error;
 pub use file::{committed_parts, TextFileSink, TextFileSource, TransactionalFileSink};
 pub use generator::{GeneratorSource, SplitGeneratorSource};
 pub use kafka::{KafkaProperties, KafkaRecord, KafkaSink, KafkaSource};
+pub use nexmark::{NexmarkConfig, NexmarkGenerator, NexmarkSource};
 pub use socket::SocketTextSource;
 pub use stdout::PrintSink;

@@ -25,3 +25,30 @@ pub mod session;
 pub use batch::{RowKind, SqlBatch};
 pub use error::{Error, Result};
 pub use session::{PlannedJob, SqlSession};
+
+/// Replaces `${KEY}` in `sql` by `vars[KEY]`.
+///
+/// # Errors
+/// A `${KEY}` without a value, naming it.
+pub fn substitute(sql: &str, vars: &std::collections::BTreeMap<String, String>) -> Result<String> {
+    let mut out = String::with_capacity(sql.len());
+    let mut rest = sql;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else {
+            out.push_str(&rest[start..]);
+            return Ok(out);
+        };
+        let key = &after[..end];
+        let value = vars.get(key).ok_or_else(|| {
+            Error::config(format!(
+                "the script uses ${{{key}}} but no value was given; pass -D {key}=VALUE"
+            ))
+        })?;
+        out.push_str(value);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}

@@ -37,6 +37,7 @@ impl std::fmt::Debug for PlannedJob {
 pub struct SqlSession {
     catalog: Catalog,
     config: SqlConfig,
+    explain_only: bool,
 }
 
 impl Default for SqlSession {
@@ -67,12 +68,18 @@ impl SqlSession {
         SqlSession {
             catalog: Catalog::new(),
             config: SqlConfig::default(),
+            explain_only: false,
         }
     }
 
     /// Makes `function` available to `CREATE FUNCTION name AS 'identifier'`.
     pub fn register_function(&mut self, identifier: &str, function: Arc<ScalarUDF>) {
         self.catalog.register_function(identifier, function);
+    }
+
+    /// Makes every `INSERT` and query of later scripts be explained instead of run.
+    pub fn set_explain_only(&mut self, on: bool) {
+        self.explain_only = on;
     }
 
     /// Sets a configuration key as `SET` does.
@@ -186,6 +193,11 @@ impl SqlSession {
             }
             Statement::CreateFunction { name, identifier } => {
                 self.catalog.create_function(&name, &identifier)
+            }
+            Statement::Insert { .. } | Statement::Query(_) if self.explain_only => {
+                let text = self.explain(s)?;
+                explained.push(text);
+                Ok(())
             }
             Statement::Insert { table, columns, query } => {
                 if self.catalog.table(&table).is_none() {

@@ -175,9 +175,10 @@ impl Catalog {
     /// # Errors
     /// Unknown tables, columns or functions.
     pub fn plan_query(&self, query: Box<Query>) -> Result<LogicalPlan> {
-        Ok(self
+        let plan = self
             .sql_to_rel()
-            .sql_statement_to_plan(AstStatement::Query(query))?)
+            .sql_statement_to_plan(AstStatement::Query(query))?;
+        name_field_accesses(plan)
     }
 
     /// `CREATE VIEW`.
@@ -337,6 +338,38 @@ impl Catalog {
         }
         self.views.get(name).map(|v| v.schema())
     }
+}
+
+/// Names selected fields of rows as Flink does: `SELECT person.id` gives a column `id`
+/// (DataFusion would call it `datagen.person[id]`).
+fn name_field_accesses(plan: LogicalPlan) -> Result<LogicalPlan> {
+    let LogicalPlan::Projection(p) = plan else {
+        return Ok(plan);
+    };
+    let mut changed = false;
+    let exprs: Vec<Expr> = p
+        .expr
+        .iter()
+        .map(|e| match e {
+            Expr::ScalarFunction(f) if f.func.name() == "get_field" => {
+                match f.args.last() {
+                    Some(Expr::Literal(datafusion_common::ScalarValue::Utf8(Some(name)), _)) => {
+                        changed = true;
+                        e.clone().alias(name)
+                    }
+                    _ => e.clone(),
+                }
+            }
+            other => other.clone(),
+        })
+        .collect();
+    if !changed {
+        return Ok(LogicalPlan::Projection(p));
+    }
+    Ok(LogicalPlan::Projection(datafusion_expr::Projection::try_new(
+        exprs,
+        Arc::clone(&p.input),
+    )?))
 }
 
 impl ContextProvider for Catalog {

@@ -201,9 +201,9 @@ pub(crate) fn parse_default_timestamp(s: &str) -> Option<NaiveDateTime> {
     let b = s.as_bytes();
     let mut pos = 0;
     let year = digits(b, &mut pos, 4, 4)?;
-    expect(b, &mut pos, b'-')?;
+    consume(b, &mut pos, b'-')?;
     let month = digits(b, &mut pos, 1, 2)?;
-    expect(b, &mut pos, b'-')?;
+    consume(b, &mut pos, b'-')?;
     let day = digits(b, &mut pos, 1, 2)?;
     let (mut hour, mut minute, mut second, mut millis) = (0, 0, 0, 0);
     if pos < b.len() {
@@ -212,12 +212,12 @@ pub(crate) fn parse_default_timestamp(s: &str) -> Option<NaiveDateTime> {
         }
         pos += 1;
         hour = digits(b, &mut pos, 1, 2)?;
-        expect(b, &mut pos, b':')?;
+        consume(b, &mut pos, b':')?;
         minute = digits(b, &mut pos, 1, 2)?;
-        expect(b, &mut pos, b':')?;
+        consume(b, &mut pos, b':')?;
         second = digits(b, &mut pos, 1, 2)?;
         if pos < b.len() {
-            expect(b, &mut pos, b'.')?;
+            consume(b, &mut pos, b'.')?;
             let start = pos;
             let fraction = digits(b, &mut pos, 1, 9)?;
             let width = (pos - start) as u32;
@@ -246,7 +246,7 @@ fn digits(b: &[u8], pos: &mut usize, min: usize, max: usize) -> Option<u32> {
 }
 
 /// Consumes the byte `want` at `pos`.
-fn expect(b: &[u8], pos: &mut usize, want: u8) -> Option<()> {
+fn consume(b: &[u8], pos: &mut usize, want: u8) -> Option<()> {
     if b.get(*pos) == Some(&want) {
         *pos += 1;
         Some(())

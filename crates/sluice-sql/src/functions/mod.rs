@@ -63,4 +63,4 @@ pub fn flink_scalar_functions_with_clock(clock: Arc<dyn Clock>) -> Vec<Arc<Scala
 }
 
 #[cfg(test)]
-mod sql_tests;
+mod tests;

@@ -1,0 +1,14 @@
+-- Nexmark Query 0: pass through. Measures the monitoring overhead including the source
+-- generator.
+CREATE TABLE nexmark_q0 (
+  auction  BIGINT,
+  bidder  BIGINT,
+  price  BIGINT,
+  dateTime  TIMESTAMP(3),
+  extra  VARCHAR
+) WITH (
+  'connector' = '${SINK}'
+);
+
+INSERT INTO nexmark_q0
+SELECT auction, bidder, price, dateTime, extra FROM bid;
