@@ -19,7 +19,8 @@ pub(crate) fn nexmark(query: &str, events: u64, parallelism: u32, batch_size: us
     for f in ["ddl_gen.sql", "ddl_views.sql", &format!("{query}.sql")] {
         let path = sql_dir().join(f);
         script.push_str(
-            &std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?,
+            &std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?,
         );
         script.push_str("\n;\n");
     }

@@ -45,9 +45,14 @@ const KNOWN: [&str; 11] = [
 /// A value that is not a duration.
 pub fn parse_duration(key: &str, value: &str) -> Result<Duration> {
     let v = value.trim().to_ascii_lowercase();
-    let split = v.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(v.len());
+    let split = v
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(v.len());
     let (number, unit) = v.split_at(split);
-    let number: f64 = number.trim().parse().map_err(|_| bad_duration(key, value))?;
+    let number: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| bad_duration(key, value))?;
     let ms = match unit.trim() {
         "" | "ms" | "milli" | "millis" | "millisecond" | "milliseconds" => number,
         "s" | "sec" | "secs" | "second" | "seconds" => number * 1e3,
@@ -69,7 +74,9 @@ fn parse_bool(key: &str, value: &str) -> Result<bool> {
     match value.trim().to_ascii_lowercase().as_str() {
         "true" => Ok(true),
         "false" => Ok(false),
-        _ => Err(Error::config(format!("'{key}' must be 'true' or 'false', got '{value}'"))),
+        _ => Err(Error::config(format!(
+            "'{key}' must be 'true' or 'false', got '{value}'"
+        ))),
     }
 }
 
@@ -95,14 +102,20 @@ impl SqlConfig {
     /// A value the key does not accept.
     pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
         match key {
-            "parallelism.default" | "table.exec.resource.default-parallelism" | "pipeline.max-parallelism" | "state.checkpoints.num-retained" => {
+            "parallelism.default"
+            | "table.exec.resource.default-parallelism"
+            | "pipeline.max-parallelism"
+            | "state.checkpoints.num-retained" => {
                 parse_u32(key, value)?;
             }
             "execution.checkpointing.interval" | "execution.checkpointing.timeout" => {
                 parse_duration(key, value)?;
             }
             "execution.checkpointing.mode" => {
-                if !matches!(value.to_ascii_uppercase().as_str(), "EXACTLY_ONCE" | "AT_LEAST_ONCE") {
+                if !matches!(
+                    value.to_ascii_uppercase().as_str(),
+                    "EXACTLY_ONCE" | "AT_LEAST_ONCE"
+                ) {
                     return Err(Error::config(format!(
                         "'{key}' must be 'EXACTLY_ONCE' or 'AT_LEAST_ONCE', got '{value}'"
                     )));
@@ -148,7 +161,9 @@ impl SqlConfig {
 
     /// The job's name.
     pub fn job_name(&self) -> String {
-        self.get("pipeline.name").unwrap_or("sluice-sql").to_string()
+        self.get("pipeline.name")
+            .unwrap_or("sluice-sql")
+            .to_string()
     }
 
     /// The runtime configuration.
@@ -162,13 +177,17 @@ impl SqlConfig {
             config.max_parallelism = parse_u32("pipeline.max-parallelism", v)?;
         }
         if let Some(v) = self.get("execution.checkpointing.interval") {
-            let mut cp = CheckpointConfig::every(parse_duration("execution.checkpointing.interval", v)?);
+            let mut cp =
+                CheckpointConfig::every(parse_duration("execution.checkpointing.interval", v)?);
             if let Some(m) = self.get("execution.checkpointing.mode") {
                 if m.eq_ignore_ascii_case("AT_LEAST_ONCE") {
                     cp.mode = CheckpointingMode::AtLeastOnce;
                 }
             }
-            for key in ["execution.checkpointing.unaligned", "execution.checkpointing.unaligned.enabled"] {
+            for key in [
+                "execution.checkpointing.unaligned",
+                "execution.checkpointing.unaligned.enabled",
+            ] {
                 if let Some(v) = self.get(key) {
                     cp.unaligned = parse_bool(key, v)?;
                 }
@@ -200,8 +219,14 @@ mod tests {
     #[test]
     fn flink_durations_and_checkpoint_keys() {
         assert_eq!(parse_duration("k", "10s").unwrap(), Duration::from_secs(10));
-        assert_eq!(parse_duration("k", "1 min").unwrap(), Duration::from_secs(60));
-        assert_eq!(parse_duration("k", "500 ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(
+            parse_duration("k", "1 min").unwrap(),
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            parse_duration("k", "500 ms").unwrap(),
+            Duration::from_millis(500)
+        );
         assert!(parse_duration("k", "soon").is_err());
         let mut c = SqlConfig::default();
         c.set("parallelism.default", "3").unwrap();

@@ -265,8 +265,10 @@ impl SqlRouter {
                 let Some((hasher, cols)) = &self.hasher else {
                     return Err(RuntimeError::Internal("hash edge without hasher".into()));
                 };
-                let keys: Vec<ArrayRef> =
-                    cols.iter().map(|&c| Arc::clone(batch.data().column(c))).collect();
+                let keys: Vec<ArrayRef> = cols
+                    .iter()
+                    .map(|&c| Arc::clone(batch.data().column(c)))
+                    .collect();
                 let hashes = exec(hasher.hashes(&keys))?;
                 let (max, parallelism) = (self.max_parallelism, n as u32);
                 hashes

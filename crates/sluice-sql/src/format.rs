@@ -105,8 +105,10 @@ impl TextFormat {
                     csv.quote = single_byte("csv.quote-character", q)?;
                 }
                 csv.null_literal = options.get("csv.null-literal").cloned();
-                csv.ignore_parse_errors =
-                    flag("csv.ignore-parse-errors", options.get("csv.ignore-parse-errors"))?;
+                csv.ignore_parse_errors = flag(
+                    "csv.ignore-parse-errors",
+                    options.get("csv.ignore-parse-errors"),
+                )?;
                 csv.allow_comments = flag("csv.allow-comments", options.get("csv.allow-comments"))?;
                 Ok(TextFormat::Csv(csv))
             }
@@ -143,7 +145,11 @@ impl LineDecoder {
         }
     }
 
-    fn decode_text(&self, text: &str, rows: usize) -> std::result::Result<Option<RecordBatch>, arrow::error::ArrowError> {
+    fn decode_text(
+        &self,
+        text: &str,
+        rows: usize,
+    ) -> std::result::Result<Option<RecordBatch>, arrow::error::ArrowError> {
         match &self.format {
             TextFormat::Csv(o) => {
                 let mut builder = arrow::csv::ReaderBuilder::new(Arc::clone(&self.schema))
@@ -269,6 +275,8 @@ pub enum RowWriter {
     Csv(CsvOptions),
     /// JSON objects, one per line.
     Json,
+    /// Empty lines, one per row: for sinks that only count (`blackhole`).
+    Nothing,
 }
 
 impl RowWriter {
@@ -289,7 +297,10 @@ impl RowWriter {
                     .iter()
                     .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
                     .collect::<std::result::Result<Vec<_>, _>>()?;
-                let prefix = identifier.as_ref().map(|i| format!("{i}:")).unwrap_or_default();
+                let prefix = identifier
+                    .as_ref()
+                    .map(|i| format!("{i}:"))
+                    .unwrap_or_default();
                 let mut lines = Vec::with_capacity(data.num_rows());
                 for row in 0..data.num_rows() {
                     let mut line = format!("{prefix}{}[", batch.kind(row).short());
@@ -319,6 +330,7 @@ impl RowWriter {
                 }
                 Ok(text_lines(buf))
             }
+            RowWriter::Nothing => Ok(vec![String::new(); data.num_rows()]),
             RowWriter::Json => {
                 let mut buf = Vec::new();
                 {
@@ -355,13 +367,19 @@ mod tests {
     #[test]
     fn csv_lines_decode_and_write_back() {
         let d = LineDecoder::new(TextFormat::Csv(CsvOptions::default()), schema(), "t".into());
-        let lines = vec!["1,a,2024-01-01 00:00:01.500".to_string(), "2,,2024-01-01 00:00:02".into()];
+        let lines = vec![
+            "1,a,2024-01-01 00:00:01.500".to_string(),
+            "2,,2024-01-01 00:00:02".into(),
+        ];
         let b = d.decode_lines(&lines).unwrap().unwrap();
         assert_eq!(b.num_rows(), 2);
         let out = RowWriter::Csv(CsvOptions::default())
             .lines(&SqlBatch::new(b.clone()))
             .unwrap();
-        assert_eq!(out, vec!["1,a,2024-01-01 00:00:01.500", "2,,2024-01-01 00:00:02.000"]);
+        assert_eq!(
+            out,
+            vec!["1,a,2024-01-01 00:00:01.500", "2,,2024-01-01 00:00:02.000"]
+        );
         let printed = RowWriter::Print { identifier: None }
             .lines(&SqlBatch::new(b))
             .unwrap();
@@ -371,7 +389,11 @@ mod tests {
     #[test]
     fn malformed_lines_fail_with_the_line_or_are_skipped() {
         let lines = vec!["1,a,2024-01-01 00:00:01".to_string(), "x,b,nope".into()];
-        let d = LineDecoder::new(TextFormat::Csv(CsvOptions::default()), schema(), "table `t`".into());
+        let d = LineDecoder::new(
+            TextFormat::Csv(CsvOptions::default()),
+            schema(),
+            "table `t`".into(),
+        );
         let e = d.decode_lines(&lines).unwrap_err().to_string();
         assert!(e.contains("x,b,nope") && e.contains("table `t`"), "{e}");
         let skip = CsvOptions {
@@ -389,9 +411,18 @@ mod tests {
             ..CsvOptions::default()
         };
         let d = LineDecoder::new(TextFormat::Csv(o), schema(), "t".into());
-        let b = d.decode_lines(&["NULL,NULL,NULL".to_string()]).unwrap().unwrap();
+        let b = d
+            .decode_lines(&["NULL,NULL,NULL".to_string()])
+            .unwrap()
+            .unwrap();
         assert_eq!(b.column(0).null_count(), 1);
-        let d = LineDecoder::new(TextFormat::Json { ignore_parse_errors: false }, schema(), "t".into());
+        let d = LineDecoder::new(
+            TextFormat::Json {
+                ignore_parse_errors: false,
+            },
+            schema(),
+            "t".into(),
+        );
         let b = d
             .decode_lines(&[r#"{"id": 3, "name": "c", "ts": "2024-01-01 00:00:00"}"#.to_string()])
             .unwrap()

@@ -121,7 +121,11 @@ impl SqlSession {
     ///
     /// # Errors
     /// Planning errors, and the job's failure.
-    pub fn execute_script(&mut self, sql: &str, control: Arc<JobControl>) -> Result<Option<JobResult>> {
+    pub fn execute_script(
+        &mut self,
+        sql: &str,
+        control: Arc<JobControl>,
+    ) -> Result<Option<JobResult>> {
         let job = self.plan_script(sql)?;
         for e in &job.explained {
             #[allow(clippy::print_stdout)]
@@ -141,9 +145,12 @@ impl SqlSession {
         let mut planner = JobPlanner::new(&self.catalog, parallelism);
         for insert in inserts {
             let table = self.catalog.table(&insert.table).ok_or_else(|| {
-                Error::plan(format!("INSERT INTO `{}`: no such table", insert.table)).at(insert.location)
+                Error::plan(format!("INSERT INTO `{}`: no such table", insert.table))
+                    .at(insert.location)
             })?;
-            let stream = planner.plan(&insert.plan).map_err(|e| e.at(insert.location))?;
+            let stream = planner
+                .plan(&insert.plan)
+                .map_err(|e| e.at(insert.location))?;
             planner
                 .insert(table, &insert.columns, stream)
                 .map_err(|e| e.at(insert.location))?;
@@ -151,7 +158,11 @@ impl SqlSession {
         Ok(planner.finish(&self.config.job_name()))
     }
 
-    fn print_table(&mut self, schema: &arrow::datatypes::Schema, location: Location) -> Result<String> {
+    fn print_table(
+        &mut self,
+        schema: &arrow::datatypes::Schema,
+        location: Location,
+    ) -> Result<String> {
         let name = format!("__print_{}_{}", location.line, location.column);
         let def = TableDef {
             name: name.clone(),
@@ -188,9 +199,11 @@ impl SqlSession {
                 Ok(())
             }
             Statement::CreateTable(def) => self.catalog.create_table(*def),
-            Statement::CreateView { name, columns, query } => {
-                self.catalog.create_view(&name, &columns, query)
-            }
+            Statement::CreateView {
+                name,
+                columns,
+                query,
+            } => self.catalog.create_view(&name, &columns, query),
             Statement::CreateFunction { name, identifier } => {
                 self.catalog.create_function(&name, &identifier)
             }
@@ -199,7 +212,11 @@ impl SqlSession {
                 explained.push(text);
                 Ok(())
             }
-            Statement::Insert { table, columns, query } => {
+            Statement::Insert {
+                table,
+                columns,
+                query,
+            } => {
                 if self.catalog.table(&table).is_none() {
                     return Err(Error::plan(format!(
                         "INSERT INTO `{table}`: no such table; create it with CREATE TABLE ... WITH ('connector' = ...)"
@@ -238,7 +255,11 @@ impl SqlSession {
 
     fn explain(&mut self, s: LocatedStatement) -> Result<String> {
         let (table, columns, query) = match s.statement {
-            Statement::Insert { table, columns, query } => (Some(table), columns, query),
+            Statement::Insert {
+                table,
+                columns,
+                query,
+            } => (Some(table), columns, query),
             Statement::Query(q) => (None, Vec::new(), q),
             _ => {
                 return Err(Error::unsupported(

@@ -16,7 +16,11 @@ use sluice_runtime::JobControl;
 use sluice_sql::SqlSession;
 
 #[derive(Parser)]
-#[command(name = "sluice", version, about = "Sluice: a stream processor for Flink SQL and Rust jobs")]
+#[command(
+    name = "sluice",
+    version,
+    about = "Sluice: a stream processor for Flink SQL and Rust jobs"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

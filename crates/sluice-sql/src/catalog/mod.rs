@@ -187,7 +187,9 @@ impl Catalog {
     /// When the name is taken or the query does not plan.
     pub fn create_view(&mut self, name: &str, columns: &[String], query: Box<Query>) -> Result<()> {
         if self.exists(name) {
-            return Err(Error::plan(format!("a table or view `{name}` already exists")));
+            return Err(Error::plan(format!(
+                "a table or view `{name}` already exists"
+            )));
         }
         let mut plan = self.plan_query(query)?;
         if !columns.is_empty() {
@@ -242,7 +244,11 @@ impl Catalog {
                 ColumnKind::Computed(ast) => {
                     let e = self
                         .sql_to_rel()
-                        .sql_to_expr(ast.clone(), &physical_df, &mut PlannerContext::new())
+                        .sql_to_expr(
+                            ast.as_ref().clone(),
+                            &physical_df,
+                            &mut PlannerContext::new(),
+                        )
                         .map_err(|e| {
                             Error::plan(format!(
                                 "computed column `{}`: {}",
@@ -351,25 +357,22 @@ fn name_field_accesses(plan: LogicalPlan) -> Result<LogicalPlan> {
         .expr
         .iter()
         .map(|e| match e {
-            Expr::ScalarFunction(f) if f.func.name() == "get_field" => {
-                match f.args.last() {
-                    Some(Expr::Literal(datafusion_common::ScalarValue::Utf8(Some(name)), _)) => {
-                        changed = true;
-                        e.clone().alias(name)
-                    }
-                    _ => e.clone(),
+            Expr::ScalarFunction(f) if f.func.name() == "get_field" => match f.args.last() {
+                Some(Expr::Literal(datafusion_common::ScalarValue::Utf8(Some(name)), _)) => {
+                    changed = true;
+                    e.clone().alias(name)
                 }
-            }
+                _ => e.clone(),
+            },
             other => other.clone(),
         })
         .collect();
     if !changed {
         return Ok(LogicalPlan::Projection(p));
     }
-    Ok(LogicalPlan::Projection(datafusion_expr::Projection::try_new(
-        exprs,
-        Arc::clone(&p.input),
-    )?))
+    Ok(LogicalPlan::Projection(
+        datafusion_expr::Projection::try_new(exprs, Arc::clone(&p.input))?,
+    ))
 }
 
 impl ContextProvider for Catalog {

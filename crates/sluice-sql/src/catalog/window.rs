@@ -71,7 +71,12 @@ fn plan_err(message: String) -> DataFusionError {
     DataFusionError::Plan(message)
 }
 
-fn string_arg(args: &[Expr], i: usize, function: &str, what: &str) -> Result<String, DataFusionError> {
+fn string_arg(
+    args: &[Expr],
+    i: usize,
+    function: &str,
+    what: &str,
+) -> Result<String, DataFusionError> {
     match args.get(i) {
         Some(Expr::Literal(ScalarValue::Utf8(Some(s)), _)) => Ok(s.clone()),
         _ => Err(plan_err(format!(
@@ -112,7 +117,9 @@ fn interval_ms(args: &[Expr], i: usize, function: &str) -> Result<i64, DataFusio
         _ => return Err(bad()),
     };
     if ms < 0 {
-        return Err(plan_err(format!("{function}: intervals must not be negative")));
+        return Err(plan_err(format!(
+            "{function}: intervals must not be negative"
+        )));
     }
     Ok(ms)
 }
@@ -146,17 +153,29 @@ impl WindowTableFunction {
         let kind = match function.as_str() {
             "TUMBLE" if n == 2 || n == 3 => WindowKind::Tumble {
                 size_ms: interval_ms(rest, 1, &function)?,
-                offset_ms: if n == 3 { interval_ms(rest, 2, &function)? } else { 0 },
+                offset_ms: if n == 3 {
+                    interval_ms(rest, 2, &function)?
+                } else {
+                    0
+                },
             },
             "HOP" if n == 3 || n == 4 => WindowKind::Hop {
                 slide_ms: interval_ms(rest, 1, &function)?,
                 size_ms: interval_ms(rest, 2, &function)?,
-                offset_ms: if n == 4 { interval_ms(rest, 3, &function)? } else { 0 },
+                offset_ms: if n == 4 {
+                    interval_ms(rest, 3, &function)?
+                } else {
+                    0
+                },
             },
             "CUMULATE" if n == 3 || n == 4 => WindowKind::Cumulate {
                 step_ms: interval_ms(rest, 1, &function)?,
                 size_ms: interval_ms(rest, 2, &function)?,
-                offset_ms: if n == 4 { interval_ms(rest, 3, &function)? } else { 0 },
+                offset_ms: if n == 4 {
+                    interval_ms(rest, 3, &function)?
+                } else {
+                    0
+                },
             },
             "SESSION" if n == 2 => WindowKind::Session {
                 gap_ms: interval_ms(rest, 1, &function)?,
@@ -171,26 +190,30 @@ impl WindowTableFunction {
             }
         };
         match kind {
-            WindowKind::Tumble { size_ms, .. } if size_ms == 0 => {
+            WindowKind::Tumble { size_ms: 0, .. } => {
                 return Err(plan_err("TUMBLE: the size must be positive".into()))
             }
-            WindowKind::Hop { slide_ms, size_ms, .. } if slide_ms == 0 || size_ms == 0 => {
+            WindowKind::Hop {
+                slide_ms, size_ms, ..
+            } if slide_ms == 0 || size_ms == 0 => {
                 return Err(plan_err("HOP: slide and size must be positive".into()))
             }
-            WindowKind::Cumulate { step_ms, size_ms, .. }
-                if step_ms == 0 || size_ms % step_ms != 0 =>
-            {
+            WindowKind::Cumulate {
+                step_ms, size_ms, ..
+            } if step_ms == 0 || size_ms % step_ms != 0 => {
                 return Err(plan_err(
                     "CUMULATE: the size must be a positive multiple of the step".into(),
                 ))
             }
-            WindowKind::Session { gap_ms } if gap_ms == 0 => {
+            WindowKind::Session { gap_ms: 0 } => {
                 return Err(plan_err("SESSION: the gap must be positive".into()))
             }
             _ => {}
         }
         let input_schema = input_schema(&input).ok_or_else(|| {
-            plan_err(format!("{function}: table or view `{input}` does not exist"))
+            plan_err(format!(
+                "{function}: table or view `{input}` does not exist"
+            ))
         })?;
         let time_field = input_schema.field_with_name(&time_column).map_err(|_| {
             plan_err(format!(

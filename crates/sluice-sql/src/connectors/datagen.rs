@@ -121,18 +121,20 @@ impl DatagenDecoder {
                     FieldGen::Random { length, .. } => *length,
                     FieldGen::Sequence { .. } => 0,
                 };
-                Arc::new(StringArray::from_iter_values(rows.iter().map(|&n| match gen {
-                    FieldGen::Sequence { .. } => int(n).to_string(),
-                    FieldGen::Random { .. } => {
-                        let mut h = mix(n ^ seed);
-                        (0..length)
-                            .map(|_| {
-                                h = mix(h);
-                                (b'a' + (h % 26) as u8) as char
-                            })
-                            .collect::<String>()
-                    }
-                })))
+                Arc::new(StringArray::from_iter_values(rows.iter().map(
+                    |&n| match gen {
+                        FieldGen::Sequence { .. } => int(n).to_string(),
+                        FieldGen::Random { .. } => {
+                            let mut h = mix(n ^ seed);
+                            (0..length)
+                                .map(|_| {
+                                    h = mix(h);
+                                    (b'a' + (h % 26) as u8) as char
+                                })
+                                .collect::<String>()
+                        }
+                    },
+                )))
             }
             DataType::Boolean => Arc::new(BooleanArray::from_iter(
                 rows.iter().map(|&n| Some(mix(n ^ seed) & 1 == 1)),
@@ -183,8 +185,15 @@ impl RecordDecoder<u64> for DatagenDecoder {
 ///
 /// # Errors
 /// Bad options.
-pub fn add_source(graph: &mut GraphBuilder, table: &CatalogTable, parallelism: u32) -> Result<(OperatorId, u32)> {
-    let rows = table.option("number-of-rows").map(|_| parse_i64(table, "number-of-rows", 0)).transpose()?;
+pub fn add_source(
+    graph: &mut GraphBuilder,
+    table: &CatalogTable,
+    parallelism: u32,
+) -> Result<(OperatorId, u32)> {
+    let rows = table
+        .option("number-of-rows")
+        .map(|_| parse_i64(table, "number-of-rows", 0))
+        .transpose()?;
     let rate = parse_i64(table, "rows-per-second", 10_000)?;
     // Sequences must not exceed their end: bound the rows by the shortest sequence.
     let decoder = DatagenDecoder::new(table)?;
@@ -192,7 +201,9 @@ pub fn add_source(graph: &mut GraphBuilder, table: &CatalogTable, parallelism: u
         .fields
         .iter()
         .filter_map(|f| match f {
-            FieldGen::Sequence { start, end } => Some((end.saturating_sub(*start)).saturating_add(1).max(0) as u64),
+            FieldGen::Sequence { start, end } => {
+                Some((end.saturating_sub(*start)).saturating_add(1).max(0) as u64)
+            }
             FieldGen::Random { .. } => None,
         })
         .min();
@@ -209,15 +220,20 @@ pub fn add_source(graph: &mut GraphBuilder, table: &CatalogTable, parallelism: u
         source = source.with_rate(rate as f64);
     }
     let name = &table.def.name;
-    let node = graph.source::<u64>(&format!("Source: {name} (datagen)"), parallelism, Arc::new(source));
+    let node = graph.source::<u64>(
+        &format!("Source: {name} (datagen)"),
+        parallelism,
+        Arc::new(source),
+    );
     let table_def = Arc::new(decoder);
-    let decoder = graph.typed_operator::<u64, _, _>(&format!("Decode({name})"), parallelism, move |_| {
-        let d = DatagenDecoder {
-            schema: Arc::clone(&table_def.schema),
-            fields: table_def.fields.clone(),
-        };
-        Ok(DecodeOperator::new(Box::new(d)))
-    });
+    let decoder =
+        graph.typed_operator::<u64, _, _>(&format!("Decode({name})"), parallelism, move |_| {
+            let d = DatagenDecoder {
+                schema: Arc::clone(&table_def.schema),
+                fields: table_def.fields.clone(),
+            };
+            Ok(DecodeOperator::new(Box::new(d)))
+        });
     graph.typed_forward::<u64>(node, decoder);
     Ok((decoder, parallelism))
 }

@@ -126,7 +126,7 @@ pub fn add_sink(
             graph,
             &format!("Sink: {name} (blackhole)"),
             p,
-            RowWriter::Print { identifier: None },
+            RowWriter::Nothing,
             DiscardSink::new(),
         ),
         "filesystem" => {
@@ -151,6 +151,11 @@ pub fn add_sink(
         }
     };
     let _ = parallelism;
-    graph.connect(input.node, node, Arc::clone(&input.schema), SqlPartitioning::Forward);
+    graph.connect(
+        input.node,
+        node,
+        Arc::clone(&input.schema),
+        SqlPartitioning::Forward,
+    );
     Ok(())
 }

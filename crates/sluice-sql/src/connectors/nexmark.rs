@@ -24,13 +24,30 @@ use crate::operators::decode::{DecodeOperator, RecordDecoder};
 use crate::planner::graph::GraphBuilder;
 
 const PERSON_FIELDS: [&str; 8] = [
-    "id", "name", "emailaddress", "creditcard", "city", "state", "datetime", "extra",
+    "id",
+    "name",
+    "emailaddress",
+    "creditcard",
+    "city",
+    "state",
+    "datetime",
+    "extra",
 ];
 const AUCTION_FIELDS: [&str; 10] = [
-    "id", "itemname", "description", "initialbid", "reserve", "datetime", "expires", "seller",
-    "category", "extra",
+    "id",
+    "itemname",
+    "description",
+    "initialbid",
+    "reserve",
+    "datetime",
+    "expires",
+    "seller",
+    "category",
+    "extra",
 ];
-const BID_FIELDS: [&str; 7] = ["auction", "bidder", "price", "channel", "url", "datetime", "extra"];
+const BID_FIELDS: [&str; 7] = [
+    "auction", "bidder", "price", "channel", "url", "datetime", "extra",
+];
 
 /// A field value of an event, by the field's lower-case name.
 enum Value<'a> {
@@ -117,7 +134,9 @@ impl FieldBuilder {
         Some(match t {
             DataType::Int64 => FieldBuilder::Int64(Int64Builder::with_capacity(capacity)),
             DataType::Int32 => FieldBuilder::Int32(Int32Builder::with_capacity(capacity)),
-            DataType::Utf8 => FieldBuilder::Utf8(StringBuilder::with_capacity(capacity, capacity * 16)),
+            DataType::Utf8 => {
+                FieldBuilder::Utf8(StringBuilder::with_capacity(capacity, capacity * 16))
+            }
             DataType::Timestamp(TimeUnit::Millisecond, tz) => FieldBuilder::Time(
                 TimestampMillisecondBuilder::with_capacity(capacity),
                 tz.clone(),
@@ -152,7 +171,11 @@ impl FieldBuilder {
 /// How one column of the datagen table is filled.
 enum ColumnPlan {
     EventType,
-    Row { kind: Kind, fields: Fields, names: Vec<String> },
+    Row {
+        kind: Kind,
+        fields: Fields,
+        names: Vec<String>,
+    },
 }
 
 /// Decodes Nexmark events into rows of the declared `datagen` schema.
@@ -178,7 +201,10 @@ impl NexmarkDecoder {
                         "auction" => Kind::Auction,
                         _ => Kind::Bid,
                     };
-                    let names: Vec<String> = fields.iter().map(|c| c.name().to_ascii_lowercase()).collect();
+                    let names: Vec<String> = fields
+                        .iter()
+                        .map(|c| c.name().to_ascii_lowercase())
+                        .collect();
                     for (c, n) in fields.iter().zip(&names) {
                         let known: &[&str] = match kind {
                             Kind::Person => &PERSON_FIELDS,
@@ -236,7 +262,11 @@ impl NexmarkDecoder {
                     let a = arrow::array::Int64Array::from(values);
                     arrays.push(arrow::compute::cast(&a, field.data_type())?);
                 }
-                ColumnPlan::Row { kind, fields, names } => {
+                ColumnPlan::Row {
+                    kind,
+                    fields,
+                    names,
+                } => {
                     let mut builders: Vec<FieldBuilder> = fields
                         .iter()
                         .filter_map(|c| FieldBuilder::new(c.data_type(), n))
@@ -249,8 +279,13 @@ impl NexmarkDecoder {
                             b.push(if mine { field_of(e, name) } else { None });
                         }
                     }
-                    let children: Vec<ArrayRef> = builders.iter_mut().map(FieldBuilder::finish).collect();
-                    let s = StructArray::try_new(fields.clone(), children, Some(NullBuffer::from(valid)))?;
+                    let children: Vec<ArrayRef> =
+                        builders.iter_mut().map(FieldBuilder::finish).collect();
+                    let s = StructArray::try_new(
+                        fields.clone(),
+                        children,
+                        Some(NullBuffer::from(valid)),
+                    )?;
                     arrays.push(Arc::new(s));
                 }
             }
@@ -274,19 +309,29 @@ impl RecordDecoder<Event> for NexmarkDecoder {
 ///
 /// # Errors
 /// Bad options, or a schema the model cannot fill.
-pub fn add_source(graph: &mut GraphBuilder, table: &CatalogTable, parallelism: u32) -> Result<(OperatorId, u32)> {
+pub fn add_source(
+    graph: &mut GraphBuilder,
+    table: &CatalogTable,
+    parallelism: u32,
+) -> Result<(OperatorId, u32)> {
     let config = NexmarkConfig::from_options(&table.def.options)
         .map_err(|e| Error::config(format!("table `{}`: {e}", table.def.name)))?;
-    let source = NexmarkSource::new(config).map_err(|e| Error::config(format!("table `{}`: {e}", table.def.name)))?;
+    let source = NexmarkSource::new(config)
+        .map_err(|e| Error::config(format!("table `{}`: {e}", table.def.name)))?;
     // Check the schema now, so a bad DDL fails before the job starts.
     NexmarkDecoder::new(Arc::clone(&table.physical_schema))?;
     let name = &table.def.name;
-    let node = graph.source::<Event>(&format!("Source: {name} (nexmark)"), parallelism, Arc::new(source));
+    let node = graph.source::<Event>(
+        &format!("Source: {name} (nexmark)"),
+        parallelism,
+        Arc::new(source),
+    );
     let schema = Arc::clone(&table.physical_schema);
-    let decoder = graph.typed_operator::<Event, _, _>(&format!("Decode({name})"), parallelism, move |_| {
-        let d = NexmarkDecoder::new(Arc::clone(&schema)).map_err(Error::into_runtime)?;
-        Ok(DecodeOperator::new(Box::new(d)))
-    });
+    let decoder =
+        graph.typed_operator::<Event, _, _>(&format!("Decode({name})"), parallelism, move |_| {
+            let d = NexmarkDecoder::new(Arc::clone(&schema)).map_err(Error::into_runtime)?;
+            Ok(DecodeOperator::new(Box::new(d)))
+        });
     graph.typed_forward::<Event>(node, decoder);
     Ok((decoder, parallelism))
 }

@@ -42,10 +42,12 @@ impl CalcOperator {
         let batch = match &self.filter {
             None => batch,
             Some(predicate) => {
-                let mask = predicate.evaluate(batch.data())?.into_array(batch.num_rows())?;
-                let mask = mask.as_boolean_opt().ok_or_else(|| {
-                    Error::Execution("a WHERE condition is not a boolean".into())
-                })?;
+                let mask = predicate
+                    .evaluate(batch.data())?
+                    .into_array(batch.num_rows())?;
+                let mask = mask
+                    .as_boolean_opt()
+                    .ok_or_else(|| Error::Execution("a WHERE condition is not a boolean".into()))?;
                 if mask.true_count() == batch.num_rows() {
                     batch
                 } else {

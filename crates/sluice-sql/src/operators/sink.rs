@@ -33,7 +33,11 @@ impl Operator for TableSinkOperator {
         self.sink.open(ctx)
     }
 
-    fn on_data(&mut self, batch: SqlBatch, out: &mut Collector<'_, Records<()>>) -> RuntimeResult<()> {
+    fn on_data(
+        &mut self,
+        batch: SqlBatch,
+        out: &mut Collector<'_, Records<()>>,
+    ) -> RuntimeResult<()> {
         let lines = exec(self.writer.lines(&batch))?;
         self.sink.on_data(Records::from(lines), out)
     }

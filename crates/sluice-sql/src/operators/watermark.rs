@@ -51,9 +51,11 @@ impl WatermarkAssigner {
                 )))
             }
         };
-        let ms = ms.as_primitive_opt::<TimestampMillisecondType>().ok_or_else(|| {
-            Error::Execution("the watermark expression is not a timestamp".into())
-        })?;
+        let ms = ms
+            .as_primitive_opt::<TimestampMillisecondType>()
+            .ok_or_else(|| {
+                Error::Execution("the watermark expression is not a timestamp".into())
+            })?;
         if ms.null_count() == ms.len() {
             return Ok(None);
         }

@@ -233,7 +233,11 @@ impl WindowAggregateOperator {
                 late += 1;
                 continue;
             }
-            by_window.entry(end).or_insert((start, Vec::new())).1.push(i as u32);
+            by_window
+                .entry(end)
+                .or_insert((start, Vec::new()))
+                .1
+                .push(i as u32);
         }
         if late > 0 {
             if let Some(c) = &self.late {
@@ -271,7 +275,8 @@ impl WindowAggregateOperator {
             let column: ArrayRef = match *out {
                 WindowOutput::Key(k) => Arc::clone(&keys[k]),
                 WindowOutput::Start => Arc::new(
-                    TimestampMillisecondArray::from(vec![window.start; n]).with_timezone_opt(tz_of(i)),
+                    TimestampMillisecondArray::from(vec![window.start; n])
+                        .with_timezone_opt(tz_of(i)),
                 ),
                 WindowOutput::End => Arc::new(
                     TimestampMillisecondArray::from(vec![end; n]).with_timezone_opt(tz_of(i)),
@@ -289,7 +294,10 @@ impl WindowAggregateOperator {
             };
             columns.push(column);
         }
-        Ok(Some(RecordBatch::try_new(Arc::clone(&self.spec.schema), columns)?))
+        Ok(Some(RecordBatch::try_new(
+            Arc::clone(&self.spec.schema),
+            columns,
+        )?))
     }
 
     /// Fires every window whose end the watermark passed, in end order.
@@ -393,8 +401,12 @@ impl WindowAggregateOperator {
                     .into(),
             ));
         }
-        let starts = batch.column(1).as_primitive::<arrow::datatypes::Int64Type>();
-        let ends = batch.column(2).as_primitive::<arrow::datatypes::Int64Type>();
+        let starts = batch
+            .column(1)
+            .as_primitive::<arrow::datatypes::Int64Type>();
+        let ends = batch
+            .column(2)
+            .as_primitive::<arrow::datatypes::Int64Type>();
         let mut by_window: BTreeMap<(i64, i64), Vec<u32>> = BTreeMap::new();
         for i in 0..batch.num_rows() {
             by_window
@@ -438,7 +450,11 @@ impl Operator for WindowAggregateOperator {
         Ok(())
     }
 
-    fn on_data(&mut self, batch: SqlBatch, _out: &mut Collector<'_, SqlBatch>) -> RuntimeResult<()> {
+    fn on_data(
+        &mut self,
+        batch: SqlBatch,
+        _out: &mut Collector<'_, SqlBatch>,
+    ) -> RuntimeResult<()> {
         exec(self.add(&batch))
     }
 

@@ -128,11 +128,16 @@ impl WindowAssigner {
         if indices.is_empty() {
             return Ok(None);
         }
-        let tz = match self.schema.field(self.schema.fields().len() - 1).data_type() {
+        let tz = match self
+            .schema
+            .field(self.schema.fields().len() - 1)
+            .data_type()
+        {
             DataType::Timestamp(_, tz) => tz.clone(),
             _ => None,
         };
-        let identity = indices.len() == rows && indices.iter().enumerate().all(|(i, &x)| i as u32 == x);
+        let identity =
+            indices.len() == rows && indices.iter().enumerate().all(|(i, &x)| i as u32 == x);
         let mut columns: Vec<ArrayRef> = if identity {
             batch.data().columns().to_vec()
         } else {
@@ -197,18 +202,36 @@ mod tests {
 
     #[test]
     fn tumbling_hopping_and_cumulating_windows_follow_flink() {
-        let t = WindowKind::Tumble { size_ms: 10, offset_ms: 0 };
+        let t = WindowKind::Tumble {
+            size_ms: 10,
+            offset_ms: 0,
+        };
         assert_eq!(w(t, 0), vec![(0, 10)]);
         assert_eq!(w(t, 9), vec![(0, 10)]);
         assert_eq!(w(t, -1), vec![(-10, 0)]);
-        let t = WindowKind::Tumble { size_ms: 10, offset_ms: 3 };
+        let t = WindowKind::Tumble {
+            size_ms: 10,
+            offset_ms: 3,
+        };
         assert_eq!(w(t, 2), vec![(-7, 3)]);
-        let h = WindowKind::Hop { slide_ms: 2, size_ms: 10, offset_ms: 0 };
+        let h = WindowKind::Hop {
+            slide_ms: 2,
+            size_ms: 10,
+            offset_ms: 0,
+        };
         assert_eq!(w(h, 11), vec![(2, 12), (4, 14), (6, 16), (8, 18), (10, 20)]);
-        let h = WindowKind::Hop { slide_ms: 4, size_ms: 6, offset_ms: 0 };
+        let h = WindowKind::Hop {
+            slide_ms: 4,
+            size_ms: 6,
+            offset_ms: 0,
+        };
         assert_eq!(w(h, 5), vec![(0, 6), (4, 10)]);
         assert_eq!(w(h, 6), vec![(4, 10)]);
-        let c = WindowKind::Cumulate { step_ms: 2, size_ms: 6, offset_ms: 0 };
+        let c = WindowKind::Cumulate {
+            step_ms: 2,
+            size_ms: 6,
+            offset_ms: 0,
+        };
         assert_eq!(w(c, 0), vec![(0, 2), (0, 4), (0, 6)]);
         assert_eq!(w(c, 3), vec![(0, 4), (0, 6)]);
         assert_eq!(w(c, 5), vec![(0, 6)]);

@@ -33,7 +33,7 @@ pub enum ColumnKind {
     /// Read from the source.
     Physical,
     /// `name AS expression` over physical columns.
-    Computed(Expr),
+    Computed(Box<Expr>),
     /// `name TYPE METADATA [FROM 'key'] [VIRTUAL]`: connector metadata such as a Kafka
     /// record's timestamp.
     Metadata {
@@ -265,7 +265,7 @@ fn parse_table_element(parser: &mut Parser<'_>, table: &mut TableDef) -> Result<
             name,
             data_type: DataType::Null,
             nullable: true,
-            kind: ColumnKind::Computed(expr),
+            kind: ColumnKind::Computed(Box::new(expr)),
         });
         return Ok(());
     }
@@ -305,7 +305,8 @@ fn parse_table_element(parser: &mut Parser<'_>, table: &mut TableDef) -> Result<
 /// Consumes the next token when it is the word `word` (for words sqlparser has no
 /// keyword for).
 fn parse_word(parser: &mut Parser<'_>, word: &str) -> bool {
-    let is = matches!(&parser.peek_token().token, Token::Word(w) if w.value.eq_ignore_ascii_case(word));
+    let is =
+        matches!(&parser.peek_token().token, Token::Word(w) if w.value.eq_ignore_ascii_case(word));
     if is {
         parser.next_token();
     }
@@ -426,7 +427,10 @@ pub fn parse_flink_type(parser: &mut Parser<'_>) -> Result<DataType, ParserError
         }
         "TIMESTAMP_LTZ" => {
             let p = type_params(parser)?;
-            DataType::Timestamp(time_unit(p.first().copied().unwrap_or(6)), Some("UTC".into()))
+            DataType::Timestamp(
+                time_unit(p.first().copied().unwrap_or(6)),
+                Some("UTC".into()),
+            )
         }
         "BINARY" | "VARBINARY" | "BYTES" => {
             type_params(parser)?;
@@ -559,16 +563,27 @@ mod tests {
 
     #[test]
     fn unknown_types_and_missing_commas_are_located() {
-        let e = parse_script("CREATE TABLE t (\n  a FOO\n)").unwrap_err().to_string();
-        assert!(e.contains("unknown data type `FOO`") && e.contains("line 2"), "{e}");
-        let e = parse_script("CREATE TABLE t (a INT b INT)").unwrap_err().to_string();
+        let e = parse_script("CREATE TABLE t (\n  a FOO\n)")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("unknown data type `FOO`") && e.contains("line 2"),
+            "{e}"
+        );
+        let e = parse_script("CREATE TABLE t (a INT b INT)")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("line 1, column 23"), "{e}");
     }
 
     #[test]
     fn set_and_create_function() {
         let s = parse_script("SET 'execution.checkpointing.interval' = '10s'; SET x.y = 3; CREATE TEMPORARY FUNCTION f AS 'my_fn'").unwrap();
-        assert!(matches!(&s[1].statement, Statement::Set { key, value } if key == "x.y" && value == "3"));
-        assert!(matches!(&s[2].statement, Statement::CreateFunction { name, identifier } if name == "f" && identifier == "my_fn"));
+        assert!(
+            matches!(&s[1].statement, Statement::Set { key, value } if key == "x.y" && value == "3")
+        );
+        assert!(
+            matches!(&s[2].statement, Statement::CreateFunction { name, identifier } if name == "f" && identifier == "my_fn")
+        );
     }
 }

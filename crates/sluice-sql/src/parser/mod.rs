@@ -345,10 +345,14 @@ mod tests {
         let script = "SET 'parallelism.default' = '2';\n\n  -- comment\nSELECT 1;\n;\nINSERT INTO s SELECT a FROM t";
         let statements = parse_script(script).unwrap();
         assert_eq!(statements.len(), 3);
-        assert!(matches!(&statements[0].statement, Statement::Set { key, value }
-            if key == "parallelism.default" && value == "2"));
+        assert!(
+            matches!(&statements[0].statement, Statement::Set { key, value }
+            if key == "parallelism.default" && value == "2")
+        );
         assert_eq!(statements[1].location, Location { line: 4, column: 1 });
-        assert!(matches!(&statements[2].statement, Statement::Insert { table, .. } if table == "s"));
+        assert!(
+            matches!(&statements[2].statement, Statement::Insert { table, .. } if table == "s")
+        );
     }
 
     #[test]

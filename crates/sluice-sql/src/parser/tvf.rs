@@ -196,7 +196,13 @@ mod tests {
 
     #[test]
     fn leaves_other_table_keywords_alone() {
-        assert_eq!(rewritten("SELECT * FROM TABLE(f(1))"), "SELECT * FROM TABLE(f(1))");
-        assert_eq!(rewritten("CREATE TABLE t (a INT)"), "CREATE TABLE t (a INT)");
+        assert_eq!(
+            rewritten("SELECT * FROM TABLE(f(1))"),
+            "SELECT * FROM TABLE(f(1))"
+        );
+        assert_eq!(
+            rewritten("CREATE TABLE t (a INT)"),
+            "CREATE TABLE t (a INT)"
+        );
     }
 }

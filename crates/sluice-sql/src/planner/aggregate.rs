@@ -79,9 +79,17 @@ pub(super) fn plan_aggregate(planner: &mut JobPlanner<'_>, a: &Aggregate) -> Res
             .map(|(i, f)| Arc::new(PhysicalColumn::new(f.name(), i)) as Arc<dyn PhysicalExpr>)
             .collect();
         let computed = physical(&extra, in_df)?;
-        let mut fields: Vec<Field> = input_schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+        let mut fields: Vec<Field> = input_schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
         for (i, e) in computed.iter().enumerate() {
-            fields.push(Field::new(format!("__key{i}"), e.data_type(&input_schema)?, true));
+            fields.push(Field::new(
+                format!("__key{i}"),
+                e.data_type(&input_schema)?,
+                true,
+            ));
         }
         exprs.extend(computed);
         let schema = Arc::new(Schema::new(fields));
@@ -90,7 +98,9 @@ pub(super) fn plan_aggregate(planner: &mut JobPlanner<'_>, a: &Aggregate) -> Res
     let keyed_schema = Arc::clone(&stream.schema);
     let keys: Vec<Arc<dyn PhysicalExpr>> = key_columns
         .iter()
-        .map(|&i| Arc::new(PhysicalColumn::new(keyed_schema.field(i).name(), i)) as Arc<dyn PhysicalExpr>)
+        .map(|&i| {
+            Arc::new(PhysicalColumn::new(keyed_schema.field(i).name(), i)) as Arc<dyn PhysicalExpr>
+        })
         .collect();
     let key_types = key_columns
         .iter()
@@ -114,7 +124,9 @@ pub(super) fn plan_aggregate(planner: &mut JobPlanner<'_>, a: &Aggregate) -> Res
             .build()?;
         let filter = match &params.filter {
             None => None,
-            Some(f) => physical(std::slice::from_ref(f.as_ref()), in_df)?.into_iter().next(),
+            Some(f) => physical(std::slice::from_ref(f.as_ref()), in_df)?
+                .into_iter()
+                .next(),
         };
         aggregates.push(AggregateCall {
             function: Arc::new(function),
@@ -145,12 +157,23 @@ pub(super) fn plan_aggregate(planner: &mut JobPlanner<'_>, a: &Aggregate) -> Res
     let (parallelism, partitioning) = if key_columns.is_empty() {
         (1, SqlPartitioning::Global)
     } else {
-        (planner.default_parallelism(), SqlPartitioning::Hash(key_columns))
+        (
+            planner.default_parallelism(),
+            SqlPartitioning::Hash(key_columns),
+        )
     };
-    let node = planner.graph().operator("WindowAggregate", parallelism, NodeKind::Operator, move |_| {
-        WindowAggregateOperator::new(Arc::clone(&spec), key_types.clone()).map_err(Error::into_runtime)
-    });
-    planner.graph().connect(stream.node, node, keyed_schema, partitioning);
+    let node = planner.graph().operator(
+        "WindowAggregate",
+        parallelism,
+        NodeKind::Operator,
+        move |_| {
+            WindowAggregateOperator::new(Arc::clone(&spec), key_types.clone())
+                .map_err(Error::into_runtime)
+        },
+    );
+    planner
+        .graph()
+        .connect(stream.node, node, keyed_schema, partitioning);
     let _ = DFSchema::empty();
     Ok(Stream {
         node,

@@ -21,7 +21,13 @@ pub struct GraphBuilder {
 }
 
 impl GraphBuilder {
-    fn add(&mut self, name: String, parallelism: u32, kind: NodeKind, factory: Arc<dyn NodeFactory>) -> OperatorId {
+    fn add(
+        &mut self,
+        name: String,
+        parallelism: u32,
+        kind: NodeKind,
+        factory: Arc<dyn NodeFactory>,
+    ) -> OperatorId {
         let id = OperatorId(self.nodes.len() as u32);
         self.nodes.push(NodeSpec {
             id,
@@ -54,7 +60,13 @@ impl GraphBuilder {
     }
 
     /// An operator of SQL rows (or a sink when `kind` says so) made by `make` per subtask.
-    pub fn operator<Op, F>(&mut self, name: &str, parallelism: u32, kind: NodeKind, make: F) -> OperatorId
+    pub fn operator<Op, F>(
+        &mut self,
+        name: &str,
+        parallelism: u32,
+        kind: NodeKind,
+        make: F,
+    ) -> OperatorId
     where
         Op: Operator<In = SqlBatch>,
         Op::Out: Clone,
@@ -95,7 +107,13 @@ impl GraphBuilder {
     }
 
     /// An edge of SQL rows.
-    pub fn connect(&mut self, from: OperatorId, to: OperatorId, schema: SchemaRef, partitioning: SqlPartitioning) {
+    pub fn connect(
+        &mut self,
+        from: OperatorId,
+        to: OperatorId,
+        schema: SchemaRef,
+        partitioning: SqlPartitioning,
+    ) {
         self.edges.push(EdgeSpec {
             from,
             to,

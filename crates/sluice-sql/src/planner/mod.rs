@@ -29,7 +29,9 @@ use datafusion_physical_expr::{create_physical_expr, PhysicalExpr};
 use sluice_core::OperatorId;
 use sluice_runtime::graph::NodeKind;
 
-use crate::catalog::{Catalog, CatalogTable, PhysicalTable, TableScanSource, WindowKind, WindowTableFunction};
+use crate::catalog::{
+    Catalog, CatalogTable, PhysicalTable, TableScanSource, WindowKind, WindowTableFunction,
+};
 use crate::connectors;
 use crate::error::{Error, Result};
 use crate::exchange::SqlPartitioning;
@@ -116,10 +118,21 @@ impl<'a> JobPlanner<'a> {
         schema: SchemaRef,
     ) -> Stream {
         let out_schema = Arc::clone(&schema);
-        let node = self.graph.operator(name, input.parallelism, NodeKind::Operator, move |_| {
-            Ok(CalcOperator::new(filter.clone(), projection.clone(), Arc::clone(&out_schema)))
-        });
-        self.graph.connect(input.node, node, Arc::clone(&input.schema), SqlPartitioning::Forward);
+        let node = self
+            .graph
+            .operator(name, input.parallelism, NodeKind::Operator, move |_| {
+                Ok(CalcOperator::new(
+                    filter.clone(),
+                    projection.clone(),
+                    Arc::clone(&out_schema),
+                ))
+            });
+        self.graph.connect(
+            input.node,
+            node,
+            Arc::clone(&input.schema),
+            SqlPartitioning::Forward,
+        );
         Stream {
             node,
             schema,
@@ -142,7 +155,9 @@ impl<'a> JobPlanner<'a> {
                 let window = input.window.and_then(|w| {
                     let find = |i: usize| {
                         let name = input.schema.field(i).name();
-                        p.expr.iter().position(|e| matches!(e, Expr::Column(c) if c.name == *name))
+                        p.expr
+                            .iter()
+                            .position(|e| matches!(e, Expr::Column(c) if c.name == *name))
                     };
                     Some(WindowColumns {
                         start: find(w.start)?,
@@ -171,9 +186,11 @@ impl<'a> JobPlanner<'a> {
                     .collect::<Result<Vec<_>>>()?;
                 let schema = arrow_schema(&u.schema);
                 let out_schema = Arc::clone(&schema);
-                let node = self.graph.operator("Union", self.parallelism, NodeKind::Operator, move |_| {
-                    Ok(CalcOperator::new(None, None, Arc::clone(&out_schema)))
-                });
+                let node =
+                    self.graph
+                        .operator("Union", self.parallelism, NodeKind::Operator, move |_| {
+                            Ok(CalcOperator::new(None, None, Arc::clone(&out_schema)))
+                        });
                 for i in &inputs {
                     let p = if i.parallelism == self.parallelism {
                         SqlPartitioning::Forward
@@ -220,7 +237,11 @@ impl<'a> JobPlanner<'a> {
                 let df = DFSchema::try_from(full.schema.as_ref().clone())?;
                 let exprs: Vec<Expr> = indices
                     .iter()
-                    .map(|&i| Expr::Column(datafusion_common::Column::from_name(full.schema.field(i).name())))
+                    .map(|&i| {
+                        Expr::Column(datafusion_common::Column::from_name(
+                            full.schema.field(i).name(),
+                        ))
+                    })
                     .collect();
                 let physical = physical(&exprs, &df)?;
                 let schema = arrow_schema(&scan.projected_schema);
@@ -257,7 +278,12 @@ impl<'a> JobPlanner<'a> {
                 NodeKind::Operator,
                 move |_| Ok(WatermarkAssigner::new(Arc::clone(&expr))),
             );
-            self.graph.connect(stream.node, node, Arc::clone(&stream.schema), SqlPartitioning::Forward);
+            self.graph.connect(
+                stream.node,
+                node,
+                Arc::clone(&stream.schema),
+                SqlPartitioning::Forward,
+            );
             stream.node = node;
         }
         self.tables.insert(name, stream.clone());
@@ -295,17 +321,26 @@ impl<'a> JobPlanner<'a> {
                 "SESSION windows as a table function; use GROUP BY SESSION(...) later, or TUMBLE/HOP/CUMULATE",
             ));
         }
-        let time = input.schema.index_of(&w.time_column).map_err(|_| {
-            Error::plan(format!("DESCRIPTOR column `{}` not found", w.time_column))
-        })?;
+        let time = input
+            .schema
+            .index_of(&w.time_column)
+            .map_err(|_| Error::plan(format!("DESCRIPTOR column `{}` not found", w.time_column)))?;
         let n = input.schema.fields().len();
         let schema = Arc::clone(&w.schema);
         let kind = w.kind;
         let out = Arc::clone(&schema);
-        let node = self.graph.operator("WindowTableFunction", input.parallelism, NodeKind::Operator, move |_| {
-            Ok(WindowAssigner::new(kind, time, Arc::clone(&out)))
-        });
-        self.graph.connect(input.node, node, Arc::clone(&input.schema), SqlPartitioning::Forward);
+        let node = self.graph.operator(
+            "WindowTableFunction",
+            input.parallelism,
+            NodeKind::Operator,
+            move |_| Ok(WindowAssigner::new(kind, time, Arc::clone(&out))),
+        );
+        self.graph.connect(
+            input.node,
+            node,
+            Arc::clone(&input.schema),
+            SqlPartitioning::Forward,
+        );
         Ok(Stream {
             node,
             schema,
@@ -322,7 +357,12 @@ impl<'a> JobPlanner<'a> {
     ///
     /// # Errors
     /// When the columns do not match the table's.
-    pub fn insert(&mut self, table: &CatalogTable, columns: &[String], stream: Stream) -> Result<()> {
+    pub fn insert(
+        &mut self,
+        table: &CatalogTable,
+        columns: &[String],
+        stream: Stream,
+    ) -> Result<()> {
         let target = &table.physical_schema;
         let source_fields = stream.schema.fields();
         let names: Vec<String> = if columns.is_empty() {
@@ -348,19 +388,25 @@ impl<'a> JobPlanner<'a> {
         let df = DFSchema::try_from(stream.schema.as_ref().clone())?;
         let mut exprs = Vec::with_capacity(names.len());
         for field in target.fields() {
-            let pos = names.iter().position(|n| n == field.name()).ok_or_else(|| {
-                Error::plan(format!(
-                    "INSERT INTO `{}`: column `{}` is not given a value",
-                    table.def.name,
-                    field.name()
-                ))
-            })?;
+            let pos = names
+                .iter()
+                .position(|n| n == field.name())
+                .ok_or_else(|| {
+                    Error::plan(format!(
+                        "INSERT INTO `{}`: column `{}` is not given a value",
+                        table.def.name,
+                        field.name()
+                    ))
+                })?;
             let source = source_fields[pos].name();
             let col = Expr::Column(datafusion_common::Column::from_name(source));
             let expr = if source_fields[pos].data_type() == field.data_type() {
                 col
             } else {
-                Expr::Cast(datafusion_expr::Cast::new(Box::new(col), field.data_type().clone()))
+                Expr::Cast(datafusion_expr::Cast::new(
+                    Box::new(col),
+                    field.data_type().clone(),
+                ))
             };
             exprs.push(expr);
         }

@@ -1,4 +1,5 @@
 //! Integration tests of the SQL layer: whole scripts run on the embedded runtime.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod nexmark;
 mod scripts;

@@ -42,14 +42,22 @@ fn run_query(q: &str, parallelism: u32) -> Vec<String> {
     let sink = format!("filesystem', 'path' = '{}', 'format' = 'csv", out.display());
     let script = sluice_sql::substitute(&script, &vars(&sink)).unwrap();
     let mut session = SqlSession::new();
-    session.set("parallelism.default", &parallelism.to_string()).unwrap();
+    session
+        .set("parallelism.default", &parallelism.to_string())
+        .unwrap();
     session
         .execute_script(&script, JobControl::new())
         .unwrap_or_else(|e| panic!("{q}: {e}"));
     let mut lines: Vec<String> = sluice_connectors::committed_parts(&out)
         .unwrap()
         .into_iter()
-        .flat_map(|p| fs::read_to_string(p).unwrap().lines().map(str::to_string).collect::<Vec<_>>())
+        .flat_map(|p| {
+            fs::read_to_string(p)
+                .unwrap()
+                .lines()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
         .collect();
     lines.sort();
     lines

@@ -50,11 +50,7 @@ fn tumbling_window_counts_per_key_fire_at_the_end_of_a_bounded_file() {
     let input = dir.path().join("bids.csv");
     // ts in seconds; bound 1 s. The file is read as one batch, so the watermark (emitted
     // after each batch, as Flink emits it periodically) makes no row late here.
-    fs::write(
-        &input,
-        "1,1\n2,2\n1,5\n2,11\n1,12\n1,3\n2,25\n",
-    )
-    .unwrap();
+    fs::write(&input, "1,1\n2,2\n1,5\n2,11\n1,12\n1,3\n2,25\n").unwrap();
     let out = dir.path().join("out");
     run(&format!(
         "SET 'parallelism.default' = '1';
