@@ -18,9 +18,9 @@
 //! `RESULT workload=<name> parallelism=<n> events=<n> seconds=<s> events_per_sec=<x>`.
 
 mod kafka;
-mod nexmark;
 mod latency;
 mod micro;
+mod nexmark;
 mod recovery;
 mod text;
 
