@@ -52,7 +52,10 @@ fn is_library_source(path: &Path) -> bool {
         .unwrap()
         .to_string_lossy()
         .replace('\\', "/");
-    (rel.starts_with("crates/") && rel.contains("/src/")) || rel.starts_with("src/")
+    // A sibling `tests.rs` holds a module's unit tests (`#[cfg(test)] mod tests;`).
+    let is_test_module = rel.ends_with("/tests.rs");
+    ((rel.starts_with("crates/") && rel.contains("/src/")) || rel.starts_with("src/"))
+        && !is_test_module
 }
 
 #[test]
