@@ -2,4 +2,5 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod nexmark;
+mod recovery;
 mod scripts;

@@ -1,0 +1,174 @@
+//! Failure injection for SQL jobs: a task fails mid-stream, the job restores its window
+//! state and sources from the last checkpoint, and the committed output equals a
+//! failure-free run exactly.
+
+use std::any::Any;
+use std::fs;
+use std::hash::{Hash, Hasher};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use arrow::datatypes::DataType;
+use datafusion_common::{exec_err, Result as DfResult};
+use datafusion_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+use sluice_runtime::{JobControl, JobResult};
+use sluice_sql::SqlSession;
+
+/// `fail_once(x)`: returns `x`, but fails the batch in which the job's rows seen pass
+/// `at`, once.
+#[derive(Debug)]
+struct FailOnce {
+    seen: AtomicU64,
+    at: u64,
+    failed: AtomicBool,
+    signature: Signature,
+}
+
+impl PartialEq for FailOnce {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self, other)
+    }
+}
+impl Eq for FailOnce {}
+impl Hash for FailOnce {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        "fail_once".hash(state);
+    }
+}
+
+impl ScalarUDFImpl for FailOnce {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn name(&self) -> &str {
+        "fail_once"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _arg_types: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Int64)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let before = self
+            .seen
+            .fetch_add(args.number_rows as u64, Ordering::SeqCst);
+        if before + args.number_rows as u64 >= self.at && !self.failed.swap(true, Ordering::SeqCst)
+        {
+            return exec_err!("injected failure after {before} rows");
+        }
+        Ok(args.args[0].clone())
+    }
+}
+
+fn fail_once(at: u64) -> Arc<ScalarUDF> {
+    Arc::new(ScalarUDF::from(FailOnce {
+        seen: AtomicU64::new(0),
+        at,
+        failed: AtomicBool::new(false),
+        signature: Signature::exact(vec![DataType::Int64], Volatility::Volatile),
+    }))
+}
+
+fn output(dir: &Path) -> Vec<String> {
+    let mut lines: Vec<String> = sluice_connectors::committed_parts(dir)
+        .unwrap()
+        .into_iter()
+        .flat_map(|p| {
+            fs::read_to_string(p)
+                .unwrap()
+                .lines()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    lines.sort();
+    lines
+}
+
+const ROWS: u64 = 30_000;
+
+/// A HOP aggregation over a rate-limited generator (so checkpoints complete while it
+/// runs), with keys spread over two subtasks.
+fn script(out: &Path, checkpoints: &Path, extra: &str) -> String {
+    format!(
+        "SET 'parallelism.default' = '2';
+         {extra}
+         CREATE TABLE gen (
+           seq BIGINT, k INT, v BIGINT,
+           ts AS CAST(TO_TIMESTAMP_LTZ(seq * 10 - MOD(seq * 7919, 997), 3) AS TIMESTAMP(3)),
+           WATERMARK FOR ts AS ts - INTERVAL '2' SECOND
+         ) WITH (
+           'connector' = 'datagen', 'number-of-rows' = '{ROWS}', 'rows-per-second' = '40000',
+           'fields.seq.kind' = 'sequence', 'fields.seq.start' = '0', 'fields.seq.end' = '{end}',
+           'fields.k.min' = '0', 'fields.k.max' = '40', 'fields.v.min' = '1', 'fields.v.max' = '1000'
+         );
+         CREATE TABLE out (k INT, window_start TIMESTAMP(3), window_end TIMESTAMP(3),
+                           n BIGINT, total BIGINT, top BIGINT, kinds BIGINT)
+         WITH ('connector' = 'filesystem', 'path' = '{out}', 'format' = 'csv');
+         INSERT INTO out
+         SELECT k, window_start, window_end, COUNT(*), SUM(fail_once(v)), MAX(v),
+                COUNT(DISTINCT v % 7)
+         FROM TABLE(HOP(TABLE gen, DESCRIPTOR(ts), INTERVAL '5' SECOND, INTERVAL '15' SECOND))
+         GROUP BY k, window_start, window_end;",
+        end = ROWS - 1,
+        out = out.display(),
+        extra = if checkpoints.as_os_str().is_empty() {
+            String::new()
+        } else {
+            format!(
+                "SET 'execution.checkpointing.interval' = '100ms';
+                 SET 'state.checkpoints.dir' = '{}';
+                 {extra}",
+                checkpoints.display()
+            )
+        },
+    )
+}
+
+fn run(out: &Path, checkpoints: &Path, extra: &str, fail_at: u64) -> JobResult {
+    let mut session = SqlSession::new();
+    session.register_function("fail_once", fail_once(fail_at));
+    let sql = format!(
+        "CREATE FUNCTION fail_once AS 'fail_once';\n{}",
+        script(out, checkpoints, extra)
+    );
+    session
+        .execute_script(&sql, JobControl::new())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap()
+}
+
+fn restores_window_state_after_a_failure(extra: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let reference_dir = dir.path().join("reference");
+    run(&reference_dir, Path::new(""), "", u64::MAX);
+    let expected = output(&reference_dir);
+    assert!(expected.len() > 200, "{} windows", expected.len());
+
+    let out = dir.path().join("out");
+    let result = run(&out, &dir.path().join("checkpoints"), extra, ROWS * 3 / 5);
+    assert_eq!(
+        result.restarts, 1,
+        "the injected failure restarts the job once"
+    );
+    assert!(
+        result.restores.iter().all(|&c| c > 0),
+        "the restart restored a checkpoint, not the start: {:?}",
+        result.restores
+    );
+    assert_eq!(output(&out), expected);
+}
+
+#[test]
+fn hop_window_aggregation_is_exactly_once_across_a_failure() {
+    restores_window_state_after_a_failure("");
+}
+
+#[test]
+fn hop_window_aggregation_is_exactly_once_across_a_failure_with_unaligned_checkpoints() {
+    restores_window_state_after_a_failure("SET 'execution.checkpointing.unaligned' = 'true';");
+}
