@@ -2,7 +2,6 @@
 //! state and sources from the last checkpoint, and the committed output equals a
 //! failure-free run exactly.
 
-use std::any::Any;
 use std::fs;
 use std::hash::{Hash, Hasher};
 use std::path::Path;
@@ -40,9 +39,6 @@ impl Hash for FailOnce {
 }
 
 impl ScalarUDFImpl for FailOnce {
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
     fn name(&self) -> &str {
         "fail_once"
     }
