@@ -107,13 +107,21 @@ impl Catalog {
             Arc::new(datafusion_functions_aggregate::planner::AggregateFunctionPlanner),
             Arc::new(datafusion_functions_window::planner::WindowFunctionPlanner),
         ];
+        // Nexmark's user function ships with Sluice, as its jar does with Flink's nexmark.
+        let mut registered = HashMap::new();
+        registered.insert(
+            crate::functions::time_part::COUNT_CHAR_IDENTIFIER.to_string(),
+            Arc::new(ScalarUDF::from(
+                crate::functions::time_part::CountChar::default(),
+            )),
+        );
         Catalog {
             tables: HashMap::new(),
             views: HashMap::new(),
             scalar,
             aggregate,
             window,
-            registered: HashMap::new(),
+            registered,
             expr_planners,
             options,
         }

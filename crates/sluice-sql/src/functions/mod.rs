@@ -38,6 +38,7 @@ mod java_format;
 pub mod math;
 pub mod string;
 pub mod time;
+pub mod time_part;
 
 /// All of Sluice's Flink scalar functions, with `UNIX_TIMESTAMP()` reading the machine's
 /// clock. Register them after DataFusion's defaults so that they take precedence.
@@ -48,7 +49,10 @@ pub fn flink_scalar_functions() -> Vec<Arc<ScalarUDF>> {
 /// All of Sluice's Flink scalar functions, with `UNIX_TIMESTAMP()` reading `clock` (a
 /// `ManualClock` in tests).
 pub fn flink_scalar_functions_with_clock(clock: Arc<dyn Clock>) -> Vec<Arc<ScalarUDF>> {
-    vec![
+    let parts = time_part::all()
+        .into_iter()
+        .map(|f| Arc::new(ScalarUDF::from(f)));
+    let mut functions = vec![
         Arc::new(ScalarUDF::from(time::ToTimestampLtz::new())),
         Arc::new(ScalarUDF::from(time::ToTimestamp::new())),
         Arc::new(ScalarUDF::from(time::DateFormat::new())),
@@ -59,7 +63,9 @@ pub fn flink_scalar_functions_with_clock(clock: Arc<dyn Clock>) -> Vec<Arc<Scala
         Arc::new(ScalarUDF::from(string::Locate::new())),
         Arc::new(ScalarUDF::from(string::HashCode::new())),
         Arc::new(ScalarUDF::from(math::Mod::new())),
-    ]
+    ];
+    functions.extend(parts);
+    functions
 }
 
 #[cfg(test)]

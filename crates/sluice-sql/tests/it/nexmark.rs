@@ -153,3 +153,108 @@ fn q2_selects_bids_of_some_auctions() {
     assert!(!expected.is_empty());
     assert_eq!(run_query("q2", 1), expected);
 }
+
+fn bids() -> Vec<sluice_connectors::nexmark::Bid> {
+    events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Bid(b) => Some(b),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn q14_classifies_bid_times_with_a_user_function() {
+    let expected = sorted(
+        bids()
+            .into_iter()
+            .filter(|b| b.price * 908 > 1_000_000_000 && b.price * 908 < 50_000_000_000)
+            .map(|b| {
+                let hour = chrono::DateTime::from_timestamp_millis(b.date_time)
+                    .unwrap()
+                    .format("%H")
+                    .to_string()
+                    .parse::<u32>()
+                    .unwrap();
+                let kind = if (8..=18).contains(&hour) {
+                    "dayTime"
+                } else if hour <= 6 || hour >= 20 {
+                    "nightTime"
+                } else {
+                    "otherTime"
+                };
+                let milli = b.price * 908;
+                format!(
+                    "{},{},{}.{:03},{kind},{},{},{}",
+                    b.auction,
+                    b.bidder,
+                    milli / 1000,
+                    milli % 1000,
+                    ts(b.date_time),
+                    b.extra,
+                    b.extra.chars().filter(|c| *c == 'c').count()
+                )
+            })
+            .collect(),
+    );
+    assert!(!expected.is_empty());
+    assert_eq!(run_query("q14", 2), expected);
+}
+
+#[test]
+fn q21_extracts_channel_ids() {
+    let re = regex::Regex::new("(&|^)channel_id=([^&]*)").unwrap();
+    let expected = sorted(
+        bids()
+            .into_iter()
+            .filter_map(|b| {
+                let known = match b.channel.to_lowercase().as_str() {
+                    "apple" => Some("0"),
+                    "google" => Some("1"),
+                    "facebook" => Some("2"),
+                    "baidu" => Some("3"),
+                    _ => None,
+                };
+                let extracted = re
+                    .captures(&b.url)
+                    .and_then(|c| c.get(2))
+                    .map(|m| m.as_str().to_string());
+                let id = match known {
+                    Some(k) => k.to_string(),
+                    None => extracted?,
+                };
+                Some(format!(
+                    "{},{},{},{},{id}",
+                    b.auction, b.bidder, b.price, b.channel
+                ))
+            })
+            .collect(),
+    );
+    assert!(expected.len() > 1000);
+    assert_eq!(run_query("q21", 2), expected);
+}
+
+#[test]
+fn q22_splits_urls_into_directories() {
+    let expected = sorted(
+        bids()
+            .into_iter()
+            .map(|b| {
+                let parts: Vec<&str> = b.url.split('/').collect();
+                let dir = |i: usize| parts.get(i).copied().unwrap_or("");
+                format!(
+                    "{},{},{},{},{},{},{}",
+                    b.auction,
+                    b.bidder,
+                    b.price,
+                    b.channel,
+                    dir(3),
+                    dir(4),
+                    dir(5)
+                )
+            })
+            .collect(),
+    );
+    assert_eq!(run_query("q22", 2), expected);
+}
