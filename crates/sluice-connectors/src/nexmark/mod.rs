@@ -32,7 +32,7 @@ pub mod source;
 
 pub use generator::{BidView, NexmarkGenerator};
 pub use model::{Auction, Bid, Event, EventKind, Person};
-pub use source::{NexmarkSource, SubtaskEventNumbers};
+pub use source::{NexmarkEventNumbers, NexmarkSource, SubtaskEventNumbers};
 
 /// The id of the first person; person ids count up from here.
 pub const FIRST_PERSON_ID: i64 = 1000;

@@ -144,16 +144,63 @@ impl NexmarkSource {
     }
 }
 
-impl Source<Event> for NexmarkSource {
-    fn boundedness(&self) -> Boundedness {
+/// The event numbers a [`NexmarkSource`] would generate, without generating the events:
+/// for readers that build columns straight from [`NexmarkGenerator`] (the SQL connector),
+/// skipping the [`Event`] values. Same split over subtasks, pacing and checkpointed
+/// position as the source it comes from.
+#[derive(Debug, Clone)]
+pub struct NexmarkEventNumbers {
+    source: NexmarkSource,
+}
+
+impl NexmarkSource {
+    /// This source's event numbers instead of its events.
+    pub fn event_numbers(self) -> NexmarkEventNumbers {
+        NexmarkEventNumbers { source: self }
+    }
+
+    fn boundedness_of(&self) -> Boundedness {
         if self.generator.config().events_num > 0 {
             Boundedness::Bounded
         } else {
             Boundedness::Unbounded
         }
     }
+}
+
+impl NexmarkEventNumbers {
+    /// The generator that gives each number its event.
+    pub fn generator(&self) -> &NexmarkGenerator {
+        &self.source.generator
+    }
+}
+
+impl Source<u64> for NexmarkEventNumbers {
+    fn boundedness(&self) -> Boundedness {
+        self.source.boundedness_of()
+    }
+
+    fn create_reader(&self, ctx: &OperatorContext) -> Result<Box<dyn SourceReader<u64>>> {
+        self.source.reader(ctx, |_, n| n)
+    }
+}
+
+impl Source<Event> for NexmarkSource {
+    fn boundedness(&self) -> Boundedness {
+        self.boundedness_of()
+    }
 
     fn create_reader(&self, ctx: &OperatorContext) -> Result<Box<dyn SourceReader<Event>>> {
+        self.reader(ctx, NexmarkGenerator::event)
+    }
+}
+
+impl NexmarkSource {
+    fn reader<T: Send + 'static>(
+        &self,
+        ctx: &OperatorContext,
+        make: fn(&NexmarkGenerator, u64) -> T,
+    ) -> Result<Box<dyn SourceReader<T>>> {
         let (i, p) = (ctx.location.subtask, ctx.location.parallelism.max(1));
         let events_num = self.generator.config().events_num;
         let mut events = SubtaskEventNumbers::new(i, p, events_num);
@@ -176,6 +223,7 @@ impl Source<Event> for NexmarkSource {
             parallelism: p,
             pacing,
             ctx: ctx.clone(),
+            make,
         }))
     }
 }
@@ -188,15 +236,16 @@ struct Pacing {
     start: Option<(u64, u64)>,
 }
 
-struct NexmarkReader {
+struct NexmarkReader<T> {
     generator: Arc<NexmarkGenerator>,
     events: SubtaskEventNumbers,
     parallelism: u32,
     pacing: Option<Pacing>,
     ctx: OperatorContext,
+    make: fn(&NexmarkGenerator, u64) -> T,
 }
 
-impl NexmarkReader {
+impl<T> NexmarkReader<T> {
     /// The last event number due now (`u64::MAX` without rate limiting).
     fn last_due(&mut self) -> u64 {
         let Some(pacing) = &mut self.pacing else {
@@ -210,15 +259,15 @@ impl NexmarkReader {
     }
 }
 
-impl SourceReader<Event> for NexmarkReader {
-    fn poll(&mut self, out: &mut Records<Event>, max_records: usize) -> Result<SourcePoll> {
+impl<T: Send + 'static> SourceReader<T> for NexmarkReader<T> {
+    fn poll(&mut self, out: &mut Records<T>, max_records: usize) -> Result<SourcePoll> {
         let last_due = self.last_due();
         let mut produced = 0;
         while produced < max_records && self.events.position() <= last_due {
             let Some(n) = self.events.next() else {
                 break;
             };
-            out.push(self.generator.event(n), None);
+            out.push((self.make)(&self.generator, n), None);
             produced += 1;
         }
         Ok(if self.events.is_finished() {

@@ -13,7 +13,10 @@ use arrow::array::{
 };
 use arrow::buffer::NullBuffer;
 use arrow::datatypes::{DataType, Fields, SchemaRef, TimeUnit};
-use sluice_connectors::nexmark::{Auction, Bid, Event, NexmarkConfig, NexmarkSource, Person};
+use sluice_connectors::nexmark::{
+    Auction, BidView, EventKind, NexmarkConfig, NexmarkEventNumbers, NexmarkGenerator,
+    NexmarkSource, Person,
+};
 use sluice_core::OperatorId;
 use sluice_runtime::Result as RuntimeResult;
 
@@ -86,40 +89,11 @@ fn auction_field<'a>(a: &'a Auction, field: &str) -> Option<Value<'a>> {
     })
 }
 
-fn bid_field<'a>(b: &'a Bid, field: &str) -> Option<Value<'a>> {
-    Some(match field {
-        "auction" => Value::Int(b.auction),
-        "bidder" => Value::Int(b.bidder),
-        "price" => Value::Int(b.price),
-        "channel" => Value::Str(&b.channel),
-        "url" => Value::Str(&b.url),
-        "datetime" => Value::Time(b.date_time),
-        "extra" => Value::Str(&b.extra),
-        _ => return None,
-    })
-}
-
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Person,
     Auction,
     Bid,
-}
-
-fn kind_of(e: &Event) -> Kind {
-    match e {
-        Event::Person(_) => Kind::Person,
-        Event::Auction(_) => Kind::Auction,
-        Event::Bid(_) => Kind::Bid,
-    }
-}
-
-fn field_of<'a>(e: &'a Event, field: &str) -> Option<Value<'a>> {
-    match e {
-        Event::Person(p) => person_field(p, field),
-        Event::Auction(a) => auction_field(a, field),
-        Event::Bid(b) => bid_field(b, field),
-    }
 }
 
 enum FieldBuilder {
@@ -241,44 +215,76 @@ impl NexmarkDecoder {
         Ok(NexmarkDecoder { schema, columns })
     }
 
-    /// Rows of `events`.
+    /// Rows of the events numbered `numbers`, built straight from the generator: bids
+    /// (most events) without allocating.
     ///
     /// # Errors
     /// When Arrow rejects the arrays (a bug).
-    pub fn rows(&self, events: &[Event]) -> Result<RecordBatch> {
-        let n = events.len();
-        let mut arrays: Vec<ArrayRef> = Vec::with_capacity(self.columns.len());
-        for (plan, field) in self.columns.iter().zip(self.schema.fields()) {
-            match plan {
-                ColumnPlan::EventType => {
-                    let values: Vec<i64> = events
-                        .iter()
-                        .map(|e| match kind_of(e) {
-                            Kind::Person => 0,
-                            Kind::Auction => 1,
-                            Kind::Bid => 2,
-                        })
-                        .collect();
-                    let a = arrow::array::Int64Array::from(values);
-                    arrays.push(arrow::compute::cast(&a, field.data_type())?);
-                }
-                ColumnPlan::Row {
-                    kind,
-                    fields,
-                    names,
-                } => {
-                    let mut builders: Vec<FieldBuilder> = fields
+    pub fn rows(&self, generator: &NexmarkGenerator, numbers: &[u64]) -> Result<RecordBatch> {
+        let n = numbers.len();
+        let mut types: Vec<i64> = Vec::with_capacity(n);
+        // Per ROW column: its field builders and validity.
+        let mut rows: Vec<Option<(Kind, Vec<FieldBuilder>, Vec<bool>)>> = self
+            .columns
+            .iter()
+            .map(|plan| match plan {
+                ColumnPlan::EventType => None,
+                ColumnPlan::Row { kind, fields, .. } => Some((
+                    *kind,
+                    fields
                         .iter()
                         .filter_map(|c| FieldBuilder::new(c.data_type(), n))
-                        .collect();
-                    let mut valid = Vec::with_capacity(n);
-                    for e in events {
-                        let mine = kind_of(e) == *kind;
-                        valid.push(mine);
-                        for (b, name) in builders.iter_mut().zip(names) {
-                            b.push(if mine { field_of(e, name) } else { None });
-                        }
-                    }
+                        .collect(),
+                    Vec::with_capacity(n),
+                )),
+            })
+            .collect();
+        let mut extra = String::new();
+        for &number in numbers {
+            let event_kind = generator.event_kind(number);
+            let (kind, person, auction, bid) = match event_kind {
+                EventKind::Person => (Kind::Person, Some(generator.person(number)), None, None),
+                EventKind::Auction => (Kind::Auction, None, Some(generator.auction(number)), None),
+                EventKind::Bid => (
+                    Kind::Bid,
+                    None,
+                    None,
+                    Some(generator.bid_view(number, &mut extra)),
+                ),
+            };
+            types.push(match kind {
+                Kind::Person => 0,
+                Kind::Auction => 1,
+                Kind::Bid => 2,
+            });
+            for (plan, row) in self.columns.iter().zip(rows.iter_mut()) {
+                let (ColumnPlan::Row { names, .. }, Some((row_kind, builders, valid))) =
+                    (plan, row)
+                else {
+                    continue;
+                };
+                let mine = *row_kind == kind;
+                valid.push(mine);
+                for (b, name) in builders.iter_mut().zip(names.iter()) {
+                    let value = if !mine {
+                        None
+                    } else if let Some(p) = &person {
+                        person_field(p, name)
+                    } else if let Some(a) = &auction {
+                        auction_field(a, name)
+                    } else if let Some(v) = &bid {
+                        bid_view_field(v, &extra, name)
+                    } else {
+                        None
+                    };
+                    b.push(value);
+                }
+            }
+        }
+        let mut arrays: Vec<ArrayRef> = Vec::with_capacity(self.columns.len());
+        for ((plan, row), field) in self.columns.iter().zip(rows).zip(self.schema.fields()) {
+            match (plan, row) {
+                (ColumnPlan::Row { fields, .. }, Some((_, mut builders, valid))) => {
                     let children: Vec<ArrayRef> =
                         builders.iter_mut().map(FieldBuilder::finish).collect();
                     let s = StructArray::try_new(
@@ -288,18 +294,42 @@ impl NexmarkDecoder {
                     )?;
                     arrays.push(Arc::new(s));
                 }
+                _ => {
+                    let a = arrow::array::Int64Array::from(types.clone());
+                    arrays.push(arrow::compute::cast(&a, field.data_type())?);
+                }
             }
         }
         Ok(RecordBatch::try_new(Arc::clone(&self.schema), arrays)?)
     }
 }
 
-impl RecordDecoder<Event> for NexmarkDecoder {
-    fn decode(&mut self, records: Vec<Event>) -> RuntimeResult<Option<SqlBatch>> {
+fn bid_view_field<'a>(b: &BidView<'a>, extra: &'a str, field: &str) -> Option<Value<'a>> {
+    Some(match field {
+        "auction" => Value::Int(b.auction),
+        "bidder" => Value::Int(b.bidder),
+        "price" => Value::Int(b.price),
+        "channel" => Value::Str(b.channel),
+        "url" => Value::Str(b.url),
+        "datetime" => Value::Time(b.date_time),
+        "extra" => Value::Str(extra),
+        _ => return None,
+    })
+}
+
+/// Decodes event numbers into rows with a generator.
+struct NumberDecoder {
+    decoder: NexmarkDecoder,
+    generator: Arc<NexmarkEventNumbers>,
+}
+
+impl RecordDecoder<u64> for NumberDecoder {
+    fn decode(&mut self, records: Vec<u64>) -> RuntimeResult<Option<SqlBatch>> {
         if records.is_empty() {
             return Ok(None);
         }
-        self.rows(&records)
+        self.decoder
+            .rows(self.generator.generator(), &records)
             .map(|b| Some(SqlBatch::new(b)))
             .map_err(Error::into_runtime)
     }
@@ -321,17 +351,21 @@ pub fn add_source(
     // Check the schema now, so a bad DDL fails before the job starts.
     NexmarkDecoder::new(Arc::clone(&table.physical_schema))?;
     let name = &table.def.name;
-    let node = graph.source::<Event>(
+    let numbers = Arc::new(source.event_numbers());
+    let node = graph.source::<u64>(
         &format!("Source: {name} (nexmark)"),
         parallelism,
-        Arc::new(source),
+        Arc::clone(&numbers) as Arc<dyn sluice_runtime::source::Source<u64>>,
     );
     let schema = Arc::clone(&table.physical_schema);
     let decoder =
-        graph.typed_operator::<Event, _, _>(&format!("Decode({name})"), parallelism, move |_| {
+        graph.typed_operator::<u64, _, _>(&format!("Decode({name})"), parallelism, move |_| {
             let d = NexmarkDecoder::new(Arc::clone(&schema)).map_err(Error::into_runtime)?;
-            Ok(DecodeOperator::new(Box::new(d)))
+            Ok(DecodeOperator::new(Box::new(NumberDecoder {
+                decoder: d,
+                generator: Arc::clone(&numbers),
+            })))
         });
-    graph.typed_forward::<Event>(node, decoder);
+    graph.typed_forward::<u64>(node, decoder);
     Ok((decoder, parallelism))
 }

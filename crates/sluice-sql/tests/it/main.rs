@@ -4,3 +4,4 @@
 mod nexmark;
 mod recovery;
 mod scripts;
+mod windows;

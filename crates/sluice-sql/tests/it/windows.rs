@@ -1,0 +1,183 @@
+//! Window aggregation against a sequential reference on random inputs: random keys,
+//! times with bounded disorder, window kinds and sizes, parallelism and file splits. No
+//! row is late by construction (its disorder is below the watermark delay), so every row
+//! counts in every window it belongs to.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+
+use proptest::prelude::*;
+use sluice_runtime::JobControl;
+use sluice_sql::SqlSession;
+
+#[derive(Debug, Clone, Copy)]
+enum Window {
+    Tumble { size: i64 },
+    Hop { slide: i64, size: i64 },
+    Cumulate { step: i64, size: i64 },
+}
+
+impl Window {
+    fn sql(self) -> String {
+        match self {
+            Window::Tumble { size } => format!("TUMBLE(TABLE t, DESCRIPTOR(ts), INTERVAL '{size}' SECOND)"),
+            Window::Hop { slide, size } => format!(
+                "HOP(TABLE t, DESCRIPTOR(ts), INTERVAL '{slide}' SECOND, INTERVAL '{size}' SECOND)"
+            ),
+            Window::Cumulate { step, size } => format!(
+                "CUMULATE(TABLE t, DESCRIPTOR(ts), INTERVAL '{step}' SECOND, INTERVAL '{size}' SECOND)"
+            ),
+        }
+    }
+
+    /// The windows of time `ts` (ms), computed the simple way.
+    fn of(self, ts: i64) -> Vec<(i64, i64)> {
+        let mut out = Vec::new();
+        match self {
+            Window::Tumble { size } => {
+                let size = size * 1000;
+                let start = ts.div_euclid(size) * size;
+                out.push((start, start + size));
+            }
+            Window::Hop { slide, size } => {
+                let (slide, size) = (slide * 1000, size * 1000);
+                let mut start = ts.div_euclid(slide) * slide;
+                while start + size > ts {
+                    out.push((start, start + size));
+                    start -= slide;
+                }
+            }
+            Window::Cumulate { step, size } => {
+                let (step, size) = (step * 1000, size * 1000);
+                let start = ts.div_euclid(size) * size;
+                let mut end = start + step;
+                while end <= start + size {
+                    if end > ts {
+                        out.push((start, end));
+                    }
+                    end += step;
+                }
+            }
+        }
+        out
+    }
+}
+
+fn window_strategy() -> impl Strategy<Value = Window> {
+    prop_oneof![
+        (1i64..5).prop_map(|size| Window::Tumble { size }),
+        (1i64..3, 1i64..4).prop_map(|(slide, k)| Window::Hop {
+            slide,
+            size: slide * k
+        }),
+        (1i64..3, 1i64..4).prop_map(|(step, k)| Window::Cumulate {
+            step,
+            size: step * k
+        }),
+    ]
+}
+
+/// Rows (key, time ms, value) whose times go up by random steps with a disorder below
+/// one second.
+fn rows_strategy() -> impl Strategy<Value = Vec<(u8, i64, i64)>> {
+    prop::collection::vec((0u8..6, 0i64..400, 0i64..1000, -50i64..50), 1..250).prop_map(|raw| {
+        let mut t = 0i64;
+        raw.into_iter()
+            .map(|(k, step, jitter, v)| {
+                t += step;
+                (k, (t - jitter).max(0), v)
+            })
+            .collect()
+    })
+}
+
+fn ts(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap()
+        .naive_utc()
+        .format("%Y-%m-%d %H:%M:%S%.3f")
+        .to_string()
+}
+
+fn reference(rows: &[(u8, i64, i64)], window: Window) -> Vec<String> {
+    // (key, start, end) -> (count, sum, max, min)
+    let mut groups: BTreeMap<(u8, i64, i64), (i64, i64, i64, i64)> = BTreeMap::new();
+    for &(k, t, v) in rows {
+        for (start, end) in window.of(t) {
+            let g = groups
+                .entry((k, start, end))
+                .or_insert((0, 0, i64::MIN, i64::MAX));
+            g.0 += 1;
+            g.1 += v;
+            g.2 = g.2.max(v);
+            g.3 = g.3.min(v);
+        }
+    }
+    let mut out: Vec<String> = groups
+        .into_iter()
+        .map(|((k, s, e), (c, sum, max, min))| {
+            format!("{k},{},{},{c},{sum},{max},{min}", ts(s), ts(e))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn run(dir: &Path, rows: &[(u8, i64, i64)], window: Window, parallelism: u32) -> Vec<String> {
+    let input = dir.join("in.csv");
+    let text: String = rows
+        .iter()
+        .map(|(k, t, v)| format!("{k},{t},{v}\n"))
+        .collect();
+    fs::write(&input, text).unwrap();
+    let out = dir.join("out");
+    let sql = format!(
+        "SET 'parallelism.default' = '{parallelism}';
+         CREATE TABLE t (k INT, ms BIGINT, v BIGINT,
+           ts AS CAST(TO_TIMESTAMP_LTZ(ms, 3) AS TIMESTAMP(3)),
+           WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)
+         WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'csv');
+         CREATE TABLE o (k INT, ws TIMESTAMP(3), we TIMESTAMP(3), c BIGINT, s BIGINT, mx BIGINT, mn BIGINT)
+         WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'csv');
+         INSERT INTO o
+         SELECT k, window_start, window_end, COUNT(*), SUM(v), MAX(v), MIN(v)
+         FROM TABLE({})
+         GROUP BY k, window_start, window_end;",
+        input.display(),
+        out.display(),
+        window.sql()
+    );
+    let mut session = SqlSession::new();
+    session
+        .execute_script(&sql, JobControl::new())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut lines: Vec<String> = sluice_connectors::committed_parts(&out)
+        .unwrap()
+        .into_iter()
+        .flat_map(|p| {
+            fs::read_to_string(p)
+                .unwrap()
+                .lines()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    lines.sort();
+    lines
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn window_aggregation_equals_a_sequential_reference(
+        rows in rows_strategy(),
+        window in window_strategy(),
+        parallelism in 1u32..4,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let got = run(dir.path(), &rows, window, parallelism);
+        prop_assert_eq!(got, reference(&rows, window));
+    }
+}
