@@ -31,6 +31,9 @@ pub enum TextFormat {
         /// `json.ignore-parse-errors`.
         ignore_parse_errors: bool,
     },
+    /// `'format' = 'debezium-json'`: a changelog, one Debezium envelope per change
+    /// (written only, for now).
+    DebeziumJson,
 }
 
 /// Flink's `csv.*` options.
@@ -118,8 +121,9 @@ impl TextFormat {
                     options.get("json.ignore-parse-errors"),
                 )?,
             }),
+            "debezium-json" => Ok(TextFormat::DebeziumJson),
             other => Err(Error::config(format!(
-                "format '{other}' is not supported; use 'csv' or 'json'"
+                "format '{other}' is not supported; use 'csv', 'json' or 'debezium-json'"
             ))),
         }
     }
@@ -169,6 +173,9 @@ impl LineDecoder {
                 let mut reader = builder.build(Cursor::new(text.as_bytes()))?;
                 reader.next().transpose()
             }
+            TextFormat::DebeziumJson => Err(arrow::error::ArrowError::InvalidArgumentError(
+                "reading 'debezium-json' is not supported yet".into(),
+            )),
             TextFormat::Json { .. } => {
                 let mut decoder = arrow::json::ReaderBuilder::new(Arc::clone(&self.schema))
                     .with_batch_size(rows.max(1))
@@ -185,6 +192,7 @@ impl LineDecoder {
             TextFormat::Json {
                 ignore_parse_errors,
             } => *ignore_parse_errors,
+            TextFormat::DebeziumJson => false,
         }
     }
 
@@ -277,6 +285,19 @@ pub enum RowWriter {
     Json,
     /// Empty lines, one per row: for sinks that only count (`blackhole`).
     Nothing,
+    /// Debezium JSON envelopes: `{"before":null,"after":{...},"op":"c"}` for `+I`/`+U`,
+    /// `{"before":{...},"after":null,"op":"d"}` for `-U`/`-D` (Flink's encoding).
+    DebeziumJson,
+}
+
+impl RowWriter {
+    /// Whether the writer can express updates and deletions.
+    pub fn accepts_changelog(&self) -> bool {
+        matches!(
+            self,
+            RowWriter::Print { .. } | RowWriter::Nothing | RowWriter::DebeziumJson
+        )
+    }
 }
 
 impl RowWriter {
@@ -331,6 +352,20 @@ impl RowWriter {
                 Ok(text_lines(buf))
             }
             RowWriter::Nothing => Ok(vec![String::new(); data.num_rows()]),
+            RowWriter::DebeziumJson => {
+                let rows = RowWriter::Json.lines(&SqlBatch::new(data.clone()))?;
+                Ok(rows
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, row)| {
+                        if batch.kind(i).is_addition() {
+                            format!(r#"{{"before":null,"after":{row},"op":"c"}}"#)
+                        } else {
+                            format!(r#"{{"before":{row},"after":null,"op":"d"}}"#)
+                        }
+                    })
+                    .collect())
+            }
             RowWriter::Json => {
                 let mut buf = Vec::new();
                 {

@@ -55,6 +55,11 @@ pub fn add_source(
         "filesystem" => {
             let path = required(table, "path")?.to_string();
             let format = TextFormat::from_options(&table.def.options)?;
+            if matches!(format, TextFormat::DebeziumJson) {
+                return Err(Error::unsupported(format!(
+                    "table `{name}`: reading 'debezium-json' (only writing it is supported)"
+                )));
+            }
             let source = graph.source::<String>(
                 &format!("Source: {name} (filesystem {path})"),
                 parallelism,
@@ -134,7 +139,16 @@ pub fn add_sink(
             let writer = match TextFormat::from_options(&table.def.options)? {
                 TextFormat::Csv(o) => RowWriter::Csv(o),
                 TextFormat::Json { .. } => RowWriter::Json,
+                TextFormat::DebeziumJson => RowWriter::DebeziumJson,
             };
+            if !input.append_only && !writer.accepts_changelog() {
+                return Err(Error::plan(format!(
+                    "table `{name}` ('format' = '{}') takes only insertions, but the query \
+                     updates its results (a GROUP BY without a window); write it with \
+                     'format' = 'debezium-json', or to 'connector' = 'print'",
+                    table.option("format").unwrap_or("csv")
+                )));
+            }
             let sink = TransactionalFileSink::new(path.clone(), |line: &String| line.clone());
             sink_node(graph, &format!("Sink: {name} (filesystem {path})"), p, writer, sink)
         }

@@ -11,6 +11,7 @@
 
 pub mod calc;
 pub mod decode;
+pub mod group_aggregate;
 pub mod sink;
 pub mod watermark;
 pub mod window_aggregate;

@@ -14,6 +14,7 @@ use sluice_runtime::graph::NodeKind;
 use super::{arrow_schema, physical, JobPlanner, Stream, WindowColumns};
 use crate::error::{Error, Result};
 use crate::exchange::SqlPartitioning;
+use crate::operators::group_aggregate::{GroupAggregateOperator, GroupAggregateSpec};
 use crate::operators::window_aggregate::{
     AggregateCall, WindowAggregateOperator, WindowAggregateSpec, WindowOutput,
 };
@@ -27,13 +28,15 @@ fn unalias(e: &Expr) -> &Expr {
 
 pub(super) fn plan_aggregate(planner: &mut JobPlanner<'_>, a: &Aggregate) -> Result<Stream> {
     let input = planner.plan(&a.input)?;
-    let Some(window) = input.window else {
-        return Err(Error::unsupported(
-            "GROUP BY without window_start and window_end of a window table function (an \
-             updating aggregation); group a TABLE(TUMBLE(...)), HOP or CUMULATE by its \
-             window_start and window_end",
-        ));
+    let window = match input.window {
+        Some(w) if grouped_by_window(a, w) => w,
+        _ => return plan_group_aggregate(planner, a, input),
     };
+    if !input.append_only {
+        return Err(Error::unsupported(
+            "a window aggregation over an input that produces updates",
+        ));
+    }
     let in_df = a.input.schema();
     let mut output = Vec::new();
     let mut key_exprs: Vec<Expr> = Vec::new();
@@ -57,44 +60,7 @@ pub(super) fn plan_aggregate(planner: &mut JobPlanner<'_>, a: &Aggregate) -> Res
             "a window aggregation must GROUP BY both window_start and window_end",
         ));
     }
-    // Keys that are not plain columns are computed first, so the exchange can hash them.
-    let mut stream = input.clone();
-    let mut key_columns = Vec::with_capacity(key_exprs.len());
-    let mut extra = Vec::new();
-    for k in &key_exprs {
-        match unalias(k) {
-            Expr::Column(c) => key_columns.push(in_df.index_of_column(c)?),
-            other => {
-                key_columns.push(input.schema.fields().len() + extra.len());
-                extra.push(other.clone());
-            }
-        }
-    }
-    let input_schema = Arc::clone(&input.schema);
-    if !extra.is_empty() {
-        let mut exprs: Vec<Arc<dyn PhysicalExpr>> = input_schema
-            .fields()
-            .iter()
-            .enumerate()
-            .map(|(i, f)| Arc::new(PhysicalColumn::new(f.name(), i)) as Arc<dyn PhysicalExpr>)
-            .collect();
-        let computed = physical(&extra, in_df)?;
-        let mut fields: Vec<Field> = input_schema
-            .fields()
-            .iter()
-            .map(|f| f.as_ref().clone())
-            .collect();
-        for (i, e) in computed.iter().enumerate() {
-            fields.push(Field::new(
-                format!("__key{i}"),
-                e.data_type(&input_schema)?,
-                true,
-            ));
-        }
-        exprs.extend(computed);
-        let schema = Arc::new(Schema::new(fields));
-        stream = planner.calc(&input, "Calc", None, Some(exprs), schema);
-    }
+    let (stream, key_columns) = keyed_input(planner, a, &input, &key_exprs)?;
     let keyed_schema = Arc::clone(&stream.schema);
     let keys: Vec<Arc<dyn PhysicalExpr>> = key_columns
         .iter()
@@ -106,32 +72,8 @@ pub(super) fn plan_aggregate(planner: &mut JobPlanner<'_>, a: &Aggregate) -> Res
         .iter()
         .map(|&i| keyed_schema.field(i).data_type().clone())
         .collect::<Vec<DataType>>();
-    let mut aggregates = Vec::new();
-    let group_len = a.group_expr.len();
-    for (i, e) in a.aggr_expr.iter().enumerate() {
-        let Expr::AggregateFunction(AggregateFunction { func, params }) = unalias(e) else {
-            return Err(Error::unsupported(format!("aggregate expression {e}")));
-        };
-        if !params.order_by.is_empty() {
-            return Err(Error::unsupported("ORDER BY inside an aggregate call"));
-        }
-        let args = physical(&params.args, in_df)?;
-        let name = a.schema.field(group_len + i).name().clone();
-        let function = AggregateExprBuilder::new(Arc::clone(func), args)
-            .schema(Arc::clone(&input_schema))
-            .alias(name)
-            .with_distinct(params.distinct)
-            .build()?;
-        let filter = match &params.filter {
-            None => None,
-            Some(f) => physical(std::slice::from_ref(f.as_ref()), in_df)?
-                .into_iter()
-                .next(),
-        };
-        aggregates.push(AggregateCall {
-            function: Arc::new(function),
-            filter,
-        });
+    let aggregates = aggregate_calls(a, &input.schema)?;
+    for i in 0..aggregates.len() {
         output.push(WindowOutput::Aggregate(i));
     }
     let schema = arrow_schema(&a.schema);
@@ -180,5 +122,154 @@ pub(super) fn plan_aggregate(planner: &mut JobPlanner<'_>, a: &Aggregate) -> Res
         schema,
         parallelism,
         window: out_window,
+        append_only: true,
+    })
+}
+
+/// Whether `a` groups by both window columns of its input.
+fn grouped_by_window(a: &Aggregate, window: WindowColumns) -> bool {
+    let in_df = a.input.schema();
+    let cols: Vec<usize> = a
+        .group_expr
+        .iter()
+        .filter_map(|g| match unalias(g) {
+            Expr::Column(c) => in_df.index_of_column(c).ok(),
+            _ => None,
+        })
+        .collect();
+    cols.contains(&window.start) && cols.contains(&window.end)
+}
+
+/// Computes group keys that are not plain columns, so an exchange can hash them: the
+/// stream with the keys appended (when needed) and the key columns.
+fn keyed_input(
+    planner: &mut JobPlanner<'_>,
+    a: &Aggregate,
+    input: &Stream,
+    keys: &[Expr],
+) -> Result<(Stream, Vec<usize>)> {
+    let in_df = a.input.schema();
+    let mut key_columns = Vec::with_capacity(keys.len());
+    let mut extra = Vec::new();
+    for k in keys {
+        match unalias(k) {
+            Expr::Column(c) => key_columns.push(in_df.index_of_column(c)?),
+            other => {
+                key_columns.push(input.schema.fields().len() + extra.len());
+                extra.push(other.clone());
+            }
+        }
+    }
+    if extra.is_empty() {
+        return Ok((input.clone(), key_columns));
+    }
+    let input_schema = Arc::clone(&input.schema);
+    let mut exprs: Vec<Arc<dyn PhysicalExpr>> = input_schema
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| Arc::new(PhysicalColumn::new(f.name(), i)) as Arc<dyn PhysicalExpr>)
+        .collect();
+    let computed = physical(&extra, in_df)?;
+    let mut fields: Vec<Field> = input_schema
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    for (i, e) in computed.iter().enumerate() {
+        fields.push(Field::new(
+            format!("__key{i}"),
+            e.data_type(&input_schema)?,
+            true,
+        ));
+    }
+    exprs.extend(computed);
+    let schema = Arc::new(Schema::new(fields));
+    Ok((
+        planner.calc(input, "Calc", None, Some(exprs), schema),
+        key_columns,
+    ))
+}
+
+/// The physical aggregate calls of `a`.
+fn aggregate_calls(
+    a: &Aggregate,
+    input_schema: &arrow::datatypes::SchemaRef,
+) -> Result<Vec<AggregateCall>> {
+    let in_df = a.input.schema();
+    let group_len = a.group_expr.len();
+    let mut calls = Vec::new();
+    for (i, e) in a.aggr_expr.iter().enumerate() {
+        let Expr::AggregateFunction(AggregateFunction { func, params }) = unalias(e) else {
+            return Err(Error::unsupported(format!("aggregate expression {e}")));
+        };
+        if !params.order_by.is_empty() {
+            return Err(Error::unsupported("ORDER BY inside an aggregate call"));
+        }
+        let args = physical(&params.args, in_df)?;
+        let name = a.schema.field(group_len + i).name().clone();
+        let function = AggregateExprBuilder::new(Arc::clone(func), args)
+            .schema(Arc::clone(input_schema))
+            .alias(name)
+            .with_distinct(params.distinct)
+            .build()?;
+        let filter = match &params.filter {
+            None => None,
+            Some(f) => physical(std::slice::from_ref(f.as_ref()), in_df)?
+                .into_iter()
+                .next(),
+        };
+        calls.push(AggregateCall {
+            function: Arc::new(function),
+            filter,
+        });
+    }
+    Ok(calls)
+}
+
+/// A regular `GROUP BY`: an updating aggregation emitting a changelog.
+fn plan_group_aggregate(
+    planner: &mut JobPlanner<'_>,
+    a: &Aggregate,
+    input: Stream,
+) -> Result<Stream> {
+    let (keyed, key_columns) = keyed_input(planner, a, &input, &a.group_expr)?;
+    let aggregates = aggregate_calls(a, &input.schema)?;
+    let key_types: Vec<DataType> = key_columns
+        .iter()
+        .map(|&i| keyed.schema.field(i).data_type().clone())
+        .collect();
+    let schema = arrow_schema(&a.schema);
+    let spec = Arc::new(GroupAggregateSpec {
+        key_columns: key_columns.clone(),
+        aggregates,
+        schema: Arc::clone(&schema),
+    });
+    let (parallelism, partitioning) = if key_columns.is_empty() {
+        (1, SqlPartitioning::Global)
+    } else {
+        (
+            planner.default_parallelism(),
+            SqlPartitioning::Hash(key_columns),
+        )
+    };
+    let node = planner.graph().operator(
+        "GroupAggregate",
+        parallelism,
+        NodeKind::Operator,
+        move |_| {
+            GroupAggregateOperator::new(Arc::clone(&spec), key_types.clone())
+                .map_err(Error::into_runtime)
+        },
+    );
+    planner
+        .graph()
+        .connect(keyed.node, node, Arc::clone(&keyed.schema), partitioning);
+    Ok(Stream {
+        node,
+        schema,
+        parallelism,
+        window: None,
+        append_only: false,
     })
 }

@@ -62,6 +62,8 @@ pub struct Stream {
     pub parallelism: u32,
     /// The window columns, when the rows come from a window table function.
     pub window: Option<WindowColumns>,
+    /// Whether the rows are only insertions (else a changelog with updates).
+    pub append_only: bool,
 }
 
 /// Physical expressions of `exprs` over rows of `schema`.
@@ -138,6 +140,7 @@ impl<'a> JobPlanner<'a> {
             schema,
             parallelism: input.parallelism,
             window: input.window,
+            append_only: input.append_only,
         }
     }
 
@@ -204,6 +207,7 @@ impl<'a> JobPlanner<'a> {
                     schema,
                     parallelism: self.parallelism,
                     window: None,
+                    append_only: inputs.iter().all(|i| i.append_only),
                 })
             }
             other => Err(Error::unsupported(format!(
@@ -304,6 +308,7 @@ impl<'a> JobPlanner<'a> {
             schema: Arc::clone(&table.physical_schema),
             parallelism,
             window: None,
+            append_only: true,
         };
         self.sources.insert(name.to_string(), s.clone());
         Ok(s)
@@ -350,6 +355,7 @@ impl<'a> JobPlanner<'a> {
                 end: n + 1,
                 time: Some(n + 2),
             }),
+            append_only: true,
         })
     }
 

@@ -258,3 +258,143 @@ fn q22_splits_urls_into_directories() {
     );
     assert_eq!(run_query("q22", 2), expected);
 }
+
+/// Runs an updating query `q` into a Debezium JSON file sink and applies its changelog:
+/// the final rows, as JSON objects, sorted.
+fn run_changelog(q: &str, parallelism: u32) -> Vec<serde_json::Value> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut script = String::new();
+    for f in ["ddl_gen.sql", "ddl_views.sql", &format!("{q}.sql")] {
+        script.push_str(&fs::read_to_string(sql_dir().join(f)).unwrap());
+        script.push_str("\n;\n");
+    }
+    let out = dir.path().join("out");
+    let sink = format!(
+        "filesystem', 'path' = '{}', 'format' = 'debezium-json",
+        out.display()
+    );
+    let script = sluice_sql::substitute(&script, &vars(&sink)).unwrap();
+    let mut session = SqlSession::new();
+    session
+        .set("parallelism.default", &parallelism.to_string())
+        .unwrap();
+    session
+        .execute_script(&script, JobControl::new())
+        .unwrap_or_else(|e| panic!("{q}: {e}"));
+    let mut rows: Vec<String> = Vec::new();
+    let mut changes = 0;
+    for part in sluice_connectors::committed_parts(&out).unwrap() {
+        for line in fs::read_to_string(part).unwrap().lines() {
+            changes += 1;
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            match v["op"].as_str() {
+                Some("c") => rows.push(v["after"].to_string()),
+                Some("d") => {
+                    let before = v["before"].to_string();
+                    let at = rows
+                        .iter()
+                        .position(|r| *r == before)
+                        .unwrap_or_else(|| panic!("retracts a row never added: {before}"));
+                    rows.remove(at);
+                }
+                other => panic!("unknown op {other:?}"),
+            }
+        }
+    }
+    assert!(changes > rows.len(), "an updating query emits updates");
+    let mut values: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| serde_json::from_str(r).unwrap())
+        .collect();
+    values.sort_by_key(|v| v.to_string());
+    values
+}
+
+fn day(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap()
+        .format("%Y-%m-%d")
+        .to_string()
+}
+
+#[test]
+fn q15_counts_bids_bidders_and_auctions_per_price_rank_with_updates() {
+    use std::collections::{BTreeMap, BTreeSet};
+    #[derive(Default)]
+    struct Day {
+        bids: [i64; 4],
+        bidders: [BTreeSet<i64>; 4],
+        auctions: [BTreeSet<i64>; 4],
+    }
+    let mut days: BTreeMap<String, Day> = BTreeMap::new();
+    for b in bids() {
+        let d = days.entry(day(b.date_time)).or_default();
+        let rank = if b.price < 10_000 {
+            1
+        } else if b.price < 1_000_000 {
+            2
+        } else {
+            3
+        };
+        for r in [0, rank] {
+            d.bids[r] += 1;
+            d.bidders[r].insert(b.bidder);
+            d.auctions[r].insert(b.auction);
+        }
+    }
+    let mut expected: Vec<serde_json::Value> = days
+        .into_iter()
+        .map(|(k, d)| {
+            serde_json::json!({
+                "day": k,
+                "total_bids": d.bids[0], "rank1_bids": d.bids[1], "rank2_bids": d.bids[2], "rank3_bids": d.bids[3],
+                "total_bidders": d.bidders[0].len(), "rank1_bidders": d.bidders[1].len(),
+                "rank2_bidders": d.bidders[2].len(), "rank3_bidders": d.bidders[3].len(),
+                "total_auctions": d.auctions[0].len(), "rank1_auctions": d.auctions[1].len(),
+                "rank2_auctions": d.auctions[2].len(), "rank3_auctions": d.auctions[3].len(),
+            })
+        })
+        .collect();
+    expected.sort_by_key(|v| v.to_string());
+    assert_eq!(run_changelog("q15", 2), expected);
+}
+
+#[test]
+fn q17_reports_auction_statistics_per_day_with_updates() {
+    use std::collections::BTreeMap;
+    // (auction, day) -> (count, rank counts, min, max, sum)
+    let mut groups: BTreeMap<(i64, String), (i64, [i64; 3], i64, i64, i64)> = BTreeMap::new();
+    for b in bids() {
+        let g = groups.entry((b.auction, day(b.date_time))).or_insert((
+            0,
+            [0; 3],
+            i64::MAX,
+            i64::MIN,
+            0,
+        ));
+        g.0 += 1;
+        let rank = if b.price < 10_000 {
+            0
+        } else if b.price < 1_000_000 {
+            1
+        } else {
+            2
+        };
+        g.1[rank] += 1;
+        g.2 = g.2.min(b.price);
+        g.3 = g.3.max(b.price);
+        g.4 += b.price;
+    }
+    let mut expected: Vec<serde_json::Value> = groups
+        .into_iter()
+        .map(|((auction, d), (n, ranks, min, max, sum))| {
+            serde_json::json!({
+                "auction": auction, "day": d, "total_bids": n,
+                "rank1_bids": ranks[0], "rank2_bids": ranks[1], "rank3_bids": ranks[2],
+                "min_price": min, "max_price": max, "avg_price": sum / n, "sum_price": sum,
+            })
+        })
+        .collect();
+    expected.sort_by_key(|v| v.to_string());
+    assert_eq!(run_changelog("q17", 2), expected);
+}

@@ -1,0 +1,431 @@
+//! [`GroupAggregateOperator`]: a regular `GROUP BY` on a stream (Flink's `GroupAggregate`):
+//! after each input batch, every group it changed emits its new result as a changelog:
+//! `+I` the first time, then `-U` (the previous result) and `+U` (the new one); an
+//! unchanged result emits nothing.
+//!
+//! State per group: its key (Arrow row format), key group, one DataFusion `Accumulator`
+//! per aggregate, and the last emitted result (for `-U`). Checkpoints write, per key
+//! group, the keys, the accumulators' states and the last results as Arrow IPC; a restore
+//! merges the key groups a subtask owns. Retractions in the input (`-U`, `-D`) retract from
+//! accumulators that support it and fail the job otherwise.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, UInt32Array};
+use arrow::compute::take;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::row::{RowConverter, Rows, SortField};
+use datafusion_common::ScalarValue;
+use datafusion_expr::Accumulator;
+use hashbrown::HashMap;
+use sluice_core::{key_group_for_hash, stable_hash, CheckpointId};
+use sluice_runtime::checkpoint::OperatorSnapshot;
+use sluice_runtime::{Collector, Operator, OperatorContext, Result as RuntimeResult};
+
+use crate::batch::{decode_ipc, encode_ipc, RowKind, SqlBatch};
+use crate::error::{exec, Error, Result};
+use crate::operators::window_aggregate::AggregateCall;
+
+/// What a group aggregation computes.
+pub struct GroupAggregateSpec {
+    /// Input columns of the group keys.
+    pub key_columns: Vec<usize>,
+    /// The aggregates.
+    pub aggregates: Vec<AggregateCall>,
+    /// The output schema: keys, then aggregates.
+    pub schema: SchemaRef,
+}
+
+struct Group {
+    key_group: u32,
+    accumulators: Vec<Box<dyn Accumulator>>,
+    emitted: Option<Vec<ScalarValue>>,
+}
+
+/// Aggregates rows per key and emits changes.
+pub struct GroupAggregateOperator {
+    spec: Arc<GroupAggregateSpec>,
+    converter: RowConverter,
+    key_types: Vec<DataType>,
+    rows: Rows,
+    index: HashMap<Box<[u8]>, usize>,
+    groups: Vec<Group>,
+    max_parallelism: u32,
+}
+
+impl GroupAggregateOperator {
+    /// An operator computing `spec` over keys of `key_types`.
+    ///
+    /// # Errors
+    /// When a key type has no row encoding.
+    pub fn new(spec: Arc<GroupAggregateSpec>, key_types: Vec<DataType>) -> Result<Self> {
+        let converter = RowConverter::new(key_types.iter().cloned().map(SortField::new).collect())?;
+        Ok(GroupAggregateOperator {
+            rows: converter.empty_rows(0, 0),
+            converter,
+            key_types,
+            spec,
+            index: HashMap::new(),
+            groups: Vec::new(),
+            max_parallelism: 128,
+        })
+    }
+
+    fn new_accumulators(&self) -> Result<Vec<Box<dyn Accumulator>>> {
+        self.spec
+            .aggregates
+            .iter()
+            .map(|c| Ok(c.function.create_accumulator()?))
+            .collect()
+    }
+
+    /// The group index of each row of `keys`, adding new groups.
+    fn group_indices(&mut self, keys: &[ArrayRef]) -> Result<Vec<usize>> {
+        let rows = self.converter.convert_columns(keys)?;
+        let mut out = Vec::with_capacity(rows.num_rows());
+        for row in rows.iter() {
+            let bytes = row.as_ref();
+            let i = match self.index.get(bytes) {
+                Some(&i) => i,
+                None => {
+                    let i = self.groups.len();
+                    self.index.insert(bytes.into(), i);
+                    self.rows.push(row);
+                    let accumulators = self.new_accumulators()?;
+                    self.groups.push(Group {
+                        key_group: key_group_for_hash(stable_hash(bytes), self.max_parallelism).0,
+                        accumulators,
+                        emitted: None,
+                    });
+                    i
+                }
+            };
+            out.push(i);
+        }
+        Ok(out)
+    }
+
+    /// Applies a batch and returns the changes it caused.
+    ///
+    /// # Errors
+    /// When an expression or accumulator fails.
+    pub fn add(&mut self, batch: &SqlBatch) -> Result<Option<SqlBatch>> {
+        let data = batch.data();
+        let rows = data.num_rows();
+        let keys: Vec<ArrayRef> = self
+            .spec
+            .key_columns
+            .iter()
+            .map(|&c| Arc::clone(data.column(c)))
+            .collect();
+        let groups = self.group_indices(&keys)?;
+        // Rows per touched group, additions and retractions apart, in first-touch order.
+        let mut touched: Vec<usize> = Vec::new();
+        let mut per_group: HashMap<usize, (Vec<u32>, Vec<u32>)> = HashMap::new();
+        for (row, &g) in groups.iter().enumerate() {
+            let entry = per_group.entry(g).or_insert_with(|| {
+                touched.push(g);
+                (Vec::new(), Vec::new())
+            });
+            if batch.kind(row).is_addition() {
+                entry.0.push(row as u32);
+            } else {
+                entry.1.push(row as u32);
+            }
+        }
+        // Arguments and filters once per batch.
+        let spec = Arc::clone(&self.spec);
+        let mut args: Vec<Vec<ArrayRef>> = Vec::with_capacity(spec.aggregates.len());
+        let mut filters: Vec<Option<ArrayRef>> = Vec::with_capacity(spec.aggregates.len());
+        for call in &spec.aggregates {
+            args.push(
+                call.function
+                    .expressions()
+                    .iter()
+                    .map(|e| e.evaluate(data).and_then(|v| v.into_array(rows)))
+                    .collect::<std::result::Result<_, _>>()?,
+            );
+            filters.push(match &call.filter {
+                None => None,
+                Some(f) => Some(f.evaluate(data)?.into_array(rows)?),
+            });
+        }
+        for &g in &touched {
+            let (adds, retracts) = &per_group[&g];
+            for (a, acc) in self.groups[g].accumulators.iter_mut().enumerate() {
+                for (indices, retract) in [(adds, false), (retracts, true)] {
+                    if indices.is_empty() {
+                        continue;
+                    }
+                    let selected = select(indices, filters[a].as_ref())?;
+                    if selected.is_empty() {
+                        continue;
+                    }
+                    let idx = UInt32Array::from(selected);
+                    let values = args[a]
+                        .iter()
+                        .map(|c| take(c.as_ref(), &idx, None))
+                        .collect::<std::result::Result<Vec<_>, _>>()?;
+                    if retract {
+                        if !acc.supports_retract_batch() {
+                            return Err(Error::unsupported(format!(
+                                "aggregate `{}` over an updating input (it cannot retract)",
+                                spec.aggregates[a].function.name()
+                            )));
+                        }
+                        acc.retract_batch(&values)?;
+                    } else {
+                        acc.update_batch(&values)?;
+                    }
+                }
+            }
+        }
+        self.changes(&touched)
+    }
+
+    fn changes(&mut self, touched: &[usize]) -> Result<Option<SqlBatch>> {
+        let mut out_groups: Vec<usize> = Vec::new();
+        let mut kinds: Vec<RowKind> = Vec::new();
+        let mut values: Vec<Vec<ScalarValue>> = vec![Vec::new(); self.spec.aggregates.len()];
+        for &g in touched {
+            let group = &mut self.groups[g];
+            let new: Vec<ScalarValue> = group
+                .accumulators
+                .iter_mut()
+                .map(|a| a.evaluate())
+                .collect::<std::result::Result<_, _>>()?;
+            match &group.emitted {
+                Some(old) if *old == new => continue,
+                Some(old) => {
+                    out_groups.push(g);
+                    kinds.push(RowKind::UpdateBefore);
+                    for (a, v) in old.iter().enumerate() {
+                        values[a].push(v.clone());
+                    }
+                    out_groups.push(g);
+                    kinds.push(RowKind::UpdateAfter);
+                }
+                None => {
+                    out_groups.push(g);
+                    kinds.push(RowKind::Insert);
+                }
+            }
+            for (a, v) in new.iter().enumerate() {
+                values[a].push(v.clone());
+            }
+            group.emitted = Some(new);
+        }
+        if out_groups.is_empty() {
+            return Ok(None);
+        }
+        let keys = self
+            .converter
+            .convert_rows(out_groups.iter().map(|&g| self.rows.row(g)))?;
+        let mut columns = keys;
+        let n_keys = columns.len();
+        for (a, v) in values.into_iter().enumerate() {
+            let target = self.spec.schema.field(n_keys + a).data_type();
+            let array = ScalarValue::iter_to_array(v)?;
+            columns.push(if array.data_type() == target {
+                array
+            } else {
+                arrow::compute::cast(&array, target)?
+            });
+        }
+        for (i, c) in columns.iter_mut().enumerate().take(n_keys) {
+            let target = self.spec.schema.field(i).data_type();
+            if c.data_type() != target {
+                *c = arrow::compute::cast(c, target)?;
+            }
+        }
+        let data = RecordBatch::try_new(Arc::clone(&self.spec.schema), columns)?;
+        Ok(Some(SqlBatch::with_kinds(data, kinds)))
+    }
+
+    fn state_schema(&self) -> Result<SchemaRef> {
+        let mut fields = vec![Field::new("__key_group", DataType::UInt32, false)];
+        for (i, t) in self.key_types.iter().enumerate() {
+            fields.push(Field::new(format!("__key{i}"), t.clone(), true));
+        }
+        for (a, call) in self.spec.aggregates.iter().enumerate() {
+            for (s, f) in call.function.state_fields()?.iter().enumerate() {
+                fields.push(Field::new(
+                    format!("__agg{a}_{s}"),
+                    f.data_type().clone(),
+                    true,
+                ));
+            }
+        }
+        fields.push(Field::new("__emitted", DataType::Boolean, false));
+        let n_keys = self.key_types.len();
+        for a in 0..self.spec.aggregates.len() {
+            let t = self.spec.schema.field(n_keys + a).data_type().clone();
+            fields.push(Field::new(format!("__out{a}"), t, true));
+        }
+        Ok(Arc::new(Schema::new(fields)))
+    }
+
+    /// The groups' state, one Arrow IPC blob per key group.
+    ///
+    /// # Errors
+    /// When an accumulator cannot give its state.
+    pub fn snapshot(&mut self) -> Result<Vec<(u32, Vec<u8>)>> {
+        if self.groups.is_empty() {
+            return Ok(Vec::new());
+        }
+        let schema = self.state_schema()?;
+        let n = self.groups.len();
+        let mut columns: Vec<ArrayRef> = vec![Arc::new(UInt32Array::from(
+            self.groups.iter().map(|g| g.key_group).collect::<Vec<_>>(),
+        ))];
+        columns.extend(self.converter.convert_rows(self.rows.iter())?);
+        let widths: Vec<usize> = self
+            .spec
+            .aggregates
+            .iter()
+            .map(|c| c.function.state_fields().map(|f| f.len()))
+            .collect::<std::result::Result<_, _>>()?;
+        for (a, &width) in widths.iter().enumerate() {
+            let mut fields: Vec<Vec<ScalarValue>> = vec![Vec::with_capacity(n); width];
+            for g in &mut self.groups {
+                let state = g.accumulators[a].state()?;
+                for (s, v) in state.into_iter().enumerate().take(width) {
+                    fields[s].push(v);
+                }
+            }
+            for (s, values) in fields.into_iter().enumerate() {
+                let target = schema.field(columns.len()).data_type().clone();
+                let array = if values.is_empty() {
+                    arrow::array::new_empty_array(&target)
+                } else {
+                    ScalarValue::iter_to_array(values)?
+                };
+                let _ = s;
+                columns.push(array);
+            }
+        }
+        columns.push(Arc::new(BooleanArray::from(
+            self.groups
+                .iter()
+                .map(|g| g.emitted.is_some())
+                .collect::<Vec<_>>(),
+        )));
+        let n_keys = self.key_types.len();
+        for a in 0..self.spec.aggregates.len() {
+            let t = self.spec.schema.field(n_keys + a).data_type();
+            let values: Vec<ScalarValue> = self
+                .groups
+                .iter()
+                .map(|g| match &g.emitted {
+                    Some(v) => Ok(v[a].clone()),
+                    None => ScalarValue::try_from(t),
+                })
+                .collect::<std::result::Result<_, _>>()?;
+            let array = ScalarValue::iter_to_array(values)?;
+            columns.push(if array.data_type() == t {
+                array
+            } else {
+                arrow::compute::cast(&array, t)?
+            });
+        }
+        let all = RecordBatch::try_new(schema, columns)?;
+        let key_groups = all.column(0).as_primitive::<arrow::datatypes::UInt32Type>();
+        let mut by_group: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+        for (i, g) in key_groups.values().iter().enumerate() {
+            by_group.entry(*g).or_default().push(i as u32);
+        }
+        let mut out = Vec::with_capacity(by_group.len());
+        for (group, indices) in by_group {
+            let part = arrow::compute::take_record_batch(&all, &UInt32Array::from(indices))?;
+            out.push((group, encode_ipc(&part)?));
+        }
+        Ok(out)
+    }
+
+    /// Adds groups written by [`Self::snapshot`].
+    ///
+    /// # Errors
+    /// On damaged state or state of another query.
+    pub fn restore(&mut self, blob: &[u8]) -> Result<()> {
+        let batch = decode_ipc(blob)?;
+        if batch.num_columns() != self.state_schema()?.fields().len() {
+            return Err(Error::Execution(
+                "the checkpoint's aggregation state does not match this query; start it \
+                 without the checkpoint"
+                    .into(),
+            ));
+        }
+        let k = self.key_types.len();
+        let keys: Vec<ArrayRef> = batch.columns()[1..1 + k].to_vec();
+        let groups = self.group_indices(&keys)?;
+        let spec = Arc::clone(&self.spec);
+        let mut column = 1 + k;
+        for (a, call) in spec.aggregates.iter().enumerate() {
+            let width = call.function.state_fields()?.len();
+            for (row, &g) in groups.iter().enumerate() {
+                let state: Vec<ArrayRef> = batch.columns()[column..column + width]
+                    .iter()
+                    .map(|c| c.slice(row, 1))
+                    .collect();
+                self.groups[g].accumulators[a].merge_batch(&state)?;
+            }
+            column += width;
+        }
+        let emitted = batch.column(column).as_boolean().clone();
+        column += 1;
+        for (row, &g) in groups.iter().enumerate() {
+            if emitted.value(row) {
+                let values = (0..spec.aggregates.len())
+                    .map(|a| ScalarValue::try_from_array(batch.column(column + a), row))
+                    .collect::<std::result::Result<Vec<_>, _>>()?;
+                self.groups[g].emitted = Some(values);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `indices` where `filter` (a boolean column over the batch) is true.
+fn select(indices: &[u32], filter: Option<&ArrayRef>) -> Result<Vec<u32>> {
+    let Some(filter) = filter else {
+        return Ok(indices.to_vec());
+    };
+    let mask = filter
+        .as_boolean_opt()
+        .ok_or_else(|| Error::Execution("a FILTER condition is not a boolean".into()))?;
+    Ok(indices
+        .iter()
+        .copied()
+        .filter(|&i| mask.is_valid(i as usize) && mask.value(i as usize))
+        .collect())
+}
+
+impl Operator for GroupAggregateOperator {
+    type In = SqlBatch;
+    type Out = SqlBatch;
+
+    fn open(&mut self, ctx: &OperatorContext) -> RuntimeResult<()> {
+        self.max_parallelism = ctx.max_parallelism;
+        if let Some(restored) = &ctx.restored {
+            for (_, blob) in &restored.keyed {
+                exec(self.restore(blob))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn on_data(&mut self, batch: SqlBatch, out: &mut Collector<'_, SqlBatch>) -> RuntimeResult<()> {
+        if let Some(changes) = exec(self.add(&batch))? {
+            out.collect(changes)?;
+        }
+        Ok(())
+    }
+
+    fn snapshot_state(&mut self, _checkpoint: CheckpointId) -> RuntimeResult<OperatorSnapshot> {
+        Ok(OperatorSnapshot {
+            keyed: exec(self.snapshot())?,
+            ..OperatorSnapshot::default()
+        })
+    }
+}
