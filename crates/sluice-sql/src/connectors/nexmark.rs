@@ -96,6 +96,9 @@ enum Kind {
     Bid,
 }
 
+/// The builders of one `ROW` column: its event kind, a builder per field, validity.
+type RowBuilders = (Kind, Vec<FieldBuilder>, Vec<bool>);
+
 enum FieldBuilder {
     Int64(Int64Builder),
     Int32(Int32Builder),
@@ -224,7 +227,7 @@ impl NexmarkDecoder {
         let n = numbers.len();
         let mut types: Vec<i64> = Vec::with_capacity(n);
         // Per ROW column: its field builders and validity.
-        let mut rows: Vec<Option<(Kind, Vec<FieldBuilder>, Vec<bool>)>> = self
+        let mut rows: Vec<Option<RowBuilders>> = self
             .columns
             .iter()
             .map(|plan| match plan {

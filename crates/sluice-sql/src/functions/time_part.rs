@@ -139,7 +139,7 @@ impl ScalarUDFImpl for TimePart {
                 out = Arc::new(a);
             }
         }
-        if is_scalar && out.len() >= 1 {
+        if is_scalar && !out.is_empty() {
             return Ok(ColumnarValue::Scalar(
                 datafusion_common::ScalarValue::try_from_array(&out, 0)?,
             ));

@@ -362,8 +362,9 @@ fn q15_counts_bids_bidders_and_auctions_per_price_rank_with_updates() {
 #[test]
 fn q17_reports_auction_statistics_per_day_with_updates() {
     use std::collections::BTreeMap;
-    // (auction, day) -> (count, rank counts, min, max, sum)
-    let mut groups: BTreeMap<(i64, String), (i64, [i64; 3], i64, i64, i64)> = BTreeMap::new();
+    /// Count, counts per price rank, min, max and sum of one group.
+    type Stats = (i64, [i64; 3], i64, i64, i64);
+    let mut groups: BTreeMap<(i64, String), Stats> = BTreeMap::new();
     for b in bids() {
         let g = groups.entry((b.auction, day(b.date_time))).or_insert((
             0,

@@ -101,8 +101,9 @@ fn ts(ms: i64) -> String {
 }
 
 fn reference(rows: &[(u8, i64, i64)], window: Window) -> Vec<String> {
-    // (key, start, end) -> (count, sum, max, min)
-    let mut groups: BTreeMap<(u8, i64, i64), (i64, i64, i64, i64)> = BTreeMap::new();
+    /// Count, sum, max and min of one (key, window start, window end).
+    type Stats = (i64, i64, i64, i64);
+    let mut groups: BTreeMap<(u8, i64, i64), Stats> = BTreeMap::new();
     for &(k, t, v) in rows {
         for (start, end) in window.of(t) {
             let g = groups
