@@ -81,7 +81,20 @@ impl GroupAggregateOperator {
     }
 
     /// The group index of each row of `keys`, adding new groups.
-    fn group_indices(&mut self, keys: &[ArrayRef]) -> Result<Vec<usize>> {
+    fn group_indices(&mut self, keys: &[ArrayRef], num_rows: usize) -> Result<Vec<usize>> {
+        if keys.is_empty() {
+            // No keys (an aggregation of the whole stream): one group.
+            if self.groups.is_empty() {
+                let accumulators = self.new_accumulators()?;
+                self.groups.push(Group {
+                    key_group: key_group_for_hash(stable_hash(&[] as &[u8]), self.max_parallelism)
+                        .0,
+                    accumulators,
+                    emitted: None,
+                });
+            }
+            return Ok(vec![0; num_rows]);
+        }
         let rows = self.converter.convert_columns(keys)?;
         let mut out = Vec::with_capacity(rows.num_rows());
         for row in rows.iter() {
@@ -119,7 +132,7 @@ impl GroupAggregateOperator {
             .iter()
             .map(|&c| Arc::clone(data.column(c)))
             .collect();
-        let groups = self.group_indices(&keys)?;
+        let groups = self.group_indices(&keys, rows)?;
         // Rows per touched group, additions and retractions apart, in first-touch order.
         let mut touched: Vec<usize> = Vec::new();
         let mut per_group: HashMap<usize, (Vec<u32>, Vec<u32>)> = HashMap::new();
@@ -358,7 +371,7 @@ impl GroupAggregateOperator {
         }
         let k = self.key_types.len();
         let keys: Vec<ArrayRef> = batch.columns()[1..1 + k].to_vec();
-        let groups = self.group_indices(&keys)?;
+        let groups = self.group_indices(&keys, batch.num_rows())?;
         let spec = Arc::clone(&self.spec);
         let mut column = 1 + k;
         for (a, call) in spec.aggregates.iter().enumerate() {

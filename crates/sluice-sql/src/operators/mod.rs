@@ -7,11 +7,14 @@
 //! - **[`window_assigner`]**: the window columns of `TUMBLE`, `HOP` and `CUMULATE`.
 //! - **[`window_aggregate`]**: aggregation per window and key, fired by watermarks,
 //!   with its state in checkpoints by key group.
+//! - **[`group_aggregate`]**: regular `GROUP BY` emitting a changelog.
+//! - **[`join`]**: regular inner equi-joins of append-only inputs.
 //! - **[`sink`]**: rows formatted for a connector's sink.
 
 pub mod calc;
 pub mod decode;
 pub mod group_aggregate;
+pub mod join;
 pub mod sink;
 pub mod watermark;
 pub mod window_aggregate;

@@ -152,16 +152,31 @@ impl WindowAggregateOperator {
     }
 
     /// The group index of each row of `keys` in window `end`, adding new groups.
-    fn group_indices(&mut self, end: i64, start: i64, keys: &[ArrayRef]) -> Result<Vec<usize>> {
+    fn group_indices(
+        &mut self,
+        end: i64,
+        start: i64,
+        keys: &[ArrayRef],
+        rows: usize,
+    ) -> Result<Vec<usize>> {
         if !self.windows.contains_key(&end) {
             let w = self.new_window(start)?;
             self.windows.insert(end, w);
         }
         let max_parallelism = self.max_parallelism;
-        let batch_rows = self.converter.convert_columns(keys)?;
         let Some(window) = self.windows.get_mut(&end) else {
             return Err(Error::Execution("window vanished".into()));
         };
+        if keys.is_empty() {
+            // No keys (`GROUP BY window_start, window_end` only): one group per window.
+            if window.key_groups.is_empty() {
+                window
+                    .key_groups
+                    .push(key_group_for_hash(stable_hash(&[] as &[u8]), max_parallelism).0);
+            }
+            return Ok(vec![0; rows]);
+        }
+        let batch_rows = self.converter.convert_columns(keys)?;
         let mut indices = Vec::with_capacity(batch_rows.num_rows());
         for row in batch_rows.iter() {
             let bytes = row.as_ref();
@@ -190,7 +205,7 @@ impl WindowAggregateOperator {
             .iter()
             .map(|k| k.evaluate(batch).and_then(|v| v.into_array(rows)))
             .collect::<std::result::Result<Vec<_>, _>>()?;
-        let groups = self.group_indices(end, start, &keys)?;
+        let groups = self.group_indices(end, start, &keys, rows)?;
         let spec = Arc::clone(&self.spec);
         let Some(window) = self.windows.get_mut(&end) else {
             return Err(Error::Execution("window vanished".into()));
@@ -418,7 +433,7 @@ impl WindowAggregateOperator {
         for ((end, start), indices) in by_window {
             let part = arrow::compute::take_record_batch(&batch, &UInt32Array::from(indices))?;
             let keys: Vec<ArrayRef> = part.columns()[3..3 + k].to_vec();
-            let groups = self.group_indices(end, start, &keys)?;
+            let groups = self.group_indices(end, start, &keys, part.num_rows())?;
             let Some(window) = self.windows.get_mut(&end) else {
                 return Err(Error::Execution("window vanished".into()));
             };

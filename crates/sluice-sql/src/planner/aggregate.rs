@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use arrow::datatypes::{DataType, Field, Schema};
+use arrow::datatypes::DataType;
 use datafusion_common::DFSchema;
 use datafusion_expr::expr::AggregateFunction;
 use datafusion_expr::{Aggregate, Expr};
@@ -140,55 +140,14 @@ fn grouped_by_window(a: &Aggregate, window: WindowColumns) -> bool {
     cols.contains(&window.start) && cols.contains(&window.end)
 }
 
-/// Computes group keys that are not plain columns, so an exchange can hash them: the
-/// stream with the keys appended (when needed) and the key columns.
+/// The group keys of `a` as columns of `input` (see [`JobPlanner::with_key_columns`]).
 fn keyed_input(
     planner: &mut JobPlanner<'_>,
     a: &Aggregate,
     input: &Stream,
     keys: &[Expr],
 ) -> Result<(Stream, Vec<usize>)> {
-    let in_df = a.input.schema();
-    let mut key_columns = Vec::with_capacity(keys.len());
-    let mut extra = Vec::new();
-    for k in keys {
-        match unalias(k) {
-            Expr::Column(c) => key_columns.push(in_df.index_of_column(c)?),
-            other => {
-                key_columns.push(input.schema.fields().len() + extra.len());
-                extra.push(other.clone());
-            }
-        }
-    }
-    if extra.is_empty() {
-        return Ok((input.clone(), key_columns));
-    }
-    let input_schema = Arc::clone(&input.schema);
-    let mut exprs: Vec<Arc<dyn PhysicalExpr>> = input_schema
-        .fields()
-        .iter()
-        .enumerate()
-        .map(|(i, f)| Arc::new(PhysicalColumn::new(f.name(), i)) as Arc<dyn PhysicalExpr>)
-        .collect();
-    let computed = physical(&extra, in_df)?;
-    let mut fields: Vec<Field> = input_schema
-        .fields()
-        .iter()
-        .map(|f| f.as_ref().clone())
-        .collect();
-    for (i, e) in computed.iter().enumerate() {
-        fields.push(Field::new(
-            format!("__key{i}"),
-            e.data_type(&input_schema)?,
-            true,
-        ));
-    }
-    exprs.extend(computed);
-    let schema = Arc::new(Schema::new(fields));
-    Ok((
-        planner.calc(input, "Calc", None, Some(exprs), schema),
-        key_columns,
-    ))
+    planner.with_key_columns(input, a.input.schema(), keys)
 }
 
 /// The physical aggregate calls of `a`.

@@ -4,11 +4,11 @@ use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 use sluice_core::OperatorId;
-use sluice_runtime::factories::{OperatorNode, RecordsEdge, SourceNode};
+use sluice_runtime::factories::{OperatorNode, RecordsEdge, SourceNode, TwoInputOperatorNode};
 use sluice_runtime::graph::{EdgeSpec, JobGraph, NodeFactory, NodeKind, NodeSpec};
 use sluice_runtime::partition::PartitionStrategy;
 use sluice_runtime::source::Source;
-use sluice_runtime::{Operator, OperatorContext, Result as RuntimeResult};
+use sluice_runtime::{Operator, OperatorContext, Result as RuntimeResult, TwoInputOperator};
 
 use crate::batch::SqlBatch;
 use crate::exchange::{SqlEdge, SqlPartitioning};
@@ -78,6 +78,39 @@ impl GraphBuilder {
             kind,
             Arc::new(OperatorNode::new(make)),
         )
+    }
+
+    /// A two-input operator of SQL rows (joins) made by `make` per subtask; connect its
+    /// inputs with [`Self::connect_input`].
+    pub fn two_input_operator<Op, F>(&mut self, name: &str, parallelism: u32, make: F) -> OperatorId
+    where
+        Op: TwoInputOperator<In1 = SqlBatch, In2 = SqlBatch, Out = SqlBatch>,
+        F: Fn(&OperatorContext) -> RuntimeResult<Op> + Send + Sync + 'static,
+    {
+        self.add(
+            name.to_string(),
+            parallelism,
+            NodeKind::Operator,
+            Arc::new(TwoInputOperatorNode::new(make)),
+        )
+    }
+
+    /// An edge of SQL rows into input `input` (0 or 1) of `to`.
+    pub fn connect_input(
+        &mut self,
+        from: OperatorId,
+        to: OperatorId,
+        schema: SchemaRef,
+        partitioning: SqlPartitioning,
+        input: usize,
+    ) {
+        self.edges.push(EdgeSpec {
+            from,
+            to,
+            side_output: None,
+            input,
+            factory: Arc::new(SqlEdge::new(schema, partitioning)),
+        });
     }
 
     /// An operator reading typed records (the decoder behind a source).

@@ -16,6 +16,7 @@
 
 mod aggregate;
 pub mod graph;
+mod join;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -181,6 +182,7 @@ impl<'a> JobPlanner<'a> {
             LogicalPlan::SubqueryAlias(a) => self.plan(&a.input),
             LogicalPlan::TableScan(scan) => self.plan_scan(scan),
             LogicalPlan::Aggregate(a) => aggregate::plan_aggregate(self, a),
+            LogicalPlan::Join(j) => join::plan_join(self, j),
             LogicalPlan::Union(u) => {
                 let inputs = u
                     .inputs
@@ -238,16 +240,15 @@ impl<'a> JobPlanner<'a> {
             None => Ok(full),
             Some(indices) if indices.iter().copied().eq(0..full.schema.fields().len()) => Ok(full),
             Some(indices) => {
-                let df = DFSchema::try_from(full.schema.as_ref().clone())?;
-                let exprs: Vec<Expr> = indices
+                let physical: Vec<Arc<dyn PhysicalExpr>> = indices
                     .iter()
                     .map(|&i| {
-                        Expr::Column(datafusion_common::Column::from_name(
+                        Arc::new(datafusion_physical_expr::expressions::Column::new(
                             full.schema.field(i).name(),
-                        ))
+                            i,
+                        )) as Arc<dyn PhysicalExpr>
                     })
                     .collect();
-                let physical = physical(&exprs, &df)?;
                 let schema = arrow_schema(&scan.projected_schema);
                 let window = full.window.and_then(|w| {
                     let find = |c: usize| indices.iter().position(|&i| i == c);
@@ -391,8 +392,9 @@ impl<'a> JobPlanner<'a> {
                     .join(", ")
             )));
         }
-        let df = DFSchema::try_from(stream.schema.as_ref().clone())?;
-        let mut exprs = Vec::with_capacity(names.len());
+        // By position, not by name: a join's output may repeat a name (`B.extra`,
+        // `A.extra`). The Calc casts each column to the sink's type.
+        let mut exprs: Vec<Arc<dyn PhysicalExpr>> = Vec::with_capacity(names.len());
         for field in target.fields() {
             let pos = names
                 .iter()
@@ -404,21 +406,69 @@ impl<'a> JobPlanner<'a> {
                         field.name()
                     ))
                 })?;
-            let source = source_fields[pos].name();
-            let col = Expr::Column(datafusion_common::Column::from_name(source));
-            let expr = if source_fields[pos].data_type() == field.data_type() {
-                col
-            } else {
-                Expr::Cast(datafusion_expr::Cast::new(
-                    Box::new(col),
-                    field.data_type().clone(),
-                ))
-            };
-            exprs.push(expr);
+            exprs.push(Arc::new(
+                datafusion_physical_expr::expressions::Column::new(source_fields[pos].name(), pos),
+            ));
         }
-        let physical = physical(&exprs, &df)?;
-        let s = self.calc(&stream, "Calc", None, Some(physical), Arc::clone(target));
+        let s = self.calc(&stream, "Calc", None, Some(exprs), Arc::clone(target));
         connectors::add_sink(&mut self.graph, table, &s, self.parallelism)
+    }
+
+    /// `input` with the values of `keys` (over `in_df`, the input's logical schema) as
+    /// columns an exchange can hash: plain columns are used as they are, other expressions
+    /// are computed and appended. Returns the stream and the key columns.
+    pub(crate) fn with_key_columns(
+        &mut self,
+        input: &Stream,
+        in_df: &DFSchema,
+        keys: &[Expr],
+    ) -> Result<(Stream, Vec<usize>)> {
+        let mut key_columns = Vec::with_capacity(keys.len());
+        let mut extra = Vec::new();
+        for k in keys {
+            match k.clone().unalias() {
+                Expr::Column(c) => key_columns.push(in_df.index_of_column(&c)?),
+                other => {
+                    key_columns.push(input.schema.fields().len() + extra.len());
+                    extra.push(other);
+                }
+            }
+        }
+        if extra.is_empty() {
+            return Ok((input.clone(), key_columns));
+        }
+        let mut exprs: Vec<Arc<dyn PhysicalExpr>> = input
+            .schema
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                Arc::new(datafusion_physical_expr::expressions::Column::new(
+                    f.name(),
+                    i,
+                )) as Arc<dyn PhysicalExpr>
+            })
+            .collect();
+        let computed = physical(&extra, in_df)?;
+        let mut fields: Vec<arrow::datatypes::Field> = input
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        for (i, e) in computed.iter().enumerate() {
+            fields.push(arrow::datatypes::Field::new(
+                format!("__key{i}"),
+                e.data_type(&input.schema)?,
+                true,
+            ));
+        }
+        exprs.extend(computed);
+        let schema = Arc::new(arrow::datatypes::Schema::new(fields));
+        Ok((
+            self.calc(input, "Calc", None, Some(exprs), schema),
+            key_columns,
+        ))
     }
 
     pub(crate) fn graph(&mut self) -> &mut GraphBuilder {
@@ -432,7 +482,6 @@ impl<'a> JobPlanner<'a> {
 
 fn describe(plan: &LogicalPlan) -> String {
     match plan {
-        LogicalPlan::Join(_) => "a join".into(),
         LogicalPlan::Window(_) => "an OVER window (ROW_NUMBER, ...)".into(),
         LogicalPlan::Sort(_) => "ORDER BY".into(),
         LogicalPlan::Limit(_) => "LIMIT".into(),

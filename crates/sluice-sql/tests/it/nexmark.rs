@@ -16,8 +16,13 @@ fn sql_dir() -> PathBuf {
 }
 
 fn vars(sink: &str) -> BTreeMap<String, String> {
+    vars_at(sink, 10_000)
+}
+
+fn vars_at(sink: &str, tps: u32) -> BTreeMap<String, String> {
+    let tps = tps.to_string();
     [
-        ("TPS", "10000"),
+        ("TPS", tps.as_str()),
         ("EVENTS_NUM", "20000"),
         ("PERSON_PROPORTION", "1"),
         ("AUCTION_PROPORTION", "3"),
@@ -31,6 +36,11 @@ fn vars(sink: &str) -> BTreeMap<String, String> {
 
 /// Runs query `q` with a filesystem sink and returns its sorted output lines.
 fn run_query(q: &str, parallelism: u32) -> Vec<String> {
+    run_query_at(q, parallelism, 10_000)
+}
+
+/// [`run_query`] with the generator at `tps` events per second of event time.
+fn run_query_at(q: &str, parallelism: u32, tps: u32) -> Vec<String> {
     let dir = tempfile::tempdir().unwrap();
     let mut script = String::new();
     for f in ["ddl_gen.sql", "ddl_views.sql", &format!("{q}.sql")] {
@@ -40,7 +50,7 @@ fn run_query(q: &str, parallelism: u32) -> Vec<String> {
     // The shipped queries write to a blackhole; the test reads files instead.
     let out = dir.path().join("out");
     let sink = format!("filesystem', 'path' = '{}', 'format' = 'csv", out.display());
-    let script = sluice_sql::substitute(&script, &vars(&sink)).unwrap();
+    let script = sluice_sql::substitute(&script, &vars_at(&sink, tps)).unwrap();
     let mut session = SqlSession::new();
     session
         .set("parallelism.default", &parallelism.to_string())
@@ -64,9 +74,14 @@ fn run_query(q: &str, parallelism: u32) -> Vec<String> {
 }
 
 fn events() -> Vec<Event> {
+    events_at(10_000)
+}
+
+fn events_at(tps: u32) -> Vec<Event> {
+    let tps = tps.to_string();
     let options: BTreeMap<String, String> = [
-        ("first-event.rate", "10000"),
-        ("next-event.rate", "10000"),
+        ("first-event.rate", tps.as_str()),
+        ("next-event.rate", tps.as_str()),
         ("events.num", "20000"),
         ("person.proportion", "1"),
         ("auction.proportion", "3"),
@@ -398,4 +413,112 @@ fn q17_reports_auction_statistics_per_day_with_updates() {
         .collect();
     expected.sort_by_key(|v| v.to_string());
     assert_eq!(run_changelog("q17", 2), expected);
+}
+
+#[test]
+fn q3_joins_auctions_with_their_sellers() {
+    use std::collections::HashMap;
+    let all = events();
+    let persons: HashMap<i64, sluice_connectors::nexmark::Person> = all
+        .iter()
+        .filter_map(|e| match e {
+            Event::Person(p) => Some((p.id, p.clone())),
+            _ => None,
+        })
+        .collect();
+    let expected = sorted(
+        all.iter()
+            .filter_map(|e| match e {
+                Event::Auction(a) if a.category == 10 => {
+                    let p = persons.get(&a.seller)?;
+                    ["OR", "ID", "CA"]
+                        .contains(&p.state.as_str())
+                        .then(|| format!("{},{},{},{}", p.name, p.city, p.state, a.id))
+                }
+                _ => None,
+            })
+            .collect(),
+    );
+    assert!(!expected.is_empty());
+    assert_eq!(run_query("q3", 2), expected);
+}
+
+#[test]
+fn q20_expands_bids_with_their_auctions() {
+    use std::collections::HashMap;
+    let all = events();
+    let auctions: HashMap<i64, sluice_connectors::nexmark::Auction> = all
+        .iter()
+        .filter_map(|e| match e {
+            Event::Auction(a) if a.category == 10 => Some((a.id, a.clone())),
+            _ => None,
+        })
+        .collect();
+    let expected = sorted(
+        bids()
+            .into_iter()
+            .filter_map(|b| {
+                let a = auctions.get(&b.auction)?;
+                Some(format!(
+                    "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+                    b.auction,
+                    b.bidder,
+                    b.price,
+                    b.channel,
+                    b.url,
+                    ts(b.date_time),
+                    b.extra,
+                    a.item_name,
+                    a.description,
+                    a.initial_bid,
+                    a.reserve,
+                    ts(a.date_time),
+                    ts(a.expires),
+                    a.seller,
+                    a.category,
+                    a.extra
+                ))
+            })
+            .collect(),
+    );
+    assert!(!expected.is_empty());
+    assert_eq!(run_query("q20", 2), expected);
+}
+
+#[test]
+fn q7_finds_the_highest_bids_of_each_period() {
+    use std::collections::BTreeMap;
+    // 20 000 events at 500 per second: 40 s of event time, four 10 s windows.
+    let bids: Vec<_> = events_at(500)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Bid(b) => Some(b),
+            _ => None,
+        })
+        .collect();
+    let mut max_per_window: BTreeMap<i64, i64> = BTreeMap::new();
+    for b in &bids {
+        let end = b.date_time - b.date_time.rem_euclid(10_000) + 10_000;
+        let m = max_per_window.entry(end).or_insert(i64::MIN);
+        *m = (*m).max(b.price);
+    }
+    assert!(max_per_window.len() >= 4);
+    let mut expected = Vec::new();
+    for b in &bids {
+        for (&end, &max) in &max_per_window {
+            if b.price == max && end - 10_000 <= b.date_time && b.date_time <= end {
+                // Flink's q7 inserts (auction, price, bidder, ...) into (auction, bidder,
+                // price, ...): by position, as written.
+                expected.push(format!(
+                    "{},{},{},{},{}",
+                    b.auction,
+                    b.price,
+                    b.bidder,
+                    ts(b.date_time),
+                    b.extra
+                ));
+            }
+        }
+    }
+    assert_eq!(run_query_at("q7", 2, 500), sorted(expected));
 }

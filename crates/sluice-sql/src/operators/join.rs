@@ -1,0 +1,316 @@
+//! [`JoinOperator`]: a regular inner equi-join of two append-only streams (Flink's
+//! `Join` on unbounded inputs): each row is kept in its side's state and probes the other
+//! side's state; every match that passes the join's other conditions is emitted at once,
+//! as an insertion. Rows with a NULL key never match (SQL semantics).
+//!
+//! State: per side, the rows received so far (Arrow batches) and an index from the join
+//! key (Arrow row format) to them. It grows with the inputs (no TTL yet). Checkpoints write
+//! per key group both sides' rows as Arrow IPC, so a restore at another parallelism takes
+//! the key groups it owns.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, RecordBatch, UInt32Array};
+use arrow::compute::{concat_batches, filter_record_batch, interleave, take};
+use arrow::datatypes::{DataType, SchemaRef};
+use arrow::row::{RowConverter, SortField};
+use datafusion_physical_expr::PhysicalExpr;
+use hashbrown::HashMap;
+use serde::{Deserialize, Serialize};
+use sluice_core::{key_group_for_hash, stable_hash, CheckpointId};
+use sluice_runtime::checkpoint::OperatorSnapshot;
+use sluice_runtime::{Collector, OperatorContext, Result as RuntimeResult, TwoInputOperator};
+
+use crate::batch::{decode_ipc, encode_ipc, SqlBatch};
+use crate::error::{exec, Error, Result};
+
+/// What a join computes.
+pub struct JoinSpec {
+    /// Key columns of the left input's rows.
+    pub left_keys: Vec<usize>,
+    /// Key columns of the right input's rows.
+    pub right_keys: Vec<usize>,
+    /// Columns of the left rows that are output (the rest are computed keys).
+    pub left_width: usize,
+    /// Columns of the right rows that are output.
+    pub right_width: usize,
+    /// Conditions besides key equality, over the output row.
+    pub filter: Option<Arc<dyn PhysicalExpr>>,
+    /// The output schema: left columns, then right columns.
+    pub schema: SchemaRef,
+}
+
+/// One side's rows and their index by key.
+struct Side {
+    batches: Vec<RecordBatch>,
+    index: HashMap<Box<[u8]>, Vec<(u32, u32)>>,
+    key_groups: Vec<Vec<u32>>,
+}
+
+impl Side {
+    fn new() -> Self {
+        Side {
+            batches: Vec::new(),
+            index: HashMap::new(),
+            key_groups: Vec::new(),
+        }
+    }
+}
+
+/// Joins two inputs on equal keys.
+pub struct JoinOperator {
+    spec: Arc<JoinSpec>,
+    converter: RowConverter,
+    left: Side,
+    right: Side,
+    max_parallelism: u32,
+}
+
+#[derive(Serialize, Deserialize, Default)]
+struct KeyGroupState {
+    left: Option<Vec<u8>>,
+    right: Option<Vec<u8>>,
+}
+
+impl JoinOperator {
+    /// A join of keys of `key_types` (equal on both sides).
+    ///
+    /// # Errors
+    /// When a key type has no row encoding.
+    pub fn new(spec: Arc<JoinSpec>, key_types: Vec<DataType>) -> Result<Self> {
+        Ok(JoinOperator {
+            converter: RowConverter::new(key_types.into_iter().map(SortField::new).collect())?,
+            spec,
+            left: Side::new(),
+            right: Side::new(),
+            max_parallelism: 128,
+        })
+    }
+
+    /// Stores `batch` on its side and returns its matches with the other side.
+    ///
+    /// # Errors
+    /// When an expression fails.
+    pub fn add(&mut self, batch: RecordBatch, is_left: bool) -> Result<Option<RecordBatch>> {
+        if batch.num_rows() == 0 {
+            return Ok(None);
+        }
+        let key_columns = if is_left {
+            &self.spec.left_keys
+        } else {
+            &self.spec.right_keys
+        };
+        let keys: Vec<ArrayRef> = key_columns
+            .iter()
+            .map(|&c| Arc::clone(batch.column(c)))
+            .collect();
+        let rows = self.converter.convert_columns(&keys)?;
+        let (mine, other) = if is_left {
+            (&mut self.left, &self.right)
+        } else {
+            (&mut self.right, &self.left)
+        };
+        let batch_index = mine.batches.len() as u32;
+        let mut probe: Vec<u32> = Vec::new();
+        let mut matched: Vec<(usize, usize)> = Vec::new();
+        let mut groups = Vec::with_capacity(batch.num_rows());
+        for (i, row) in rows.iter().enumerate() {
+            let bytes = row.as_ref();
+            groups.push(key_group_for_hash(stable_hash(bytes), self.max_parallelism).0);
+            if keys.iter().any(|k| k.is_null(i)) {
+                continue;
+            }
+            if let Some(hits) = other.index.get(bytes) {
+                for &(b, r) in hits {
+                    probe.push(i as u32);
+                    matched.push((b as usize, r as usize));
+                }
+            }
+            mine.index
+                .entry(bytes.into())
+                .or_default()
+                .push((batch_index, i as u32));
+        }
+        mine.key_groups.push(groups);
+        mine.batches.push(batch.clone());
+        if probe.is_empty() {
+            return Ok(None);
+        }
+        let (this_width, other_width) = if is_left {
+            (self.spec.left_width, self.spec.right_width)
+        } else {
+            (self.spec.right_width, self.spec.left_width)
+        };
+        let idx = UInt32Array::from(probe);
+        let this_cols: Vec<ArrayRef> = batch.columns()[..this_width]
+            .iter()
+            .map(|c| take(c.as_ref(), &idx, None))
+            .collect::<std::result::Result<_, _>>()?;
+        let mut other_cols = Vec::with_capacity(other_width);
+        for c in 0..other_width {
+            let arrays: Vec<&dyn Array> =
+                other.batches.iter().map(|b| b.column(c).as_ref()).collect();
+            other_cols.push(interleave(&arrays, &matched)?);
+        }
+        let columns = if is_left {
+            this_cols.into_iter().chain(other_cols).collect()
+        } else {
+            other_cols.into_iter().chain(this_cols).collect()
+        };
+        let joined = RecordBatch::try_new(Arc::clone(&self.spec.schema), columns)?;
+        let Some(filter) = &self.spec.filter else {
+            return Ok(Some(joined));
+        };
+        let mask = filter.evaluate(&joined)?.into_array(joined.num_rows())?;
+        let mask = arrow::array::AsArray::as_boolean_opt(&mask)
+            .ok_or_else(|| Error::Execution("a join condition is not a boolean".into()))?;
+        let kept = filter_record_batch(&joined, mask)?;
+        Ok((kept.num_rows() > 0).then_some(kept))
+    }
+
+    fn side_by_group(side: &Side) -> Result<HashMap<u32, RecordBatch>> {
+        let mut out = HashMap::new();
+        if side.batches.is_empty() {
+            return Ok(out);
+        }
+        let schema = side.batches[0].schema();
+        let all = concat_batches(&schema, &side.batches)?;
+        let mut by_group: HashMap<u32, Vec<u32>> = HashMap::new();
+        for (i, g) in side.key_groups.iter().flatten().enumerate() {
+            by_group.entry(*g).or_default().push(i as u32);
+        }
+        for (g, indices) in by_group {
+            out.insert(
+                g,
+                arrow::compute::take_record_batch(&all, &UInt32Array::from(indices))?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// Both sides' rows, one blob per key group.
+    ///
+    /// # Errors
+    /// When encoding fails.
+    pub fn snapshot(&self) -> Result<Vec<(u32, Vec<u8>)>> {
+        let left = Self::side_by_group(&self.left)?;
+        let right = Self::side_by_group(&self.right)?;
+        let mut groups: Vec<u32> = left.keys().chain(right.keys()).copied().collect();
+        groups.sort_unstable();
+        groups.dedup();
+        let mut out = Vec::with_capacity(groups.len());
+        for g in groups {
+            let state = KeyGroupState {
+                left: left.get(&g).map(encode_ipc).transpose()?,
+                right: right.get(&g).map(encode_ipc).transpose()?,
+            };
+            let bytes = postcard::to_allocvec(&state)
+                .map_err(|e| Error::Execution(format!("join state: {e}")))?;
+            out.push((g, bytes));
+        }
+        Ok(out)
+    }
+
+    /// Adds rows written by [`Self::snapshot`] (without emitting matches: they were
+    /// emitted before the checkpoint).
+    ///
+    /// # Errors
+    /// On damaged state.
+    pub fn restore(&mut self, blob: &[u8]) -> Result<()> {
+        let state: KeyGroupState = postcard::from_bytes(blob)
+            .map_err(|e| Error::Execution(format!("damaged join state in a checkpoint: {e}")))?;
+        for (bytes, is_left) in [(state.left, true), (state.right, false)] {
+            let Some(bytes) = bytes else { continue };
+            let batch = decode_ipc(&bytes)?;
+            // Store without probing: put it on its side only.
+            let key_columns = if is_left {
+                &self.spec.left_keys
+            } else {
+                &self.spec.right_keys
+            };
+            let keys: Vec<ArrayRef> = key_columns
+                .iter()
+                .map(|&c| Arc::clone(batch.column(c)))
+                .collect();
+            let rows = self.converter.convert_columns(&keys)?;
+            let side = if is_left {
+                &mut self.left
+            } else {
+                &mut self.right
+            };
+            let b = side.batches.len() as u32;
+            let mut groups = Vec::with_capacity(batch.num_rows());
+            for (i, row) in rows.iter().enumerate() {
+                let bytes = row.as_ref();
+                groups.push(key_group_for_hash(stable_hash(bytes), self.max_parallelism).0);
+                if keys.iter().any(|k| k.is_null(i)) {
+                    continue;
+                }
+                side.index
+                    .entry(bytes.into())
+                    .or_default()
+                    .push((b, i as u32));
+            }
+            side.key_groups.push(groups);
+            side.batches.push(batch);
+        }
+        Ok(())
+    }
+
+    fn on_side(
+        &mut self,
+        batch: SqlBatch,
+        is_left: bool,
+        out: &mut Collector<'_, SqlBatch>,
+    ) -> RuntimeResult<()> {
+        if batch.kinds().is_some() {
+            return Err(
+                Error::unsupported("a join of an input that produces updates").into_runtime(),
+            );
+        }
+        let (data, _) = batch.into_parts();
+        if let Some(joined) = exec(self.add(data, is_left))? {
+            out.collect(SqlBatch::new(joined))?;
+        }
+        Ok(())
+    }
+}
+
+impl TwoInputOperator for JoinOperator {
+    type In1 = SqlBatch;
+    type In2 = SqlBatch;
+    type Out = SqlBatch;
+
+    fn open(&mut self, ctx: &OperatorContext) -> RuntimeResult<()> {
+        self.max_parallelism = ctx.max_parallelism;
+        if let Some(restored) = &ctx.restored {
+            for (_, blob) in &restored.keyed {
+                exec(self.restore(blob))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn on_data1(
+        &mut self,
+        batch: SqlBatch,
+        out: &mut Collector<'_, SqlBatch>,
+    ) -> RuntimeResult<()> {
+        self.on_side(batch, true, out)
+    }
+
+    fn on_data2(
+        &mut self,
+        batch: SqlBatch,
+        out: &mut Collector<'_, SqlBatch>,
+    ) -> RuntimeResult<()> {
+        self.on_side(batch, false, out)
+    }
+
+    fn snapshot_state(&mut self, _checkpoint: CheckpointId) -> RuntimeResult<OperatorSnapshot> {
+        Ok(OperatorSnapshot {
+            keyed: exec(self.snapshot())?,
+            ..OperatorSnapshot::default()
+        })
+    }
+}
