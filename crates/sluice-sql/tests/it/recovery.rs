@@ -246,3 +246,57 @@ fn group_aggregation_changelog_is_exactly_once_across_a_failure() {
     );
     assert_eq!(materialize(&out), expected);
 }
+
+fn join_script(out: &Path, checkpoints: Option<&Path>) -> String {
+    let settings = checkpoints.map_or(String::new(), |c| {
+        format!(
+            "SET 'execution.checkpointing.interval' = '100ms';
+             SET 'state.checkpoints.dir' = '{}';",
+            c.display()
+        )
+    });
+    format!(
+        "SET 'parallelism.default' = '2';
+         {settings}
+         CREATE TABLE l (seq BIGINT, k INT, v BIGINT) WITH (
+           'connector' = 'datagen', 'number-of-rows' = '{ROWS}', 'rows-per-second' = '40000',
+           'fields.seq.kind' = 'sequence', 'fields.seq.start' = '0', 'fields.seq.end' = '{end}',
+           'fields.k.min' = '0', 'fields.k.max' = '3000', 'fields.v.min' = '1', 'fields.v.max' = '1000');
+         CREATE TABLE r (id BIGINT, k INT) WITH (
+           'connector' = 'datagen', 'number-of-rows' = '3000', 'rows-per-second' = '4000',
+           'fields.id.kind' = 'sequence', 'fields.id.start' = '0', 'fields.id.end' = '2999',
+           'fields.k.min' = '0', 'fields.k.max' = '3000');
+         CREATE TABLE out (seq BIGINT, v BIGINT, id BIGINT)
+         WITH ('connector' = 'filesystem', 'path' = '{out}', 'format' = 'csv');
+         INSERT INTO out
+         SELECT l.seq, fail_once(l.v), r.id FROM l JOIN r ON l.k = r.k WHERE l.v > 100;",
+        end = ROWS - 1,
+        out = out.display(),
+    )
+}
+
+#[test]
+fn join_state_is_exactly_once_across_a_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |out: &Path, checkpoints: Option<&Path>, fail_at: u64| {
+        let mut session = SqlSession::new();
+        session.register_function("fail_once", fail_once(fail_at));
+        let sql = format!(
+            "CREATE FUNCTION fail_once AS 'fail_once';\n{}",
+            join_script(out, checkpoints)
+        );
+        session
+            .execute_script(&sql, JobControl::new())
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap()
+    };
+    let reference = dir.path().join("reference");
+    run(&reference, None, u64::MAX);
+    let expected = output(&reference);
+    assert!(expected.len() > 10_000, "{} joined rows", expected.len());
+    let out = dir.path().join("out");
+    let result = run(&out, Some(&dir.path().join("checkpoints")), expected.len() as u64 / 2);
+    assert_eq!(result.restarts, 1);
+    assert!(result.restores.iter().all(|&c| c > 0), "{:?}", result.restores);
+    assert_eq!(output(&out), expected);
+}
