@@ -10,9 +10,9 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, RecordBatch, UInt32Array};
+use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, UInt32Array};
 use arrow::compute::{concat_batches, filter_record_batch, interleave, take};
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::row::{RowConverter, SortField};
 use datafusion_physical_expr::PhysicalExpr;
 use hashbrown::HashMap;
@@ -24,8 +24,24 @@ use sluice_runtime::{Collector, OperatorContext, Result as RuntimeResult, TwoInp
 use crate::batch::{decode_ipc, encode_ipc, SqlBatch};
 use crate::error::{exec, Error, Result};
 
+/// Which rows a join emits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinKind {
+    /// Every matching pair, left columns then right columns.
+    Inner,
+    /// Each left row that has a match, once (`WHERE EXISTS`, or an inner join whose right
+    /// side is unique per key and not selected, as DataFusion rewrites it).
+    LeftSemi,
+    /// Each right row that has a match, once.
+    RightSemi,
+}
+
 /// What a join computes.
 pub struct JoinSpec {
+    /// Which rows the join emits.
+    pub kind: JoinKind,
+    /// Left columns then right columns: what the join's other conditions see.
+    pub joined_schema: SchemaRef,
     /// Key columns of the left input's rows.
     pub left_keys: Vec<usize>,
     /// Key columns of the right input's rows.
@@ -34,9 +50,9 @@ pub struct JoinSpec {
     pub left_width: usize,
     /// Columns of the right rows that are output.
     pub right_width: usize,
-    /// Conditions besides key equality, over the output row.
+    /// Conditions besides key equality, over the joined row (`joined_schema`).
     pub filter: Option<Arc<dyn PhysicalExpr>>,
-    /// The output schema: left columns, then right columns.
+    /// The output schema: the joined row for inner joins, one side's row for semi joins.
     pub schema: SchemaRef,
 }
 
@@ -45,6 +61,8 @@ struct Side {
     batches: Vec<RecordBatch>,
     index: HashMap<Box<[u8]>, Vec<(u32, u32)>>,
     key_groups: Vec<Vec<u32>>,
+    /// For the emitted side of a semi join: whether each row was emitted already.
+    emitted: Vec<Vec<bool>>,
 }
 
 impl Side {
@@ -53,6 +71,7 @@ impl Side {
             batches: Vec::new(),
             index: HashMap::new(),
             key_groups: Vec::new(),
+            emitted: Vec::new(),
         }
     }
 }
@@ -132,6 +151,7 @@ impl JoinOperator {
                 .push((batch_index, i as u32));
         }
         mine.key_groups.push(groups);
+        mine.emitted.push(vec![false; batch.num_rows()]);
         mine.batches.push(batch.clone());
         if probe.is_empty() {
             return Ok(None);
@@ -141,7 +161,7 @@ impl JoinOperator {
         } else {
             (self.spec.right_width, self.spec.left_width)
         };
-        let idx = UInt32Array::from(probe);
+        let idx = UInt32Array::from(probe.clone());
         let this_cols: Vec<ArrayRef> = batch.columns()[..this_width]
             .iter()
             .map(|c| take(c.as_ref(), &idx, None))
@@ -157,15 +177,75 @@ impl JoinOperator {
         } else {
             other_cols.into_iter().chain(this_cols).collect()
         };
-        let joined = RecordBatch::try_new(Arc::clone(&self.spec.schema), columns)?;
-        let Some(filter) = &self.spec.filter else {
-            return Ok(Some(joined));
+        let joined = RecordBatch::try_new(Arc::clone(&self.spec.joined_schema), columns)?;
+        let mask = match &self.spec.filter {
+            None => None,
+            Some(filter) => {
+                let mask = filter.evaluate(&joined)?.into_array(joined.num_rows())?;
+                let mask = arrow::array::AsArray::as_boolean_opt(&mask)
+                    .ok_or_else(|| Error::Execution("a join condition is not a boolean".into()))?
+                    .clone();
+                Some(mask)
+            }
         };
-        let mask = filter.evaluate(&joined)?.into_array(joined.num_rows())?;
-        let mask = arrow::array::AsArray::as_boolean_opt(&mask)
-            .ok_or_else(|| Error::Execution("a join condition is not a boolean".into()))?;
-        let kept = filter_record_batch(&joined, mask)?;
-        Ok((kept.num_rows() > 0).then_some(kept))
+        let passes = |i: usize| mask.as_ref().is_none_or(|m| m.is_valid(i) && m.value(i));
+        match self.spec.kind {
+            JoinKind::Inner => {
+                let kept = match &mask {
+                    None => joined,
+                    Some(m) => filter_record_batch(&joined, m)?,
+                };
+                Ok((kept.num_rows() > 0).then_some(kept))
+            }
+            JoinKind::LeftSemi | JoinKind::RightSemi => {
+                let emit_left = self.spec.kind == JoinKind::LeftSemi;
+                // The rows of the emitted side that matched, each once.
+                let mut rows: Vec<(usize, usize)> = Vec::new();
+                let batch_index = batch_index as usize;
+                if is_left == emit_left {
+                    let side = if is_left {
+                        &mut self.left
+                    } else {
+                        &mut self.right
+                    };
+                    for (i, &row) in probe.iter().enumerate() {
+                        let flag = &mut side.emitted[batch_index][row as usize];
+                        if passes(i) && !*flag {
+                            *flag = true;
+                            rows.push((batch_index, row as usize));
+                        }
+                    }
+                } else {
+                    let side = if is_left {
+                        &mut self.right
+                    } else {
+                        &mut self.left
+                    };
+                    for (i, &(b, r)) in matched.iter().enumerate() {
+                        let flag = &mut side.emitted[b][r];
+                        if passes(i) && !*flag {
+                            *flag = true;
+                            rows.push((b, r));
+                        }
+                    }
+                }
+                if rows.is_empty() {
+                    return Ok(None);
+                }
+                let side = if emit_left { &self.left } else { &self.right };
+                let width = self.spec.schema.fields().len();
+                let mut columns = Vec::with_capacity(width);
+                for c in 0..width {
+                    let arrays: Vec<&dyn Array> =
+                        side.batches.iter().map(|b| b.column(c).as_ref()).collect();
+                    columns.push(interleave(&arrays, &rows)?);
+                }
+                Ok(Some(RecordBatch::try_new(
+                    Arc::clone(&self.spec.schema),
+                    columns,
+                )?))
+            }
+        }
     }
 
     fn side_by_group(side: &Side) -> Result<HashMap<u32, RecordBatch>> {
@@ -174,7 +254,14 @@ impl JoinOperator {
             return Ok(out);
         }
         let schema = side.batches[0].schema();
-        let all = concat_batches(&schema, &side.batches)?;
+        let rows = concat_batches(&schema, &side.batches)?;
+        // The semi join's emitted flags travel as a last column.
+        let flags = BooleanArray::from(side.emitted.iter().flatten().copied().collect::<Vec<_>>());
+        let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+        fields.push(Field::new("__emitted", DataType::Boolean, false));
+        let mut columns = rows.columns().to_vec();
+        columns.push(Arc::new(flags));
+        let all = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
         let mut by_group: HashMap<u32, Vec<u32>> = HashMap::new();
         for (i, g) in side.key_groups.iter().flatten().enumerate() {
             by_group.entry(*g).or_default().push(i as u32);
@@ -221,7 +308,14 @@ impl JoinOperator {
             .map_err(|e| Error::Execution(format!("damaged join state in a checkpoint: {e}")))?;
         for (bytes, is_left) in [(state.left, true), (state.right, false)] {
             let Some(bytes) = bytes else { continue };
-            let batch = decode_ipc(&bytes)?;
+            let stored = decode_ipc(&bytes)?;
+            let last = stored.num_columns().saturating_sub(1);
+            let flags: Vec<bool> = arrow::array::AsArray::as_boolean_opt(stored.column(last))
+                .ok_or_else(|| Error::Execution("damaged join state: no emitted flags".into()))?
+                .values()
+                .iter()
+                .collect();
+            let batch = stored.project(&(0..last).collect::<Vec<_>>())?;
             // Store without probing: put it on its side only.
             let key_columns = if is_left {
                 &self.spec.left_keys
@@ -252,6 +346,7 @@ impl JoinOperator {
                     .push((b, i as u32));
             }
             side.key_groups.push(groups);
+            side.emitted.push(flags);
             side.batches.push(batch);
         }
         Ok(())

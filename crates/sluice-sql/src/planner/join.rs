@@ -7,15 +7,19 @@ use datafusion_expr::{Join, JoinType};
 use super::{arrow_schema, physical, JobPlanner, Stream};
 use crate::error::{Error, Result};
 use crate::exchange::SqlPartitioning;
-use crate::operators::join::{JoinOperator, JoinSpec};
+use crate::operators::join::{JoinKind, JoinOperator, JoinSpec};
 
 pub(super) fn plan_join(planner: &mut JobPlanner<'_>, j: &Join) -> Result<Stream> {
-    if j.join_type != JoinType::Inner {
-        return Err(Error::unsupported(format!(
-            "{} joins (they retract rows); use an INNER JOIN",
-            j.join_type
-        )));
-    }
+    let kind = match j.join_type {
+        JoinType::Inner => JoinKind::Inner,
+        JoinType::LeftSemi => JoinKind::LeftSemi,
+        JoinType::RightSemi => JoinKind::RightSemi,
+        other => {
+            return Err(Error::unsupported(format!(
+                "{other} joins (they retract rows); use an INNER JOIN"
+            )))
+        }
+    };
     if j.on.is_empty() {
         return Err(Error::unsupported(
             "a join without an equality between the two inputs (a cross join)",
@@ -46,14 +50,19 @@ pub(super) fn plan_join(planner: &mut JobPlanner<'_>, j: &Join) -> Result<Stream
         }
         key_types.push(lt.clone());
     }
+    // The other conditions see the left row then the right row, whatever the join emits.
+    let joined_df = j.left.schema().as_ref().clone().join(j.right.schema())?;
+    let joined_schema = arrow_schema(&joined_df);
     let filter = match &j.filter {
         None => None,
-        Some(f) => physical(std::slice::from_ref(f), &j.schema)?
+        Some(f) => physical(std::slice::from_ref(f), &joined_df)?
             .into_iter()
             .next(),
     };
     let schema = arrow_schema(&j.schema);
     let spec = Arc::new(JoinSpec {
+        kind,
+        joined_schema,
         left_keys: left_keys.clone(),
         right_keys: right_keys.clone(),
         left_width,

@@ -155,13 +155,15 @@ impl<'a> JobPlanner<'a> {
                 let input = self.plan(&p.input)?;
                 let exprs = physical(&p.expr, p.input.schema())?;
                 let schema = arrow_schema(&p.schema);
-                // Window columns survive a projection that passes them on by name.
+                // Window columns survive a projection that passes them on, renamed or not
+                // (`window_start AS starttime`).
+                let in_df = p.input.schema();
                 let window = input.window.and_then(|w| {
                     let find = |i: usize| {
-                        let name = input.schema.field(i).name();
-                        p.expr
-                            .iter()
-                            .position(|e| matches!(e, Expr::Column(c) if c.name == *name))
+                        p.expr.iter().position(|e| {
+                            matches!(e.clone().unalias(), Expr::Column(c)
+                                if in_df.index_of_column(&c).ok() == Some(i))
+                        })
                     };
                     Some(WindowColumns {
                         start: find(w.start)?,

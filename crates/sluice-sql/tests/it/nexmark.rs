@@ -522,3 +522,37 @@ fn q7_finds_the_highest_bids_of_each_period() {
     }
     assert_eq!(run_query_at("q7", 2, 500), sorted(expected));
 }
+
+#[test]
+fn q5_finds_the_hottest_auctions_of_each_sliding_window() {
+    use std::collections::BTreeMap;
+    // 20 000 events at 1 000 per second: 20 s of event time, many 10 s windows sliding by 2 s.
+    let bids: Vec<_> = events_at(1000)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Bid(b) => Some(b),
+            _ => None,
+        })
+        .collect();
+    // (window start, auction) -> bids
+    let mut counts: BTreeMap<(i64, i64), i64> = BTreeMap::new();
+    for b in &bids {
+        let mut start = b.date_time - b.date_time.rem_euclid(2_000);
+        while start + 10_000 > b.date_time {
+            *counts.entry((start, b.auction)).or_default() += 1;
+            start -= 2_000;
+        }
+    }
+    let mut max: BTreeMap<i64, i64> = BTreeMap::new();
+    for (&(start, _), &n) in &counts {
+        let m = max.entry(start).or_insert(0);
+        *m = (*m).max(n);
+    }
+    let expected: Vec<String> = counts
+        .iter()
+        .filter(|((start, _), n)| **n >= max[start])
+        .map(|((_, auction), n)| format!("{auction},{n}"))
+        .collect();
+    assert!(max.len() > 5);
+    assert_eq!(run_query_at("q5", 2, 1000), sorted(expected));
+}

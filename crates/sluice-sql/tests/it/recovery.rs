@@ -295,8 +295,16 @@ fn join_state_is_exactly_once_across_a_failure() {
     let expected = output(&reference);
     assert!(expected.len() > 10_000, "{} joined rows", expected.len());
     let out = dir.path().join("out");
-    let result = run(&out, Some(&dir.path().join("checkpoints")), expected.len() as u64 / 2);
+    let result = run(
+        &out,
+        Some(&dir.path().join("checkpoints")),
+        expected.len() as u64 / 2,
+    );
     assert_eq!(result.restarts, 1);
-    assert!(result.restores.iter().all(|&c| c > 0), "{:?}", result.restores);
+    assert!(
+        result.restores.iter().all(|&c| c > 0),
+        "{:?}",
+        result.restores
+    );
     assert_eq!(output(&out), expected);
 }
