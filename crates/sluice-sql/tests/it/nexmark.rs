@@ -556,3 +556,122 @@ fn q5_finds_the_hottest_auctions_of_each_sliding_window() {
     assert!(max.len() > 5);
     assert_eq!(run_query_at("q5", 2, 1000), sorted(expected));
 }
+
+#[test]
+fn q4_averages_winning_bids_per_category_with_updates() {
+    use std::collections::BTreeMap;
+    let all = events();
+    let auctions: Vec<_> = all
+        .iter()
+        .filter_map(|e| match e {
+            Event::Auction(a) => Some(a.clone()),
+            _ => None,
+        })
+        .collect();
+    let bids = bids();
+    // (auction, category) -> max price of its bids within its lifetime
+    let mut finals: BTreeMap<(i64, i64), i64> = BTreeMap::new();
+    for a in &auctions {
+        for b in bids.iter().filter(|b| b.auction == a.id) {
+            if a.date_time <= b.date_time && b.date_time <= a.expires {
+                let m = finals.entry((a.id, a.category)).or_insert(i64::MIN);
+                *m = (*m).max(b.price);
+            }
+        }
+    }
+    let mut per_category: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
+    for (&(_, category), &price) in &finals {
+        let e = per_category.entry(category).or_default();
+        e.0 += price;
+        e.1 += 1;
+    }
+    let mut expected: Vec<serde_json::Value> = per_category
+        .into_iter()
+        .map(|(category, (sum, n))| serde_json::json!({"id": category, "final": sum / n}))
+        .collect();
+    expected.sort_by_key(|v| v.to_string());
+    assert!(!expected.is_empty());
+    assert_eq!(run_changelog("q4", 2), expected);
+}
+
+#[test]
+fn q8_finds_new_users_who_created_auctions_in_the_same_window() {
+    use std::collections::BTreeSet;
+    // 20 000 events at 1 000 per second: two 10 s windows.
+    let all = events_at(1000);
+    let window = |t: i64| t - t.rem_euclid(10_000);
+    let persons: BTreeSet<(i64, String, i64)> = all
+        .iter()
+        .filter_map(|e| match e {
+            Event::Person(p) => Some((p.id, p.name.clone(), window(p.date_time))),
+            _ => None,
+        })
+        .collect();
+    let sellers: BTreeSet<(i64, i64)> = all
+        .iter()
+        .filter_map(|e| match e {
+            Event::Auction(a) => Some((a.seller, window(a.date_time))),
+            _ => None,
+        })
+        .collect();
+    let expected: Vec<String> = persons
+        .iter()
+        .filter(|(id, _, w)| sellers.contains(&(*id, *w)))
+        .map(|(id, name, w)| format!("{id},{name},{}", ts(*w)))
+        .collect();
+    assert!(!expected.is_empty());
+    assert_eq!(run_query_at("q8", 2, 1000), sorted(expected));
+}
+
+#[test]
+fn q16_reports_channel_statistics_with_updates() {
+    use std::collections::{BTreeMap, BTreeSet};
+    #[derive(Default)]
+    struct Group {
+        minute: String,
+        bids: [i64; 4],
+        bidders: [BTreeSet<i64>; 4],
+        auctions: [BTreeSet<i64>; 4],
+    }
+    let mut groups: BTreeMap<(String, String), Group> = BTreeMap::new();
+    for b in bids() {
+        let g = groups
+            .entry((b.channel.clone(), day(b.date_time)))
+            .or_default();
+        let minute = chrono::DateTime::from_timestamp_millis(b.date_time)
+            .unwrap()
+            .format("%H:%M")
+            .to_string();
+        if minute > g.minute {
+            g.minute = minute;
+        }
+        let rank = if b.price < 10_000 {
+            1
+        } else if b.price < 1_000_000 {
+            2
+        } else {
+            3
+        };
+        for r in [0, rank] {
+            g.bids[r] += 1;
+            g.bidders[r].insert(b.bidder);
+            g.auctions[r].insert(b.auction);
+        }
+    }
+    let mut expected: Vec<serde_json::Value> = groups
+        .into_iter()
+        .map(|((channel, d), g)| {
+            serde_json::json!({
+                "channel": channel, "day": d, "minute": g.minute,
+                "total_bids": g.bids[0], "rank1_bids": g.bids[1], "rank2_bids": g.bids[2], "rank3_bids": g.bids[3],
+                "total_bidders": g.bidders[0].len(), "rank1_bidders": g.bidders[1].len(),
+                "rank2_bidders": g.bidders[2].len(), "rank3_bidders": g.bidders[3].len(),
+                "total_auctions": g.auctions[0].len(), "rank1_auctions": g.auctions[1].len(),
+                "rank2_auctions": g.auctions[2].len(), "rank3_auctions": g.auctions[3].len(),
+            })
+        })
+        .collect();
+    expected.sort_by_key(|v| v.to_string());
+    assert!(expected.len() > 100);
+    assert_eq!(run_changelog("q16", 2), expected);
+}
