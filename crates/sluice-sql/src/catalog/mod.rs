@@ -110,9 +110,9 @@ impl Catalog {
         // Nexmark's user function ships with Sluice, as its jar does with Flink's nexmark.
         let mut registered = HashMap::new();
         registered.insert(
-            crate::functions::time_part::COUNT_CHAR_IDENTIFIER.to_string(),
+            crate::functions::nexmark::COUNT_CHAR_IDENTIFIER.to_string(),
             Arc::new(ScalarUDF::from(
-                crate::functions::time_part::CountChar::default(),
+                crate::functions::nexmark::CountChar::default(),
             )),
         );
         Catalog {

@@ -23,6 +23,10 @@
 //! | `LOCATE(needle, haystack[, start])` | `Int32` | 1-based position of `needle` at or after `start`; 0 if absent |
 //! | `HASH_CODE(str)` | `Int32` | `Math.abs(str.hashCode())` as Java computes it |
 //! | `MOD(a, b)` | type of `b` | integer remainder with the sign of `a` |
+//! | `YEAR`, `QUARTER`, `MONTH`, `WEEK`, `DAYOFYEAR`, `DAYOFMONTH`, `DAYOFWEEK`, `HOUR`, `MINUTE`, `SECOND` | `Int64` | a field of a timestamp or date (`DAYOFWEEK`: 1 = Sunday) |
+//!
+//! Nexmark's user function `count_char(str, ch)` ([`nexmark::CountChar`]) is registered
+//! for `CREATE FUNCTION count_char AS 'com.github.nexmark.flink.udf.CountChar'`.
 //!
 //! Flink functions DataFusion already provides with compatible behaviour are not
 //! repeated: `CHAR_LENGTH` (`character_length`), `IFNULL` (`nvl`) and two-argument
@@ -36,6 +40,7 @@ use sluice_core::time::{Clock, SystemClock};
 mod args;
 mod java_format;
 pub mod math;
+pub mod nexmark;
 pub mod string;
 pub mod time;
 pub mod time_part;
