@@ -206,6 +206,10 @@ enum Workload {
         events: u64,
         #[arg(long, default_value_t = 1)]
         parallelism: u32,
+        /// Read the events from CSV files in this directory (written there first, from
+        /// the generator, when missing) instead of generating them in the job.
+        #[arg(long)]
+        csv: Option<PathBuf>,
     },
     /// Micro: increments in a key-group state table, with and without prefetching.
     MicroState {
@@ -597,7 +601,8 @@ fn main() -> anyhow::Result<()> {
             query,
             events,
             parallelism,
-        } => nexmark::nexmark(&query, events, parallelism, cli.batch_size),
+            csv,
+        } => nexmark::nexmark(&query, events, parallelism, csv),
         Workload::MicroState { events, keys } => micro::state(events, keys.max(1)),
         Workload::MicroPartition { events, channels } => micro::partition(events, channels.max(1)),
         Workload::MicroChannel { events, batch } => micro::channel(events, batch.max(1)),

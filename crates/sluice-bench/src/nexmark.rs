@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use sluice_connectors::nexmark::csv::write_csv_files;
+use sluice_connectors::nexmark::{NexmarkConfig, NexmarkGenerator};
 use sluice_runtime::JobControl;
 use sluice_sql::SqlSession;
 
@@ -13,10 +15,47 @@ fn sql_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../sql/nexmark")
 }
 
-/// Runs `query` over `events` generated events with `parallelism` subtasks.
-pub(crate) fn nexmark(query: &str, events: u64, parallelism: u32, batch_size: usize) -> Result<()> {
+/// Writes the CSV files of `events` events into `dir` unless it already holds them.
+fn ensure_csv(dir: &std::path::Path, events: u64) -> Result<()> {
+    let marker = dir.join("events.txt");
+    if std::fs::read_to_string(&marker).ok().as_deref() == Some(events.to_string().as_str()) {
+        return Ok(());
+    }
+    eprintln!(
+        "writing {events} Nexmark events as CSV into {} ...",
+        dir.display()
+    );
+    let options: BTreeMap<String, String> = [("events.num".to_string(), events.to_string())].into();
+    let generator = NexmarkGenerator::new(NexmarkConfig::from_options(&options)?)?;
+    let counts = write_csv_files(&generator, events, dir)
+        .with_context(|| format!("cannot write CSV files into {}", dir.display()))?;
+    std::fs::write(&marker, events.to_string())?;
+    eprintln!(
+        "wrote {} persons, {} auctions, {} bids",
+        counts[0], counts[1], counts[2]
+    );
+    Ok(())
+}
+
+/// Runs `query` over `events` Nexmark events with `parallelism` subtasks: from the
+/// generator, or from CSV files in `csv` (written there first if missing).
+pub(crate) fn nexmark(
+    query: &str,
+    events: u64,
+    parallelism: u32,
+    csv: Option<PathBuf>,
+) -> Result<()> {
     let mut script = String::new();
-    for f in ["ddl_gen.sql", "ddl_views.sql", &format!("{query}.sql")] {
+    let ddl: &[&str] = if csv.is_some() {
+        &["ddl_csv.sql"]
+    } else {
+        &["ddl_gen.sql", "ddl_views.sql"]
+    };
+    if let Some(dir) = &csv {
+        ensure_csv(dir, events)?;
+    }
+    let query_file = format!("{query}.sql");
+    for f in ddl.iter().copied().chain([query_file.as_str()]) {
         let path = sql_dir().join(f);
         script.push_str(
             &std::fs::read_to_string(&path)
@@ -34,18 +73,22 @@ pub(crate) fn nexmark(query: &str, events: u64, parallelism: u32, batch_size: us
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
+    .chain(
+        csv.iter()
+            .map(|d| ("CSV_DIR".to_string(), d.display().to_string())),
+    )
     .collect();
     let script = sluice_sql::substitute(&script, &vars)?;
     let mut session = SqlSession::new();
     session.set("parallelism.default", &parallelism.to_string())?;
-    let _ = batch_size;
     let result = session
         .execute_script(&script, JobControl::new())?
         .context("the query planned no job")?;
     let secs = result.duration.as_secs_f64();
     let rate = events as f64 / secs;
+    let mode = if csv.is_some() { "csv" } else { "generator" };
     println!(
-        "nexmark {query}: {events} events, parallelism {parallelism}: {secs:.2} s, {:.0} events/s ({:.0} per core used)",
+        "nexmark {query} ({mode}): {events} events, parallelism {parallelism}: {secs:.2} s, {:.0} events/s ({:.0} per core used)",
         rate,
         rate / f64::from(parallelism.min(2))
     );

@@ -25,6 +25,7 @@ use std::str::FromStr;
 
 use crate::error::Error;
 
+pub mod csv;
 pub mod generator;
 pub mod model;
 mod random;

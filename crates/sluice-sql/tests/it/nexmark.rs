@@ -675,3 +675,53 @@ fn q16_reports_channel_statistics_with_updates() {
     assert!(expected.len() > 100);
     assert_eq!(run_changelog("q16", 2), expected);
 }
+
+/// Runs query `q` on CSV files written from the generator (the benchmark's CSV mode).
+fn run_query_csv(q: &str, parallelism: u32) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("csv");
+    let options: BTreeMap<String, String> =
+        [("first-event.rate", "10000"), ("events.num", "20000")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+    let generator = NexmarkGenerator::new(NexmarkConfig::from_options(&options).unwrap()).unwrap();
+    sluice_connectors::nexmark::csv::write_csv_files(&generator, EVENTS, &csv).unwrap();
+    let mut script = String::new();
+    for f in ["ddl_csv.sql", &format!("{q}.sql")] {
+        script.push_str(&fs::read_to_string(sql_dir().join(f)).unwrap());
+        script.push_str("\n;\n");
+    }
+    let out = dir.path().join("out");
+    let sink = format!("filesystem', 'path' = '{}', 'format' = 'csv", out.display());
+    let mut vars = vars(&sink);
+    vars.insert("CSV_DIR".into(), csv.display().to_string());
+    let script = sluice_sql::substitute(&script, &vars).unwrap();
+    let mut session = SqlSession::new();
+    session
+        .set("parallelism.default", &parallelism.to_string())
+        .unwrap();
+    session
+        .execute_script(&script, JobControl::new())
+        .unwrap_or_else(|e| panic!("{q}: {e}"));
+    let mut lines: Vec<String> = sluice_connectors::committed_parts(&out)
+        .unwrap()
+        .into_iter()
+        .flat_map(|p| {
+            fs::read_to_string(p)
+                .unwrap()
+                .lines()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    lines.sort();
+    lines
+}
+
+#[test]
+fn queries_read_the_same_results_from_csv_files_as_from_the_generator() {
+    for (q, p) in [("q0", 2), ("q3", 2), ("q20", 1)] {
+        assert_eq!(run_query_csv(q, p), run_query(q, p), "{q}");
+    }
+}
