@@ -113,12 +113,7 @@ fn sink_node<S: Sink<String>>(
 ///
 /// # Errors
 /// An unknown connector or bad options.
-pub fn add_sink(
-    graph: &mut GraphBuilder,
-    table: &CatalogTable,
-    input: &Stream,
-    parallelism: u32,
-) -> Result<()> {
+pub fn add_sink(graph: &mut GraphBuilder, table: &CatalogTable, input: &Stream) -> Result<()> {
     let name = &table.def.name;
     let p = input.parallelism;
     let node = match table.connector() {
@@ -164,7 +159,6 @@ pub fn add_sink(
             )))
         }
     };
-    let _ = parallelism;
     graph.connect(
         input.node,
         node,

@@ -307,14 +307,13 @@ impl GroupAggregateOperator {
                     fields[s].push(v);
                 }
             }
-            for (s, values) in fields.into_iter().enumerate() {
+            for values in fields {
                 let target = schema.field(columns.len()).data_type().clone();
                 let array = if values.is_empty() {
                     arrow::array::new_empty_array(&target)
                 } else {
                     ScalarValue::iter_to_array(values)?
                 };
-                let _ = s;
                 columns.push(array);
             }
         }

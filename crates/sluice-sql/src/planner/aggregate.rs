@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use arrow::datatypes::DataType;
-use datafusion_common::DFSchema;
 use datafusion_expr::expr::AggregateFunction;
 use datafusion_expr::{Aggregate, Expr};
 use datafusion_physical_expr::aggregate::AggregateExprBuilder;
@@ -116,7 +115,6 @@ pub(super) fn plan_aggregate(planner: &mut JobPlanner<'_>, a: &Aggregate) -> Res
     planner
         .graph()
         .connect(stream.node, node, keyed_schema, partitioning);
-    let _ = DFSchema::empty();
     Ok(Stream {
         node,
         schema,

@@ -413,7 +413,7 @@ impl<'a> JobPlanner<'a> {
             ));
         }
         let s = self.calc(&stream, "Calc", None, Some(exprs), Arc::clone(target));
-        connectors::add_sink(&mut self.graph, table, &s, self.parallelism)
+        connectors::add_sink(&mut self.graph, table, &s)
     }
 
     /// `input` with the values of `keys` (over `in_df`, the input's logical schema) as
