@@ -26,6 +26,12 @@ use sluice_runtime::{Error as RuntimeError, Result as RuntimeResult};
 use crate::batch::{RowKind, SqlBatch};
 use crate::error::{exec, Error, Result};
 
+/// The key group of a key in Arrow's row format: the one the hash exchange sends it to,
+/// so keyed operators put state where their input arrives.
+pub fn key_group_of_row(row: &[u8], max_parallelism: u32) -> u32 {
+    key_group_for_hash(stable_hash(row), max_parallelism).0
+}
+
 /// The stable hashes of the key of each row: the key columns are encoded with Arrow's
 /// row format and hashed with [`stable_hash`], so a key's hash (and key group) is the
 /// same in every process and version.

@@ -9,7 +9,6 @@
 //! merges the key groups a subtask owns. Retractions in the input (`-U`, `-D`) retract from
 //! accumulators that support it and fail the job otherwise.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, UInt32Array};
@@ -19,12 +18,14 @@ use arrow::row::{RowConverter, Rows, SortField};
 use datafusion_common::ScalarValue;
 use datafusion_expr::Accumulator;
 use hashbrown::HashMap;
-use sluice_core::{key_group_for_hash, stable_hash, CheckpointId};
+use sluice_core::CheckpointId;
 use sluice_runtime::checkpoint::OperatorSnapshot;
 use sluice_runtime::{Collector, Operator, OperatorContext, Result as RuntimeResult};
 
-use crate::batch::{decode_ipc, encode_ipc, RowKind, SqlBatch};
+use crate::batch::{decode_ipc, RowKind, SqlBatch};
 use crate::error::{exec, Error, Result};
+use crate::exchange::key_group_of_row;
+use crate::operators::keyed_state::encode_by_key_group;
 use crate::operators::window_aggregate::AggregateCall;
 
 /// What a group aggregation computes.
@@ -87,8 +88,7 @@ impl GroupAggregateOperator {
             if self.groups.is_empty() {
                 let accumulators = self.new_accumulators()?;
                 self.groups.push(Group {
-                    key_group: key_group_for_hash(stable_hash(&[] as &[u8]), self.max_parallelism)
-                        .0,
+                    key_group: key_group_of_row(&[] as &[u8], self.max_parallelism),
                     accumulators,
                     emitted: None,
                 });
@@ -107,7 +107,7 @@ impl GroupAggregateOperator {
                     self.rows.push(row);
                     let accumulators = self.new_accumulators()?;
                     self.groups.push(Group {
-                        key_group: key_group_for_hash(stable_hash(bytes), self.max_parallelism).0,
+                        key_group: key_group_of_row(bytes, self.max_parallelism),
                         accumulators,
                         emitted: None,
                     });
@@ -342,17 +342,7 @@ impl GroupAggregateOperator {
             });
         }
         let all = RecordBatch::try_new(schema, columns)?;
-        let key_groups = all.column(0).as_primitive::<arrow::datatypes::UInt32Type>();
-        let mut by_group: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
-        for (i, g) in key_groups.values().iter().enumerate() {
-            by_group.entry(*g).or_default().push(i as u32);
-        }
-        let mut out = Vec::with_capacity(by_group.len());
-        for (group, indices) in by_group {
-            let part = arrow::compute::take_record_batch(&all, &UInt32Array::from(indices))?;
-            out.push((group, encode_ipc(&part)?));
-        }
-        Ok(out)
+        encode_by_key_group(&all, self.groups.iter().map(|g| g.key_group))
     }
 
     /// Adds groups written by [`Self::snapshot`].

@@ -8,6 +8,7 @@
 //! per key group both sides' rows as Arrow IPC, so a restore at another parallelism takes
 //! the key groups it owns.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, UInt32Array};
@@ -17,12 +18,14 @@ use arrow::row::{RowConverter, SortField};
 use datafusion_physical_expr::PhysicalExpr;
 use hashbrown::HashMap;
 use serde::{Deserialize, Serialize};
-use sluice_core::{key_group_for_hash, stable_hash, CheckpointId};
+use sluice_core::CheckpointId;
 use sluice_runtime::checkpoint::OperatorSnapshot;
 use sluice_runtime::{Collector, OperatorContext, Result as RuntimeResult, TwoInputOperator};
 
 use crate::batch::{decode_ipc, encode_ipc, SqlBatch};
 use crate::error::{exec, Error, Result};
+use crate::exchange::key_group_of_row;
+use crate::operators::keyed_state::split_by_key_group;
 
 /// Which rows a join emits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +58,10 @@ pub struct JoinSpec {
     /// The output schema: the joined row for inner joins, one side's row for semi joins.
     pub schema: SchemaRef,
 }
+
+/// Matches of a stored batch: its rows, and for each the (batch, row) it matched on the
+/// other side.
+type Matches = (Vec<u32>, Vec<(usize, usize)>);
 
 /// One side's rows and their index by key.
 struct Side {
@@ -106,14 +113,17 @@ impl JoinOperator {
         })
     }
 
-    /// Stores `batch` on its side and returns its matches with the other side.
-    ///
-    /// # Errors
-    /// When an expression fails.
-    pub fn add(&mut self, batch: RecordBatch, is_left: bool) -> Result<Option<RecordBatch>> {
-        if batch.num_rows() == 0 {
-            return Ok(None);
-        }
+    /// Puts `batch` on its side with its rows' `emitted` flags, indexing its keys (rows
+    /// with a NULL key are kept but never match). With `probe`, first looks each key up
+    /// on the other side: returns the matching pairs (row of `batch`, (batch, row) of the
+    /// other side).
+    fn store(
+        &mut self,
+        batch: RecordBatch,
+        is_left: bool,
+        emitted: Vec<bool>,
+        probe: bool,
+    ) -> Result<Matches> {
         let key_columns = if is_left {
             &self.spec.left_keys
         } else {
@@ -130,19 +140,21 @@ impl JoinOperator {
             (&mut self.right, &self.left)
         };
         let batch_index = mine.batches.len() as u32;
-        let mut probe: Vec<u32> = Vec::new();
+        let mut probed: Vec<u32> = Vec::new();
         let mut matched: Vec<(usize, usize)> = Vec::new();
         let mut groups = Vec::with_capacity(batch.num_rows());
         for (i, row) in rows.iter().enumerate() {
             let bytes = row.as_ref();
-            groups.push(key_group_for_hash(stable_hash(bytes), self.max_parallelism).0);
+            groups.push(key_group_of_row(bytes, self.max_parallelism));
             if keys.iter().any(|k| k.is_null(i)) {
                 continue;
             }
-            if let Some(hits) = other.index.get(bytes) {
-                for &(b, r) in hits {
-                    probe.push(i as u32);
-                    matched.push((b as usize, r as usize));
+            if probe {
+                if let Some(hits) = other.index.get(bytes) {
+                    for &(b, r) in hits {
+                        probed.push(i as u32);
+                        matched.push((b as usize, r as usize));
+                    }
                 }
             }
             mine.index
@@ -151,11 +163,30 @@ impl JoinOperator {
                 .push((batch_index, i as u32));
         }
         mine.key_groups.push(groups);
-        mine.emitted.push(vec![false; batch.num_rows()]);
-        mine.batches.push(batch.clone());
+        mine.emitted.push(emitted);
+        mine.batches.push(batch);
+        Ok((probed, matched))
+    }
+
+    /// Stores `batch` on its side and returns its matches with the other side.
+    ///
+    /// # Errors
+    /// When an expression fails.
+    pub fn add(&mut self, batch: RecordBatch, is_left: bool) -> Result<Option<RecordBatch>> {
+        if batch.num_rows() == 0 {
+            return Ok(None);
+        }
+        let batch_index = if is_left {
+            self.left.batches.len()
+        } else {
+            self.right.batches.len()
+        } as u32;
+        let (probe, matched) =
+            self.store(batch.clone(), is_left, vec![false; batch.num_rows()], true)?;
         if probe.is_empty() {
             return Ok(None);
         }
+        let other = if is_left { &self.right } else { &self.left };
         let (this_width, other_width) = if is_left {
             (self.spec.left_width, self.spec.right_width)
         } else {
@@ -248,10 +279,9 @@ impl JoinOperator {
         }
     }
 
-    fn side_by_group(side: &Side) -> Result<HashMap<u32, RecordBatch>> {
-        let mut out = HashMap::new();
+    fn side_by_group(side: &Side) -> Result<BTreeMap<u32, RecordBatch>> {
         if side.batches.is_empty() {
-            return Ok(out);
+            return Ok(BTreeMap::new());
         }
         let schema = side.batches[0].schema();
         let rows = concat_batches(&schema, &side.batches)?;
@@ -262,17 +292,7 @@ impl JoinOperator {
         let mut columns = rows.columns().to_vec();
         columns.push(Arc::new(flags));
         let all = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
-        let mut by_group: HashMap<u32, Vec<u32>> = HashMap::new();
-        for (i, g) in side.key_groups.iter().flatten().enumerate() {
-            by_group.entry(*g).or_default().push(i as u32);
-        }
-        for (g, indices) in by_group {
-            out.insert(
-                g,
-                arrow::compute::take_record_batch(&all, &UInt32Array::from(indices))?,
-            );
-        }
-        Ok(out)
+        split_by_key_group(&all, side.key_groups.iter().flatten().copied())
     }
 
     /// Both sides' rows, one blob per key group.
@@ -316,38 +336,8 @@ impl JoinOperator {
                 .iter()
                 .collect();
             let batch = stored.project(&(0..last).collect::<Vec<_>>())?;
-            // Store without probing: put it on its side only.
-            let key_columns = if is_left {
-                &self.spec.left_keys
-            } else {
-                &self.spec.right_keys
-            };
-            let keys: Vec<ArrayRef> = key_columns
-                .iter()
-                .map(|&c| Arc::clone(batch.column(c)))
-                .collect();
-            let rows = self.converter.convert_columns(&keys)?;
-            let side = if is_left {
-                &mut self.left
-            } else {
-                &mut self.right
-            };
-            let b = side.batches.len() as u32;
-            let mut groups = Vec::with_capacity(batch.num_rows());
-            for (i, row) in rows.iter().enumerate() {
-                let bytes = row.as_ref();
-                groups.push(key_group_for_hash(stable_hash(bytes), self.max_parallelism).0);
-                if keys.iter().any(|k| k.is_null(i)) {
-                    continue;
-                }
-                side.index
-                    .entry(bytes.into())
-                    .or_default()
-                    .push((b, i as u32));
-            }
-            side.key_groups.push(groups);
-            side.emitted.push(flags);
-            side.batches.push(batch);
+            // Matches of restored rows were emitted before the checkpoint: no probing.
+            self.store(batch, is_left, flags, false)?;
         }
         Ok(())
     }

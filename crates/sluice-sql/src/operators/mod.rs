@@ -15,6 +15,7 @@ pub mod calc;
 pub mod decode;
 pub mod group_aggregate;
 pub mod join;
+pub mod keyed_state;
 pub mod sink;
 pub mod watermark;
 pub mod window_aggregate;

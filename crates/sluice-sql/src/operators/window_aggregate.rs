@@ -21,13 +21,15 @@ use datafusion_functions_aggregate_common::aggregate::groups_accumulator::Groups
 use datafusion_physical_expr::aggregate::AggregateFunctionExpr;
 use datafusion_physical_expr::PhysicalExpr;
 use hashbrown::HashMap;
-use sluice_core::{key_group_for_hash, stable_hash, CheckpointId, Watermark};
+use sluice_core::{CheckpointId, Watermark};
 use sluice_runtime::checkpoint::OperatorSnapshot;
 use sluice_runtime::metrics::Counter;
 use sluice_runtime::{Collector, Operator, OperatorContext, Result as RuntimeResult};
 
-use crate::batch::{decode_ipc, encode_ipc, SqlBatch};
+use crate::batch::{decode_ipc, SqlBatch};
 use crate::error::{exec, Error, Result};
+use crate::exchange::key_group_of_row;
+use crate::operators::keyed_state::encode_by_key_group;
 
 /// Where an output column comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,7 +174,7 @@ impl WindowAggregateOperator {
             if window.key_groups.is_empty() {
                 window
                     .key_groups
-                    .push(key_group_for_hash(stable_hash(&[] as &[u8]), max_parallelism).0);
+                    .push(key_group_of_row(&[] as &[u8], max_parallelism));
             }
             return Ok(vec![0; rows]);
         }
@@ -188,7 +190,7 @@ impl WindowAggregateOperator {
                     window.rows.push(row);
                     window
                         .key_groups
-                        .push(key_group_for_hash(stable_hash(bytes), max_parallelism).0);
+                        .push(key_group_of_row(bytes, max_parallelism));
                     i
                 }
             };
@@ -390,17 +392,11 @@ impl WindowAggregateOperator {
             return Ok(Vec::new());
         }
         let all = arrow::compute::concat_batches(&schema, &parts)?;
-        let groups = all.column(0).as_primitive::<arrow::datatypes::UInt32Type>();
-        let mut by_group: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
-        for (i, g) in groups.values().iter().enumerate() {
-            by_group.entry(*g).or_default().push(i as u32);
-        }
-        let mut out = Vec::with_capacity(by_group.len());
-        for (group, indices) in by_group {
-            let part = arrow::compute::take_record_batch(&all, &UInt32Array::from(indices))?;
-            out.push((group, encode_ipc(&part)?));
-        }
-        Ok(out)
+        let groups = self
+            .windows
+            .values()
+            .flat_map(|w| w.key_groups.iter().copied());
+        encode_by_key_group(&all, groups)
     }
 
     /// Adds state written by [`Self::snapshot`] (of the key groups this subtask owns).

@@ -9,17 +9,15 @@ use sluice_connectors::nexmark::{Event, NexmarkConfig, NexmarkGenerator};
 use sluice_runtime::JobControl;
 use sluice_sql::SqlSession;
 
+use crate::output::{apply_changelog, committed_lines};
+
 const EVENTS: u64 = 20_000;
 
 fn sql_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sql/nexmark")
 }
 
-fn vars(sink: &str) -> BTreeMap<String, String> {
-    vars_at(sink, 10_000)
-}
-
-fn vars_at(sink: &str, tps: u32) -> BTreeMap<String, String> {
+fn vars_at(tps: u32) -> BTreeMap<String, String> {
     let tps = tps.to_string();
     [
         ("TPS", tps.as_str()),
@@ -27,11 +25,43 @@ fn vars_at(sink: &str, tps: u32) -> BTreeMap<String, String> {
         ("PERSON_PROPORTION", "1"),
         ("AUCTION_PROPORTION", "3"),
         ("BID_PROPORTION", "46"),
-        ("SINK", sink),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect()
+}
+
+/// Runs the script of the shipped `files` (DDL, then the query) at `parallelism`, with
+/// `vars` and the query's sink writing `format` files; returns the temporary directory
+/// and the sink's directory.
+fn run_files(
+    files: &[&str],
+    parallelism: u32,
+    format: &str,
+    mut vars: BTreeMap<String, String>,
+) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut script = String::new();
+    for f in files {
+        script.push_str(&fs::read_to_string(sql_dir().join(f)).unwrap());
+        script.push_str("\n;\n");
+    }
+    // The shipped queries write to a blackhole; the test reads files instead.
+    let out = dir.path().join("out");
+    let sink = format!(
+        "filesystem', 'path' = '{}', 'format' = '{format}",
+        out.display()
+    );
+    vars.insert("SINK".into(), sink);
+    let script = sluice_sql::substitute(&script, &vars).unwrap();
+    let mut session = SqlSession::new();
+    session
+        .set("parallelism.default", &parallelism.to_string())
+        .unwrap();
+    session
+        .execute_script(&script, JobControl::new())
+        .unwrap_or_else(|e| panic!("{files:?}: {e}"));
+    (dir, out)
 }
 
 /// Runs query `q` with a filesystem sink and returns its sorted output lines.
@@ -41,36 +71,14 @@ fn run_query(q: &str, parallelism: u32) -> Vec<String> {
 
 /// [`run_query`] with the generator at `tps` events per second of event time.
 fn run_query_at(q: &str, parallelism: u32, tps: u32) -> Vec<String> {
-    let dir = tempfile::tempdir().unwrap();
-    let mut script = String::new();
-    for f in ["ddl_gen.sql", "ddl_views.sql", &format!("{q}.sql")] {
-        script.push_str(&fs::read_to_string(sql_dir().join(f)).unwrap());
-        script.push_str("\n;\n");
-    }
-    // The shipped queries write to a blackhole; the test reads files instead.
-    let out = dir.path().join("out");
-    let sink = format!("filesystem', 'path' = '{}', 'format' = 'csv", out.display());
-    let script = sluice_sql::substitute(&script, &vars_at(&sink, tps)).unwrap();
-    let mut session = SqlSession::new();
-    session
-        .set("parallelism.default", &parallelism.to_string())
-        .unwrap();
-    session
-        .execute_script(&script, JobControl::new())
-        .unwrap_or_else(|e| panic!("{q}: {e}"));
-    let mut lines: Vec<String> = sluice_connectors::committed_parts(&out)
-        .unwrap()
-        .into_iter()
-        .flat_map(|p| {
-            fs::read_to_string(p)
-                .unwrap()
-                .lines()
-                .map(str::to_string)
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    lines.sort();
-    lines
+    let query = format!("{q}.sql");
+    let (_dir, out) = run_files(
+        &["ddl_gen.sql", "ddl_views.sql", &query],
+        parallelism,
+        "csv",
+        vars_at(tps),
+    );
+    committed_lines(&out)
 }
 
 fn events() -> Vec<Event> {
@@ -277,45 +285,14 @@ fn q22_splits_urls_into_directories() {
 /// Runs an updating query `q` into a Debezium JSON file sink and applies its changelog:
 /// the final rows, as JSON objects, sorted.
 fn run_changelog(q: &str, parallelism: u32) -> Vec<serde_json::Value> {
-    let dir = tempfile::tempdir().unwrap();
-    let mut script = String::new();
-    for f in ["ddl_gen.sql", "ddl_views.sql", &format!("{q}.sql")] {
-        script.push_str(&fs::read_to_string(sql_dir().join(f)).unwrap());
-        script.push_str("\n;\n");
-    }
-    let out = dir.path().join("out");
-    let sink = format!(
-        "filesystem', 'path' = '{}', 'format' = 'debezium-json",
-        out.display()
+    let query = format!("{q}.sql");
+    let (_dir, out) = run_files(
+        &["ddl_gen.sql", "ddl_views.sql", &query],
+        parallelism,
+        "debezium-json",
+        vars_at(10_000),
     );
-    let script = sluice_sql::substitute(&script, &vars(&sink)).unwrap();
-    let mut session = SqlSession::new();
-    session
-        .set("parallelism.default", &parallelism.to_string())
-        .unwrap();
-    session
-        .execute_script(&script, JobControl::new())
-        .unwrap_or_else(|e| panic!("{q}: {e}"));
-    let mut rows: Vec<String> = Vec::new();
-    let mut changes = 0;
-    for part in sluice_connectors::committed_parts(&out).unwrap() {
-        for line in fs::read_to_string(part).unwrap().lines() {
-            changes += 1;
-            let v: serde_json::Value = serde_json::from_str(line).unwrap();
-            match v["op"].as_str() {
-                Some("c") => rows.push(v["after"].to_string()),
-                Some("d") => {
-                    let before = v["before"].to_string();
-                    let at = rows
-                        .iter()
-                        .position(|r| *r == before)
-                        .unwrap_or_else(|| panic!("retracts a row never added: {before}"));
-                    rows.remove(at);
-                }
-                other => panic!("unknown op {other:?}"),
-            }
-        }
-    }
+    let (rows, changes) = apply_changelog(&out);
     assert!(changes > rows.len(), "an updating query emits updates");
     let mut values: Vec<serde_json::Value> = rows
         .iter()
@@ -687,36 +664,11 @@ fn run_query_csv(q: &str, parallelism: u32) -> Vec<String> {
             .collect();
     let generator = NexmarkGenerator::new(NexmarkConfig::from_options(&options).unwrap()).unwrap();
     sluice_connectors::nexmark::csv::write_csv_files(&generator, EVENTS, &csv).unwrap();
-    let mut script = String::new();
-    for f in ["ddl_csv.sql", &format!("{q}.sql")] {
-        script.push_str(&fs::read_to_string(sql_dir().join(f)).unwrap());
-        script.push_str("\n;\n");
-    }
-    let out = dir.path().join("out");
-    let sink = format!("filesystem', 'path' = '{}', 'format' = 'csv", out.display());
-    let mut vars = vars(&sink);
+    let mut vars = vars_at(10_000);
     vars.insert("CSV_DIR".into(), csv.display().to_string());
-    let script = sluice_sql::substitute(&script, &vars).unwrap();
-    let mut session = SqlSession::new();
-    session
-        .set("parallelism.default", &parallelism.to_string())
-        .unwrap();
-    session
-        .execute_script(&script, JobControl::new())
-        .unwrap_or_else(|e| panic!("{q}: {e}"));
-    let mut lines: Vec<String> = sluice_connectors::committed_parts(&out)
-        .unwrap()
-        .into_iter()
-        .flat_map(|p| {
-            fs::read_to_string(p)
-                .unwrap()
-                .lines()
-                .map(str::to_string)
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    lines.sort();
-    lines
+    let query = format!("{q}.sql");
+    let (_out_dir, out) = run_files(&["ddl_csv.sql", &query], parallelism, "csv", vars);
+    committed_lines(&out)
 }
 
 #[test]

@@ -2,7 +2,6 @@
 //! state and sources from the last checkpoint, and the committed output equals a
 //! failure-free run exactly.
 
-use std::fs;
 use std::hash::{Hash, Hasher};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -15,6 +14,8 @@ use datafusion_expr::{
 };
 use sluice_runtime::{JobControl, JobResult};
 use sluice_sql::SqlSession;
+
+use crate::output::{apply_changelog, committed_lines};
 
 /// `fail_once(x)`: returns `x`, but fails the batch in which the job's rows seen pass
 /// `at`, once.
@@ -69,27 +70,34 @@ fn fail_once(at: u64) -> Arc<ScalarUDF> {
     }))
 }
 
-fn output(dir: &Path) -> Vec<String> {
-    let mut lines: Vec<String> = sluice_connectors::committed_parts(dir)
+/// `SET`s that make a job take checkpoints into `checkpoints` every 100 ms; none for a
+/// reference run.
+fn checkpoint_settings(checkpoints: Option<&Path>) -> String {
+    checkpoints.map_or(String::new(), |c| {
+        format!(
+            "SET 'execution.checkpointing.interval' = '100ms';
+             SET 'state.checkpoints.dir' = '{}';",
+            c.display()
+        )
+    })
+}
+
+/// Runs `script` with `fail_once` failing the batch where the rows seen pass `fail_at`.
+fn run_failing(script: &str, fail_at: u64) -> JobResult {
+    let mut session = SqlSession::new();
+    session.register_function("fail_once", fail_once(fail_at));
+    let sql = format!("CREATE FUNCTION fail_once AS 'fail_once';\n{script}");
+    session
+        .execute_script(&sql, JobControl::new())
+        .unwrap_or_else(|e| panic!("{e}"))
         .unwrap()
-        .into_iter()
-        .flat_map(|p| {
-            fs::read_to_string(p)
-                .unwrap()
-                .lines()
-                .map(str::to_string)
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    lines.sort();
-    lines
 }
 
 const ROWS: u64 = 30_000;
 
 /// A HOP aggregation over a rate-limited generator (so checkpoints complete while it
 /// runs), with keys spread over two subtasks.
-fn script(out: &Path, checkpoints: &Path, extra: &str) -> String {
+fn script(out: &Path, checkpoints: Option<&Path>, extra: &str) -> String {
     format!(
         "SET 'parallelism.default' = '2';
          {extra}
@@ -112,41 +120,23 @@ fn script(out: &Path, checkpoints: &Path, extra: &str) -> String {
          GROUP BY k, window_start, window_end;",
         end = ROWS - 1,
         out = out.display(),
-        extra = if checkpoints.as_os_str().is_empty() {
-            String::new()
-        } else {
-            format!(
-                "SET 'execution.checkpointing.interval' = '100ms';
-                 SET 'state.checkpoints.dir' = '{}';
-                 {extra}",
-                checkpoints.display()
-            )
+        extra = match checkpoints {
+            None => String::new(),
+            Some(_) => format!("{}\n{extra}", checkpoint_settings(checkpoints)),
         },
     )
-}
-
-fn run(out: &Path, checkpoints: &Path, extra: &str, fail_at: u64) -> JobResult {
-    let mut session = SqlSession::new();
-    session.register_function("fail_once", fail_once(fail_at));
-    let sql = format!(
-        "CREATE FUNCTION fail_once AS 'fail_once';\n{}",
-        script(out, checkpoints, extra)
-    );
-    session
-        .execute_script(&sql, JobControl::new())
-        .unwrap_or_else(|e| panic!("{e}"))
-        .unwrap()
 }
 
 fn restores_window_state_after_a_failure(extra: &str) {
     let dir = tempfile::tempdir().unwrap();
     let reference_dir = dir.path().join("reference");
-    run(&reference_dir, Path::new(""), "", u64::MAX);
-    let expected = output(&reference_dir);
+    run_failing(&script(&reference_dir, None, ""), u64::MAX);
+    let expected = committed_lines(&reference_dir);
     assert!(expected.len() > 200, "{} windows", expected.len());
 
     let out = dir.path().join("out");
-    let result = run(&out, &dir.path().join("checkpoints"), extra, ROWS * 3 / 5);
+    let checkpoints = dir.path().join("checkpoints");
+    let result = run_failing(&script(&out, Some(&checkpoints), extra), ROWS * 3 / 5);
     assert_eq!(
         result.restarts, 1,
         "the injected failure restarts the job once"
@@ -156,7 +146,7 @@ fn restores_window_state_after_a_failure(extra: &str) {
         "the restart restored a checkpoint, not the start: {:?}",
         result.restores
     );
-    assert_eq!(output(&out), expected);
+    assert_eq!(committed_lines(&out), expected);
 }
 
 #[test]
@@ -169,37 +159,8 @@ fn hop_window_aggregation_is_exactly_once_across_a_failure_with_unaligned_checkp
     restores_window_state_after_a_failure("SET 'execution.checkpointing.unaligned' = 'true';");
 }
 
-/// The final rows of a Debezium JSON changelog, sorted; panics on a retraction of a row
-/// that was never added (a change counted twice or lost would show here).
-fn materialize(dir: &Path) -> Vec<String> {
-    let mut rows: Vec<String> = Vec::new();
-    for part in sluice_connectors::committed_parts(dir).unwrap() {
-        for line in fs::read_to_string(part).unwrap().lines() {
-            let v: serde_json::Value = serde_json::from_str(line).unwrap();
-            if v["op"] == "c" {
-                rows.push(v["after"].to_string());
-            } else {
-                let before = v["before"].to_string();
-                let at = rows
-                    .iter()
-                    .position(|r| *r == before)
-                    .unwrap_or_else(|| panic!("retracts a row never added: {before}"));
-                rows.remove(at);
-            }
-        }
-    }
-    rows.sort();
-    rows
-}
-
 fn group_script(out: &Path, checkpoints: Option<&Path>) -> String {
-    let settings = checkpoints.map_or(String::new(), |c| {
-        format!(
-            "SET 'execution.checkpointing.interval' = '100ms';
-             SET 'state.checkpoints.dir' = '{}';",
-            c.display()
-        )
-    });
+    let settings = checkpoint_settings(checkpoints);
     format!(
         "SET 'parallelism.default' = '2';
          {settings}
@@ -221,20 +182,11 @@ fn group_script(out: &Path, checkpoints: Option<&Path>) -> String {
 fn group_aggregation_changelog_is_exactly_once_across_a_failure() {
     let dir = tempfile::tempdir().unwrap();
     let run = |out: &Path, checkpoints: Option<&Path>, fail_at: u64| {
-        let mut session = SqlSession::new();
-        session.register_function("fail_once", fail_once(fail_at));
-        let sql = format!(
-            "CREATE FUNCTION fail_once AS 'fail_once';\n{}",
-            group_script(out, checkpoints)
-        );
-        session
-            .execute_script(&sql, JobControl::new())
-            .unwrap_or_else(|e| panic!("{e}"))
-            .unwrap()
+        run_failing(&group_script(out, checkpoints), fail_at)
     };
     let reference = dir.path().join("reference");
     run(&reference, None, u64::MAX);
-    let expected = materialize(&reference);
+    let (expected, _) = apply_changelog(&reference);
     assert_eq!(expected.len(), 41, "one final row per key");
     let out = dir.path().join("out");
     let result = run(&out, Some(&dir.path().join("checkpoints")), ROWS * 3 / 5);
@@ -244,17 +196,11 @@ fn group_aggregation_changelog_is_exactly_once_across_a_failure() {
         "{:?}",
         result.restores
     );
-    assert_eq!(materialize(&out), expected);
+    assert_eq!(apply_changelog(&out).0, expected);
 }
 
 fn join_script(out: &Path, checkpoints: Option<&Path>) -> String {
-    let settings = checkpoints.map_or(String::new(), |c| {
-        format!(
-            "SET 'execution.checkpointing.interval' = '100ms';
-             SET 'state.checkpoints.dir' = '{}';",
-            c.display()
-        )
-    });
+    let settings = checkpoint_settings(checkpoints);
     format!(
         "SET 'parallelism.default' = '2';
          {settings}
@@ -279,20 +225,11 @@ fn join_script(out: &Path, checkpoints: Option<&Path>) -> String {
 fn join_state_is_exactly_once_across_a_failure() {
     let dir = tempfile::tempdir().unwrap();
     let run = |out: &Path, checkpoints: Option<&Path>, fail_at: u64| {
-        let mut session = SqlSession::new();
-        session.register_function("fail_once", fail_once(fail_at));
-        let sql = format!(
-            "CREATE FUNCTION fail_once AS 'fail_once';\n{}",
-            join_script(out, checkpoints)
-        );
-        session
-            .execute_script(&sql, JobControl::new())
-            .unwrap_or_else(|e| panic!("{e}"))
-            .unwrap()
+        run_failing(&join_script(out, checkpoints), fail_at)
     };
     let reference = dir.path().join("reference");
     run(&reference, None, u64::MAX);
-    let expected = output(&reference);
+    let expected = committed_lines(&reference);
     assert!(expected.len() > 10_000, "{} joined rows", expected.len());
     let out = dir.path().join("out");
     let result = run(
@@ -306,5 +243,5 @@ fn join_state_is_exactly_once_across_a_failure() {
         "{:?}",
         result.restores
     );
-    assert_eq!(output(&out), expected);
+    assert_eq!(committed_lines(&out), expected);
 }

@@ -1,24 +1,9 @@
 use std::fs;
-use std::path::Path;
 
 use sluice_runtime::JobControl;
 use sluice_sql::SqlSession;
 
-fn read_output(dir: &Path) -> Vec<String> {
-    let mut lines: Vec<String> = sluice_connectors::committed_parts(dir)
-        .unwrap()
-        .into_iter()
-        .flat_map(|p| {
-            fs::read_to_string(p)
-                .unwrap()
-                .lines()
-                .map(str::to_string)
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    lines.sort();
-    lines
-}
+use crate::output::committed_lines as read_output;
 
 fn run(sql: &str) {
     let mut session = SqlSession::new();

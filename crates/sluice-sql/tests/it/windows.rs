@@ -153,19 +153,7 @@ fn run(dir: &Path, rows: &[(u8, i64, i64)], window: Window, parallelism: u32) ->
     session
         .execute_script(&sql, JobControl::new())
         .unwrap_or_else(|e| panic!("{e}"));
-    let mut lines: Vec<String> = sluice_connectors::committed_parts(&out)
-        .unwrap()
-        .into_iter()
-        .flat_map(|p| {
-            fs::read_to_string(p)
-                .unwrap()
-                .lines()
-                .map(str::to_string)
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    lines.sort();
-    lines
+    crate::output::committed_lines(&out)
 }
 
 proptest! {
