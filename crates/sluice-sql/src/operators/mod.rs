@@ -20,3 +20,30 @@ pub mod sink;
 pub mod watermark;
 pub mod window_aggregate;
 pub mod window_assigner;
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, AsArray, TimestampMillisecondArray};
+use arrow::datatypes::{DataType, TimeUnit, TimestampMillisecondType};
+
+use crate::error::{Error, Result};
+
+/// `array` as milliseconds since the epoch (time attributes may have any precision);
+/// `what` names it in the error when it is not a timestamp.
+pub(crate) fn timestamps_ms(array: &ArrayRef, what: &str) -> Result<TimestampMillisecondArray> {
+    let ms = match array.data_type() {
+        DataType::Timestamp(TimeUnit::Millisecond, _) => Arc::clone(array),
+        DataType::Timestamp(_, tz) => arrow::compute::cast(
+            array,
+            &DataType::Timestamp(TimeUnit::Millisecond, tz.clone()),
+        )?,
+        other => {
+            return Err(Error::Execution(format!(
+                "{what} has type {other}, not a timestamp"
+            )))
+        }
+    };
+    ms.as_primitive_opt::<TimestampMillisecondType>()
+        .cloned()
+        .ok_or_else(|| Error::Execution(format!("{what} is not a timestamp")))
+}

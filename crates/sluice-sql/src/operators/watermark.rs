@@ -7,9 +7,8 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray};
+use arrow::array::Array;
 use arrow::compute::kernels::aggregate::max;
-use arrow::datatypes::{DataType, TimeUnit, TimestampMillisecondType};
 use datafusion_physical_expr::PhysicalExpr;
 use sluice_core::{CheckpointId, EventTime, Watermark};
 use sluice_runtime::checkpoint::OperatorSnapshot;
@@ -39,27 +38,11 @@ impl WatermarkAssigner {
             .expr
             .evaluate(batch.data())?
             .into_array(batch.num_rows())?;
-        let ms = match values.data_type() {
-            DataType::Timestamp(TimeUnit::Millisecond, _) => values,
-            DataType::Timestamp(_, tz) => arrow::compute::cast(
-                &values,
-                &DataType::Timestamp(TimeUnit::Millisecond, tz.clone()),
-            )?,
-            other => {
-                return Err(Error::Execution(format!(
-                    "the watermark expression gave {other}, not a timestamp"
-                )))
-            }
-        };
-        let ms = ms
-            .as_primitive_opt::<TimestampMillisecondType>()
-            .ok_or_else(|| {
-                Error::Execution("the watermark expression is not a timestamp".into())
-            })?;
+        let ms = super::timestamps_ms(&values, "the watermark expression")?;
         if ms.null_count() == ms.len() {
             return Ok(None);
         }
-        Ok(max(ms))
+        Ok(max(&ms))
     }
 }
 

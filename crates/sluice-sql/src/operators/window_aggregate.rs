@@ -14,7 +14,7 @@ use std::sync::Arc;
 use arrow::array::{
     ArrayRef, AsArray, Int64Array, RecordBatch, TimestampMillisecondArray, UInt32Array,
 };
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit, TimestampMillisecondType};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::row::{RowConverter, Rows, SortField};
 use datafusion_expr::{EmitTo, GroupsAccumulator};
 use datafusion_functions_aggregate_common::aggregate::groups_accumulator::GroupsAccumulatorAdapter;
@@ -102,22 +102,9 @@ fn accumulator(call: &AggregateCall) -> Result<Box<dyn GroupsAccumulator>> {
 }
 
 fn millis(array: &ArrayRef) -> Result<Vec<i64>> {
-    let a = match array.data_type() {
-        DataType::Timestamp(TimeUnit::Millisecond, _) => Arc::clone(array),
-        DataType::Timestamp(_, tz) => arrow::compute::cast(
-            array,
-            &DataType::Timestamp(TimeUnit::Millisecond, tz.clone()),
-        )?,
-        other => {
-            return Err(Error::Execution(format!(
-                "window column has type {other}, not a timestamp"
-            )))
-        }
-    };
-    let a = a
-        .as_primitive_opt::<TimestampMillisecondType>()
-        .ok_or_else(|| Error::Execution("window column is not a timestamp".into()))?;
-    Ok(a.values().to_vec())
+    Ok(super::timestamps_ms(array, "the window column")?
+        .values()
+        .to_vec())
 }
 
 impl WindowAggregateOperator {

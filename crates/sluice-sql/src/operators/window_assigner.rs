@@ -8,9 +8,9 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, TimestampMillisecondArray};
+use arrow::array::{Array, ArrayRef, RecordBatch, TimestampMillisecondArray};
 use arrow::compute::take;
-use arrow::datatypes::{DataType, SchemaRef, TimeUnit, TimestampMillisecondType};
+use arrow::datatypes::{DataType, SchemaRef};
 use sluice_core::Watermark;
 use sluice_runtime::metrics::Counter;
 use sluice_runtime::{Collector, Operator, OperatorContext, Result as RuntimeResult};
@@ -83,21 +83,7 @@ impl WindowAssigner {
     /// When the time column is not a timestamp.
     pub fn assign(&mut self, batch: &SqlBatch) -> Result<Option<SqlBatch>, Error> {
         let times = batch.data().column(self.time_column);
-        let times = match times.data_type() {
-            DataType::Timestamp(TimeUnit::Millisecond, _) => Arc::clone(times),
-            DataType::Timestamp(_, tz) => arrow::compute::cast(
-                times,
-                &DataType::Timestamp(TimeUnit::Millisecond, tz.clone()),
-            )?,
-            other => {
-                return Err(Error::Execution(format!(
-                    "window time column has type {other}, not a timestamp"
-                )))
-            }
-        };
-        let times = times
-            .as_primitive_opt::<TimestampMillisecondType>()
-            .ok_or_else(|| Error::Execution("window time column is not a timestamp".into()))?;
+        let times = super::timestamps_ms(times, "the window time column")?;
         let rows = batch.num_rows();
         let mut indices: Vec<u32> = Vec::with_capacity(rows);
         let mut starts: Vec<i64> = Vec::with_capacity(rows);
