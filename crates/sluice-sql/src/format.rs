@@ -369,7 +369,11 @@ impl RowWriter {
             RowWriter::Json => {
                 let mut buf = Vec::new();
                 {
-                    let mut writer = arrow::json::LineDelimitedWriter::new(&mut buf);
+                    // Flink's `json.timestamp-format.standard` = 'SQL', its default.
+                    let mut writer = arrow::json::WriterBuilder::new()
+                        .with_timestamp_format(SQL_TIMESTAMP_FORMAT.to_string())
+                        .with_timestamp_tz_format(SQL_TIMESTAMP_FORMAT.to_string())
+                        .build::<_, arrow::json::writer::LineDelimited>(&mut buf);
                     writer.write(data)?;
                     writer.finish()?;
                 }

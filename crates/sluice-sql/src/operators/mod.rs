@@ -9,6 +9,8 @@
 //!   with its state in checkpoints by key group.
 //! - **[`group_aggregate`]**: regular `GROUP BY` emitting a changelog.
 //! - **[`join`]**: regular inner equi-joins of append-only inputs.
+//! - **[`rank`]**: Top-N and deduplication (`ROW_NUMBER` with a rank filter), updating
+//!   or per window.
 //! - **[`sink`]**: rows formatted for a connector's sink.
 
 pub mod calc;
@@ -16,6 +18,7 @@ pub mod decode;
 pub mod group_aggregate;
 pub mod join;
 pub mod keyed_state;
+pub mod rank;
 pub mod sink;
 pub mod watermark;
 pub mod window_aggregate;

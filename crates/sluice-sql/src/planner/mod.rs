@@ -7,6 +7,7 @@
 //! | scan of `TUMBLE`/`HOP`/`CUMULATE` | the input's plan → window assigner |
 //! | projection, filter | `Calc` (vectorized DataFusion expressions) |
 //! | aggregate grouped by `window_start, window_end` | hash exchange on the other keys → window aggregate |
+//! | filter on `ROW_NUMBER() OVER (PARTITION BY k ORDER BY s)` | hash exchange on `k` → Top-N / deduplication (per window when `k` holds the window) |
 //! | union | the inputs feeding one identity `Calc` |
 //! | `INSERT INTO` | cast to the sink's columns → connector sink |
 //!
@@ -17,6 +18,7 @@
 mod aggregate;
 pub mod graph;
 mod join;
+mod rank;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -112,7 +114,7 @@ impl<'a> JobPlanner<'a> {
         self.graph.is_empty()
     }
 
-    fn calc(
+    pub(crate) fn calc(
         &mut self,
         input: &Stream,
         name: &str,
@@ -152,30 +154,22 @@ impl<'a> JobPlanner<'a> {
     pub fn plan(&mut self, plan: &LogicalPlan) -> Result<Stream> {
         match plan {
             LogicalPlan::Projection(p) => {
-                let input = self.plan(&p.input)?;
-                let exprs = physical(&p.expr, p.input.schema())?;
-                let schema = arrow_schema(&p.schema);
-                // Window columns survive a projection that passes them on, renamed or not
-                // (`window_start AS starttime`).
-                let in_df = p.input.schema();
-                let window = input.window.and_then(|w| {
-                    let find = |i: usize| {
-                        p.expr.iter().position(|e| {
-                            matches!(e.clone().unalias(), Expr::Column(c)
-                                if in_df.index_of_column(&c).ok() == Some(i))
-                        })
-                    };
-                    Some(WindowColumns {
-                        start: find(w.start)?,
-                        end: find(w.end)?,
-                        time: w.time.and_then(find),
-                    })
-                });
-                let mut s = self.calc(&input, "Calc", None, Some(exprs), schema);
-                s.window = window;
-                Ok(s)
+                let input = match rank::rank_pattern(&p.input) {
+                    Some(pattern) => {
+                        let emit_rank = p
+                            .expr
+                            .iter()
+                            .any(|e| rank::refers_to(e, &p.input, pattern.row_number));
+                        rank::plan_rank(self, &pattern, emit_rank)?
+                    }
+                    None => self.plan(&p.input)?,
+                };
+                self.project(p, &input)
             }
             LogicalPlan::Filter(f) => {
+                if let Some(pattern) = rank::rank_pattern(plan) {
+                    return rank::plan_rank(self, &pattern, true);
+                }
                 let input = self.plan(&f.input)?;
                 let predicate = physical(std::slice::from_ref(&f.predicate), f.input.schema())?;
                 let schema = Arc::clone(&input.schema);
@@ -219,6 +213,35 @@ impl<'a> JobPlanner<'a> {
                 describe(other)
             ))),
         }
+    }
+
+    /// `input`, the planned rows of `p.input`, projected by `p`.
+    pub(crate) fn project(
+        &mut self,
+        p: &datafusion_expr::Projection,
+        input: &Stream,
+    ) -> Result<Stream> {
+        let exprs = physical(&p.expr, p.input.schema())?;
+        let schema = arrow_schema(&p.schema);
+        // Window columns survive a projection that passes them on, renamed or not
+        // (`window_start AS starttime`).
+        let in_df = p.input.schema();
+        let window = input.window.and_then(|w| {
+            let find = |i: usize| {
+                p.expr.iter().position(|e| {
+                    matches!(e.clone().unalias(), Expr::Column(c)
+                        if in_df.index_of_column(&c).ok() == Some(i))
+                })
+            };
+            Some(WindowColumns {
+                start: find(w.start)?,
+                end: find(w.end)?,
+                time: w.time.and_then(find),
+            })
+        });
+        let mut s = self.calc(input, "Calc", None, Some(exprs), schema);
+        s.window = window;
+        Ok(s)
     }
 
     fn plan_scan(&mut self, scan: &datafusion_expr::TableScan) -> Result<Stream> {
@@ -484,7 +507,11 @@ impl<'a> JobPlanner<'a> {
 
 fn describe(plan: &LogicalPlan) -> String {
     match plan {
-        LogicalPlan::Window(_) => "an OVER window (ROW_NUMBER, ...)".into(),
+        LogicalPlan::Window(_) => {
+            "an OVER window other than a Top-N (`ROW_NUMBER() OVER (...)` filtered by \
+             `rownum <= N`)"
+                .into()
+        }
         LogicalPlan::Sort(_) => "ORDER BY".into(),
         LogicalPlan::Limit(_) => "LIMIT".into(),
         LogicalPlan::Distinct(_) => "DISTINCT".into(),

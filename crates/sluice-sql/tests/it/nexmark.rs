@@ -13,11 +13,11 @@ use crate::output::{apply_changelog, committed_lines};
 
 const EVENTS: u64 = 20_000;
 
-fn sql_dir() -> PathBuf {
+pub(crate) fn sql_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sql/nexmark")
 }
 
-fn vars_at(tps: u32) -> BTreeMap<String, String> {
+pub(crate) fn vars_at(tps: u32) -> BTreeMap<String, String> {
     let tps = tps.to_string();
     [
         ("TPS", tps.as_str()),
@@ -34,18 +34,28 @@ fn vars_at(tps: u32) -> BTreeMap<String, String> {
 /// Runs the script of the shipped `files` (DDL, then the query) at `parallelism`, with
 /// `vars` and the query's sink writing `format` files; returns the temporary directory
 /// and the sink's directory.
-fn run_files(
+pub(crate) fn run_files(
     files: &[&str],
     parallelism: u32,
     format: &str,
-    mut vars: BTreeMap<String, String>,
+    vars: BTreeMap<String, String>,
 ) -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
     let mut script = String::new();
     for f in files {
         script.push_str(&fs::read_to_string(sql_dir().join(f)).unwrap());
         script.push_str("\n;\n");
     }
+    run_script(&script, parallelism, format, vars)
+}
+
+/// Runs `script`, whose sink is the connector `${SINK}`, like [`run_files`].
+pub(crate) fn run_script(
+    script: &str,
+    parallelism: u32,
+    format: &str,
+    mut vars: BTreeMap<String, String>,
+) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
     // The shipped queries write to a blackhole; the test reads files instead.
     let out = dir.path().join("out");
     let sink = format!(
@@ -53,14 +63,14 @@ fn run_files(
         out.display()
     );
     vars.insert("SINK".into(), sink);
-    let script = sluice_sql::substitute(&script, &vars).unwrap();
+    let script = sluice_sql::substitute(script, &vars).unwrap();
     let mut session = SqlSession::new();
     session
         .set("parallelism.default", &parallelism.to_string())
         .unwrap();
     session
         .execute_script(&script, JobControl::new())
-        .unwrap_or_else(|e| panic!("{files:?}: {e}"));
+        .unwrap_or_else(|e| panic!("{e}"));
     (dir, out)
 }
 
@@ -70,7 +80,7 @@ fn run_query(q: &str, parallelism: u32) -> Vec<String> {
 }
 
 /// [`run_query`] with the generator at `tps` events per second of event time.
-fn run_query_at(q: &str, parallelism: u32, tps: u32) -> Vec<String> {
+pub(crate) fn run_query_at(q: &str, parallelism: u32, tps: u32) -> Vec<String> {
     let query = format!("{q}.sql");
     let (_dir, out) = run_files(
         &["ddl_gen.sql", "ddl_views.sql", &query],
@@ -81,11 +91,11 @@ fn run_query_at(q: &str, parallelism: u32, tps: u32) -> Vec<String> {
     committed_lines(&out)
 }
 
-fn events() -> Vec<Event> {
+pub(crate) fn events() -> Vec<Event> {
     events_at(10_000)
 }
 
-fn events_at(tps: u32) -> Vec<Event> {
+pub(crate) fn events_at(tps: u32) -> Vec<Event> {
     let tps = tps.to_string();
     let options: BTreeMap<String, String> = [
         ("first-event.rate", tps.as_str()),
@@ -102,7 +112,7 @@ fn events_at(tps: u32) -> Vec<Event> {
     (0..EVENTS).map(|n| generator.event(n)).collect()
 }
 
-fn ts(ms: i64) -> String {
+pub(crate) fn ts(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .unwrap()
         .naive_utc()
@@ -177,7 +187,7 @@ fn q2_selects_bids_of_some_auctions() {
     assert_eq!(run_query("q2", 1), expected);
 }
 
-fn bids() -> Vec<sluice_connectors::nexmark::Bid> {
+pub(crate) fn bids() -> Vec<sluice_connectors::nexmark::Bid> {
     events()
         .into_iter()
         .filter_map(|e| match e {
@@ -284,7 +294,7 @@ fn q22_splits_urls_into_directories() {
 
 /// Runs an updating query `q` into a Debezium JSON file sink and applies its changelog:
 /// the final rows, as JSON objects, sorted.
-fn run_changelog(q: &str, parallelism: u32) -> Vec<serde_json::Value> {
+pub(crate) fn run_changelog(q: &str, parallelism: u32) -> Vec<serde_json::Value> {
     let query = format!("{q}.sql");
     let (_dir, out) = run_files(
         &["ddl_gen.sql", "ddl_views.sql", &query],

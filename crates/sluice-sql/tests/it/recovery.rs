@@ -245,3 +245,99 @@ fn join_state_is_exactly_once_across_a_failure() {
     );
     assert_eq!(committed_lines(&out), expected);
 }
+
+/// The generator of [`script`] with `query` writing to `out` as `format`.
+fn gen_script(
+    out: &Path,
+    checkpoints: Option<&Path>,
+    format: &str,
+    sink: &str,
+    query: &str,
+) -> String {
+    let settings = checkpoint_settings(checkpoints);
+    format!(
+        "SET 'parallelism.default' = '2';
+         {settings}
+         CREATE TABLE gen (
+           seq BIGINT, k INT, v BIGINT,
+           ts AS CAST(TO_TIMESTAMP_LTZ(seq * 10 - MOD(seq * 7919, 997), 3) AS TIMESTAMP(3)),
+           WATERMARK FOR ts AS ts - INTERVAL '2' SECOND
+         ) WITH (
+           'connector' = 'datagen', 'number-of-rows' = '{ROWS}', 'rows-per-second' = '40000',
+           'fields.seq.kind' = 'sequence', 'fields.seq.start' = '0', 'fields.seq.end' = '{end}',
+           'fields.k.min' = '0', 'fields.k.max' = '40', 'fields.v.min' = '1', 'fields.v.max' = '1000'
+         );
+         CREATE TABLE out ({sink})
+         WITH ('connector' = 'filesystem', 'path' = '{out}', 'format' = '{format}');
+         INSERT INTO out {query};",
+        end = ROWS - 1,
+        out = out.display(),
+    )
+}
+
+/// Runs `script(out, checkpoints, fail_at)` without a failure and with one after
+/// `fail_at` rows; asserts one restart from a checkpoint and returns both outputs.
+fn reference_and_recovered(
+    script: impl Fn(&Path, Option<&Path>) -> String,
+    fail_at: u64,
+) -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let reference = dir.path().join("reference");
+    run_failing(&script(&reference, None), u64::MAX);
+    let out = dir.path().join("out");
+    let result = run_failing(
+        &script(&out, Some(&dir.path().join("checkpoints"))),
+        fail_at,
+    );
+    assert_eq!(result.restarts, 1);
+    assert!(
+        result.restores.iter().all(|&c| c > 0),
+        "{:?}",
+        result.restores
+    );
+    (dir, reference, out)
+}
+
+#[test]
+fn top_n_changelog_is_exactly_once_across_a_failure() {
+    let script = |out: &Path, checkpoints: Option<&Path>| {
+        gen_script(
+            out,
+            checkpoints,
+            "debezium-json",
+            "k INT, v BIGINT, seq BIGINT, rn BIGINT",
+            "SELECT k, v, seq, rn FROM (
+               SELECT k, v, seq,
+                      ROW_NUMBER() OVER (PARTITION BY k ORDER BY fail_once(v) DESC, seq ASC)
+                        AS rn
+               FROM gen)
+             WHERE rn <= 3",
+        )
+    };
+    let (_dir, reference, out) = reference_and_recovered(script, ROWS * 3 / 5);
+    let (expected, _) = apply_changelog(&reference);
+    assert_eq!(expected.len(), 41 * 3, "three final rows per key");
+    assert_eq!(apply_changelog(&out).0, expected);
+}
+
+#[test]
+fn window_top_n_is_exactly_once_across_a_failure() {
+    let script = |out: &Path, checkpoints: Option<&Path>| {
+        gen_script(
+            out,
+            checkpoints,
+            "csv",
+            "k INT, window_end TIMESTAMP(3), v BIGINT, seq BIGINT, rn BIGINT",
+            "SELECT k, window_end, v, seq, rn FROM (
+               SELECT k, window_start, window_end, v, seq,
+                      ROW_NUMBER() OVER (PARTITION BY window_start, window_end, k
+                                         ORDER BY fail_once(v) DESC, seq ASC) AS rn
+               FROM TABLE(TUMBLE(TABLE gen, DESCRIPTOR(ts), INTERVAL '10' SECOND)))
+             WHERE rn <= 2",
+        )
+    };
+    let (_dir, reference, out) = reference_and_recovered(script, ROWS * 3 / 5);
+    let expected = committed_lines(&reference);
+    assert!(expected.len() > 41 * 2 * 20, "{} rows", expected.len());
+    assert_eq!(committed_lines(&out), expected);
+}
