@@ -81,13 +81,17 @@ impl Catalog {
             .into_iter()
             .chain(datafusion_functions_nested::all_default_nested_functions())
             .chain(crate::functions::flink_scalar_functions())
+            .chain(crate::functions::group_window::group_windows())
         {
             for name in std::iter::once(f.name()).chain(f.aliases().iter().map(String::as_str)) {
                 scalar.insert(name.to_ascii_lowercase(), Arc::clone(&f));
             }
         }
         let mut aggregate = HashMap::new();
-        for f in datafusion_functions_aggregate::all_default_aggregate_functions() {
+        for f in datafusion_functions_aggregate::all_default_aggregate_functions()
+            .into_iter()
+            .chain(crate::functions::group_window::group_window_properties())
+        {
             for name in std::iter::once(f.name()).chain(f.aliases().iter().map(String::as_str)) {
                 aggregate.insert(name.to_ascii_lowercase(), Arc::clone(&f));
             }

@@ -87,7 +87,7 @@ fn string_arg(
 }
 
 /// An interval literal in milliseconds.
-fn interval_ms(args: &[Expr], i: usize, function: &str) -> Result<i64, DataFusionError> {
+pub(crate) fn interval_ms(args: &[Expr], i: usize, function: &str) -> Result<i64, DataFusionError> {
     let bad = || {
         plan_err(format!(
             "argument {} of {function} must be an interval such as INTERVAL '10' SECOND",

@@ -25,6 +25,9 @@
 //! | `MOD(a, b)` | type of `b` | integer remainder with the sign of `a` |
 //! | `YEAR`, `QUARTER`, `MONTH`, `WEEK`, `DAYOFYEAR`, `DAYOFMONTH`, `DAYOFWEEK`, `HOUR`, `MINUTE`, `SECOND` | `Int64` | a field of a timestamp or date (`DAYOFWEEK`: 1 = Sunday) |
 //!
+//! The group windows `TUMBLE`, `HOP`, `SESSION` and their `*_START`, `*_END` and
+//! `*_ROWTIME` properties are markers for the planner ([`group_window`]).
+//!
 //! Nexmark's user function `count_char(str, ch)` ([`nexmark::CountChar`]) is registered
 //! for `CREATE FUNCTION count_char AS 'com.github.nexmark.flink.udf.CountChar'`.
 //!
@@ -38,6 +41,7 @@ use datafusion_expr::ScalarUDF;
 use sluice_core::time::{Clock, SystemClock};
 
 mod args;
+pub mod group_window;
 mod java_format;
 pub mod math;
 pub mod nexmark;

@@ -25,6 +25,7 @@ use sluice_runtime::{Collector, Operator, OperatorContext, Result as RuntimeResu
 use crate::batch::{decode_ipc, RowKind, SqlBatch};
 use crate::error::{exec, Error, Result};
 use crate::exchange::key_group_of_row;
+use crate::operators::accumulator_state;
 use crate::operators::keyed_state::encode_by_key_group;
 use crate::operators::window_aggregate::AggregateCall;
 
@@ -301,8 +302,11 @@ impl GroupAggregateOperator {
             .collect::<std::result::Result<_, _>>()?;
         for (a, &width) in widths.iter().enumerate() {
             let mut fields: Vec<Vec<ScalarValue>> = vec![Vec::with_capacity(n); width];
+            let call = &self.spec.aggregates[a];
             for g in &mut self.groups {
-                let state = g.accumulators[a].state()?;
+                let state = accumulator_state(&mut g.accumulators[a], || {
+                    Ok(call.function.create_accumulator()?)
+                })?;
                 for (s, v) in state.into_iter().enumerate().take(width) {
                     fields[s].push(v);
                 }

@@ -7,6 +7,7 @@
 //! - **[`window_assigner`]**: the window columns of `TUMBLE`, `HOP` and `CUMULATE`.
 //! - **[`window_aggregate`]**: aggregation per window and key, fired by watermarks,
 //!   with its state in checkpoints by key group.
+//! - **[`session_aggregate`]**: aggregation per key and session window.
 //! - **[`group_aggregate`]**: regular `GROUP BY` emitting a changelog.
 //! - **[`join`]**: regular inner equi-joins of append-only inputs.
 //! - **[`rank`]**: Top-N and deduplication (`ROW_NUMBER` with a rank filter), updating
@@ -19,6 +20,7 @@ pub mod group_aggregate;
 pub mod join;
 pub mod keyed_state;
 pub mod rank;
+pub mod session_aggregate;
 pub mod sink;
 pub mod watermark;
 pub mod window_aggregate;
@@ -49,4 +51,22 @@ pub(crate) fn timestamps_ms(array: &ArrayRef, what: &str) -> Result<TimestampMil
     ms.as_primitive_opt::<TimestampMillisecondType>()
         .cloned()
         .ok_or_else(|| Error::Execution(format!("{what} is not a timestamp")))
+}
+
+/// The state of a row accumulator for a checkpoint, leaving it as it was: DataFusion's
+/// `Accumulator::state` may consume the state, so a new accumulator from `make` takes it
+/// back and replaces `acc`.
+pub(crate) fn accumulator_state(
+    acc: &mut Box<dyn datafusion_expr::Accumulator>,
+    make: impl Fn() -> Result<Box<dyn datafusion_expr::Accumulator>>,
+) -> Result<Vec<datafusion_common::ScalarValue>> {
+    let state = acc.state()?;
+    let arrays = state
+        .iter()
+        .map(|v| v.to_array())
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let mut fresh = make()?;
+    fresh.merge_batch(&arrays)?;
+    *acc = fresh;
+    Ok(state)
 }

@@ -395,7 +395,7 @@ impl WindowAggregateOperator {
         let k = self.key_types.len();
         if batch.num_columns() != self.state_schema()?.fields().len() {
             return Err(Error::Execution(
-                "the checkpoint's window state does not match this query; start it without                  the checkpoint"
+                "the checkpoint's window state does not match this query; start it without the checkpoint"
                     .into(),
             ));
         }

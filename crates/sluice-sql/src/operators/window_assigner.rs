@@ -1,7 +1,8 @@
-//! [`WindowAssigner`]: the windowing table functions `TUMBLE`, `HOP` and `CUMULATE`.
-//! Each row gets `window_start`, `window_end` and `window_time` (`window_end - 1 ms`)
-//! for every window it belongs to (one for `TUMBLE`, `size / slide` for `HOP`, up to
-//! `size / step` for `CUMULATE`).
+//! [`WindowAssigner`]: the windowing table functions `TUMBLE`, `HOP`, `CUMULATE` and
+//! `SESSION`. Each row gets `window_start`, `window_end` and `window_time` (`window_end -
+//! 1 ms`) for every window it belongs to (one for `TUMBLE`, `size / slide` for `HOP`, up
+//! to `size / step` for `CUMULATE`). A `SESSION` row gets its own window `[ts, ts + gap)`,
+//! which the session aggregation merges with the key's other windows.
 //!
 //! As in Flink, rows of windows the watermark already passed (late rows) and rows
 //! without a time are dropped and counted (`late_records_dropped`).
@@ -51,7 +52,8 @@ pub fn windows_of(kind: WindowKind, ts: i64, out: &mut Vec<(i64, i64)>) {
                 end += step_ms;
             }
         }
-        WindowKind::Session { .. } => {}
+        // A row's own session window; the session aggregation merges them.
+        WindowKind::Session { gap_ms } => out.push((ts, ts + gap_ms)),
     }
 }
 
@@ -97,7 +99,9 @@ impl WindowAssigner {
             }
             windows_of(self.kind, times.value(i), &mut windows);
             for &(start, end) in &windows {
-                if end - 1 <= self.watermark {
+                // A session row may still join an open session: its aggregation decides.
+                let session = matches!(self.kind, WindowKind::Session { .. });
+                if end - 1 <= self.watermark && !session {
                     dropped += 1;
                     continue;
                 }

@@ -1,22 +1,32 @@
-//! Planning of `GROUP BY`: window aggregation over window table functions.
+//! Planning of `GROUP BY`: window aggregation over window table functions (session
+//! windows merged by their own operator), group windows (`GROUP BY TUMBLE(ts, size)`)
+//! planned as a window assigner and a window aggregation, and regular updating
+//! aggregation.
 
 use std::sync::Arc;
 
-use arrow::datatypes::DataType;
+use std::collections::BTreeSet;
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion_expr::expr::AggregateFunction;
-use datafusion_expr::{Aggregate, Expr};
+use datafusion_expr::{Aggregate, Expr, LogicalPlan};
 use datafusion_physical_expr::aggregate::AggregateExprBuilder;
 use datafusion_physical_expr::expressions::Column as PhysicalColumn;
 use datafusion_physical_expr::PhysicalExpr;
 use sluice_runtime::graph::NodeKind;
 
 use super::{arrow_schema, physical, JobPlanner, Stream, WindowColumns};
+use crate::catalog::window::interval_ms;
+use crate::catalog::{WindowKind, WindowTableFunction};
 use crate::error::{Error, Result};
 use crate::exchange::SqlPartitioning;
+use crate::functions::group_window::{property_of, WindowProperty, GROUP_WINDOWS};
 use crate::operators::group_aggregate::{GroupAggregateOperator, GroupAggregateSpec};
+use crate::operators::session_aggregate::SessionAggregateOperator;
 use crate::operators::window_aggregate::{
     AggregateCall, WindowAggregateOperator, WindowAggregateSpec, WindowOutput,
 };
+use crate::operators::window_assigner::WindowAssigner;
 
 fn unalias(e: &Expr) -> &Expr {
     match e {
@@ -27,14 +37,15 @@ fn unalias(e: &Expr) -> &Expr {
 
 pub(super) fn plan_aggregate(planner: &mut JobPlanner<'_>, a: &Aggregate) -> Result<Stream> {
     let input = planner.plan(&a.input)?;
+    if let Some(call) = group_window_call(a)? {
+        return plan_group_window(planner, a, input, &call);
+    }
     let window = match input.window {
         Some(w) if grouped_by_window(a, w) => w,
         _ => return plan_group_aggregate(planner, a, input),
     };
-    if !input.append_only {
-        return Err(Error::unsupported(
-            "a window aggregation over an input that produces updates",
-        ));
+    if window.session {
+        check_session_partition(a)?;
     }
     let in_df = a.input.schema();
     let mut output = Vec::new();
@@ -59,7 +70,215 @@ pub(super) fn plan_aggregate(planner: &mut JobPlanner<'_>, a: &Aggregate) -> Res
             "a window aggregation must GROUP BY both window_start and window_end",
         ));
     }
-    let (stream, key_columns) = keyed_input(planner, a, &input, &key_exprs)?;
+    plan_window_aggregate(planner, a, &input, window, output, &key_exprs, None)
+}
+
+/// A group window in `GROUP BY`: `TUMBLE(ts, size)`, `HOP(ts, slide, size)` or
+/// `SESSION(ts, gap)`.
+struct GroupWindowCall {
+    /// Its position among the group expressions.
+    index: usize,
+    /// `tumble`, `hop` or `session`.
+    name: &'static str,
+    /// Its arguments: the time attribute, then intervals.
+    args: Vec<Expr>,
+}
+
+fn group_window_call(a: &Aggregate) -> Result<Option<GroupWindowCall>> {
+    let mut found = None;
+    for (index, g) in a.group_expr.iter().enumerate() {
+        let Expr::ScalarFunction(f) = unalias(g) else {
+            continue;
+        };
+        let name = f.func.name().to_ascii_lowercase();
+        let Some(name) = GROUP_WINDOWS.into_iter().find(|w| *w == name) else {
+            continue;
+        };
+        if found.is_some() {
+            return Err(Error::plan("GROUP BY holds two group windows; keep one"));
+        }
+        found = Some(GroupWindowCall {
+            index,
+            name,
+            args: f.args.clone(),
+        });
+    }
+    Ok(found)
+}
+
+/// The window of a group window call, from its interval arguments.
+fn group_window_kind(call: &GroupWindowCall) -> Result<WindowKind> {
+    let function = call.name.to_ascii_uppercase();
+    let n = call.args.len();
+    let ms = |i: usize| interval_ms(&call.args, i, &function).map_err(Error::from);
+    let kind = match (call.name, n) {
+        ("tumble", 2 | 3) => WindowKind::Tumble {
+            size_ms: ms(1)?,
+            offset_ms: if n == 3 { ms(2)? } else { 0 },
+        },
+        ("hop", 3 | 4) => WindowKind::Hop {
+            slide_ms: ms(1)?,
+            size_ms: ms(2)?,
+            offset_ms: if n == 4 { ms(3)? } else { 0 },
+        },
+        ("session", 2) => WindowKind::Session { gap_ms: ms(1)? },
+        _ => {
+            return Err(Error::plan(format!(
+                "wrong arguments for the group window {function}: use TUMBLE(ts, size), \
+                 HOP(ts, slide, size) or SESSION(ts, gap)"
+            )))
+        }
+    };
+    let positive = match kind {
+        WindowKind::Tumble { size_ms, .. } => size_ms > 0,
+        WindowKind::Hop {
+            slide_ms, size_ms, ..
+        } => slide_ms > 0 && size_ms > 0,
+        WindowKind::Session { gap_ms } => gap_ms > 0,
+        WindowKind::Cumulate { .. } => true,
+    };
+    if !positive {
+        return Err(Error::plan(format!(
+            "{function}: window sizes must be positive"
+        )));
+    }
+    Ok(kind)
+}
+
+/// `GROUP BY keys, TUMBLE(ts, ...)` (or `HOP`, `SESSION`): windows are assigned to the
+/// input rows, then aggregated as a window table function's rows would be.
+fn plan_group_window(
+    planner: &mut JobPlanner<'_>,
+    a: &Aggregate,
+    input: Stream,
+    call: &GroupWindowCall,
+) -> Result<Stream> {
+    let kind = group_window_kind(call)?;
+    let (timed, time) = planner.with_key_columns(&input, a.input.schema(), &call.args[..1])?;
+    let time = time[0];
+    let time_type = match timed.schema.field(time).data_type() {
+        DataType::Timestamp(_, tz) => DataType::Timestamp(TimeUnit::Millisecond, tz.clone()),
+        other => {
+            return Err(Error::plan(format!(
+                "{}: the time attribute has type {other}; it must be a TIMESTAMP(3) with a \
+                 WATERMARK",
+                call.name.to_ascii_uppercase()
+            )))
+        }
+    };
+    let n = timed.schema.fields().len();
+    let mut fields: Vec<Field> = timed
+        .schema
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    for name in ["window_start", "window_end", "window_time"] {
+        fields.push(Field::new(name, time_type.clone(), false));
+    }
+    let schema: SchemaRef = Arc::new(Schema::new(fields));
+    let out = Arc::clone(&schema);
+    let node = planner.graph().operator(
+        "GroupWindowAssigner",
+        timed.parallelism,
+        NodeKind::Operator,
+        move |_| Ok(WindowAssigner::new(kind, time, Arc::clone(&out))),
+    );
+    planner.graph().connect(
+        timed.node,
+        node,
+        Arc::clone(&timed.schema),
+        SqlPartitioning::Forward,
+    );
+    let window = WindowColumns {
+        start: n,
+        end: n + 1,
+        time: Some(n + 2),
+        session: matches!(kind, WindowKind::Session { .. }),
+    };
+    let windowed = Stream {
+        node,
+        schema,
+        parallelism: timed.parallelism,
+        window: Some(window),
+        append_only: timed.append_only,
+    };
+    let mut output = Vec::new();
+    let mut key_exprs = Vec::new();
+    for (i, g) in a.group_expr.iter().enumerate() {
+        if i == call.index {
+            output.push(WindowOutput::Start);
+        } else {
+            output.push(WindowOutput::Key(key_exprs.len()));
+            key_exprs.push(g.clone());
+        }
+    }
+    plan_window_aggregate(
+        planner,
+        a,
+        &windowed,
+        window,
+        output,
+        &key_exprs,
+        Some(call),
+    )
+}
+
+/// A session window table function must be partitioned by the aggregation's keys: Sluice
+/// forms sessions per key.
+fn check_session_partition(a: &Aggregate) -> Result<()> {
+    fn session_source(plan: &LogicalPlan) -> Option<&WindowTableFunction> {
+        match plan {
+            LogicalPlan::Projection(p) => session_source(&p.input),
+            LogicalPlan::Filter(f) => session_source(&f.input),
+            LogicalPlan::SubqueryAlias(s) => session_source(&s.input),
+            LogicalPlan::TableScan(t) => t.source.downcast_ref::<WindowTableFunction>(),
+            _ => None,
+        }
+    }
+    let Some(tvf) = session_source(&a.input) else {
+        return Ok(());
+    };
+    let keys: BTreeSet<String> = a
+        .group_expr
+        .iter()
+        .filter_map(|g| match unalias(g) {
+            Expr::Column(c) if !c.name.starts_with("window_") => Some(c.name.clone()),
+            _ => None,
+        })
+        .collect();
+    let partition: BTreeSet<String> = tvf.partition_by.iter().cloned().collect();
+    if keys != partition {
+        return Err(Error::unsupported(format!(
+            "SESSION windows partitioned by [{}] with GROUP BY keys [{}]: Sluice forms \
+             sessions per key, so write SESSION(TABLE t PARTITION BY {}, DESCRIPTOR(ts), gap)",
+            tvf.partition_by.join(", "),
+            keys.iter().cloned().collect::<Vec<_>>().join(", "),
+            keys.iter().cloned().collect::<Vec<_>>().join(", "),
+        )));
+    }
+    Ok(())
+}
+
+/// The window aggregation of `a` over `input`, whose rows carry `window`; `output` says
+/// where each group expression's output comes from, `key_exprs` are the group keys
+/// besides the window, and `group_window` the `GROUP BY` window the properties
+/// (`TUMBLE_START`, ...) refer to.
+fn plan_window_aggregate(
+    planner: &mut JobPlanner<'_>,
+    a: &Aggregate,
+    input: &Stream,
+    window: WindowColumns,
+    mut output: Vec<WindowOutput>,
+    key_exprs: &[Expr],
+    group_window: Option<&GroupWindowCall>,
+) -> Result<Stream> {
+    if !input.append_only {
+        return Err(Error::unsupported(
+            "a window aggregation over an input that produces updates",
+        ));
+    }
+    let (stream, key_columns) = keyed_input(planner, a, input, key_exprs)?;
     let keyed_schema = Arc::clone(&stream.schema);
     let keys: Vec<Arc<dyn PhysicalExpr>> = key_columns
         .iter()
@@ -71,10 +290,8 @@ pub(super) fn plan_aggregate(planner: &mut JobPlanner<'_>, a: &Aggregate) -> Res
         .iter()
         .map(|&i| keyed_schema.field(i).data_type().clone())
         .collect::<Vec<DataType>>();
-    let aggregates = aggregate_calls(a, &input.schema)?;
-    for i in 0..aggregates.len() {
-        output.push(WindowOutput::Aggregate(i));
-    }
+    let (aggregates, aggregate_output) = aggregate_calls(a, &input.schema, group_window)?;
+    output.extend(aggregate_output);
     let schema = arrow_schema(&a.schema);
     let out_window = {
         let find = |w: WindowOutput| output.iter().position(|o| *o == w);
@@ -83,6 +300,7 @@ pub(super) fn plan_aggregate(planner: &mut JobPlanner<'_>, a: &Aggregate) -> Res
                 start,
                 end,
                 time: find(WindowOutput::Time),
+                session: false,
             }),
             _ => None,
         }
@@ -103,15 +321,27 @@ pub(super) fn plan_aggregate(planner: &mut JobPlanner<'_>, a: &Aggregate) -> Res
             SqlPartitioning::Hash(key_columns),
         )
     };
-    let node = planner.graph().operator(
-        "WindowAggregate",
-        parallelism,
-        NodeKind::Operator,
-        move |_| {
-            WindowAggregateOperator::new(Arc::clone(&spec), key_types.clone())
-                .map_err(Error::into_runtime)
-        },
-    );
+    let node = if window.session {
+        planner.graph().operator(
+            "SessionWindowAggregate",
+            parallelism,
+            NodeKind::Operator,
+            move |_| {
+                SessionAggregateOperator::new(Arc::clone(&spec), key_types.clone())
+                    .map_err(Error::into_runtime)
+            },
+        )
+    } else {
+        planner.graph().operator(
+            "WindowAggregate",
+            parallelism,
+            NodeKind::Operator,
+            move |_| {
+                WindowAggregateOperator::new(Arc::clone(&spec), key_types.clone())
+                    .map_err(Error::into_runtime)
+            },
+        )
+    };
     planner
         .graph()
         .connect(stream.node, node, keyed_schema, partitioning);
@@ -148,18 +378,38 @@ fn keyed_input(
     planner.with_key_columns(input, a.input.schema(), keys)
 }
 
-/// The physical aggregate calls of `a`.
+/// The physical aggregate calls of `a`, and where each aggregate expression's output
+/// comes from: a call, or a property (`TUMBLE_START`, ...) of `group_window`.
 fn aggregate_calls(
     a: &Aggregate,
     input_schema: &arrow::datatypes::SchemaRef,
-) -> Result<Vec<AggregateCall>> {
+    group_window: Option<&GroupWindowCall>,
+) -> Result<(Vec<AggregateCall>, Vec<WindowOutput>)> {
     let in_df = a.input.schema();
     let group_len = a.group_expr.len();
     let mut calls = Vec::new();
+    let mut output = Vec::new();
     for (i, e) in a.aggr_expr.iter().enumerate() {
         let Expr::AggregateFunction(AggregateFunction { func, params }) = unalias(e) else {
             return Err(Error::unsupported(format!("aggregate expression {e}")));
         };
+        if let Some((window, property)) = property_of(func.name()) {
+            let matches = group_window
+                .is_some_and(|g| g.name == window && g.args.iter().eq(params.args.iter()));
+            if !matches {
+                return Err(Error::plan(format!(
+                    "{}(...) needs GROUP BY {}(...) with the same arguments",
+                    func.name().to_ascii_uppercase(),
+                    window.to_ascii_uppercase()
+                )));
+            }
+            output.push(match property {
+                WindowProperty::Start => WindowOutput::Start,
+                WindowProperty::End => WindowOutput::End,
+                WindowProperty::Rowtime => WindowOutput::Time,
+            });
+            continue;
+        }
         if !params.order_by.is_empty() {
             return Err(Error::unsupported("ORDER BY inside an aggregate call"));
         }
@@ -176,12 +426,13 @@ fn aggregate_calls(
                 .into_iter()
                 .next(),
         };
+        output.push(WindowOutput::Aggregate(calls.len()));
         calls.push(AggregateCall {
             function: Arc::new(function),
             filter,
         });
     }
-    Ok(calls)
+    Ok((calls, output))
 }
 
 /// A regular `GROUP BY`: an updating aggregation emitting a changelog.
@@ -190,8 +441,14 @@ fn plan_group_aggregate(
     a: &Aggregate,
     input: Stream,
 ) -> Result<Stream> {
+    if input.window.is_some_and(|w| w.session) {
+        return Err(Error::unsupported(
+            "SESSION window rows outside a window aggregation; GROUP BY window_start, \
+             window_end",
+        ));
+    }
     let (keyed, key_columns) = keyed_input(planner, a, &input, &a.group_expr)?;
-    let aggregates = aggregate_calls(a, &input.schema)?;
+    let (aggregates, _) = aggregate_calls(a, &input.schema, None)?;
     let key_types: Vec<DataType> = key_columns
         .iter()
         .map(|&i| keyed.schema.field(i).data_type().clone())

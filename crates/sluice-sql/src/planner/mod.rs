@@ -52,6 +52,9 @@ pub struct WindowColumns {
     pub end: usize,
     /// `window_time`, when the stream has it.
     pub time: Option<usize>,
+    /// Whether each row carries its own session window `[ts, ts + gap)`, which only a
+    /// session aggregation may merge into sessions.
+    pub session: bool,
 }
 
 /// A planned stream: the node producing it and what is known of its rows.
@@ -67,6 +70,18 @@ pub struct Stream {
     pub window: Option<WindowColumns>,
     /// Whether the rows are only insertions (else a changelog with updates).
     pub append_only: bool,
+}
+
+/// Refuses rows of a `SESSION` window table function anywhere but in a window
+/// aggregation: their window columns hold each row's own window until sessions merge.
+pub(crate) fn refuse_session_rows(stream: &Stream, what: &str) -> Result<()> {
+    if stream.window.is_some_and(|w| w.session) {
+        return Err(Error::unsupported(format!(
+            "{what} of SESSION window rows; aggregate them first (GROUP BY window_start, \
+             window_end and the PARTITION BY keys)"
+        )));
+    }
+    Ok(())
 }
 
 /// Physical expressions of `exprs` over rows of `schema`.
@@ -237,6 +252,7 @@ impl<'a> JobPlanner<'a> {
                 start: find(w.start)?,
                 end: find(w.end)?,
                 time: w.time.and_then(find),
+                session: w.session,
             })
         });
         let mut s = self.calc(input, "Calc", None, Some(exprs), schema);
@@ -281,6 +297,7 @@ impl<'a> JobPlanner<'a> {
                         start: find(w.start)?,
                         end: find(w.end)?,
                         time: w.time.and_then(find),
+                        session: w.session,
                     })
                 });
                 let mut s = self.calc(&full, "Calc", None, Some(physical), schema);
@@ -347,11 +364,6 @@ impl<'a> JobPlanner<'a> {
             let plan = self.catalog.view_plan(&w.input)?;
             self.plan(&plan)?
         };
-        if matches!(w.kind, WindowKind::Session { .. }) {
-            return Err(Error::unsupported(
-                "SESSION windows as a table function; use GROUP BY SESSION(...) later, or TUMBLE/HOP/CUMULATE",
-            ));
-        }
         let time = input
             .schema
             .index_of(&w.time_column)
@@ -380,6 +392,7 @@ impl<'a> JobPlanner<'a> {
                 start: n,
                 end: n + 1,
                 time: Some(n + 2),
+                session: matches!(kind, WindowKind::Session { .. }),
             }),
             append_only: true,
         })
@@ -395,6 +408,7 @@ impl<'a> JobPlanner<'a> {
         columns: &[String],
         stream: Stream,
     ) -> Result<()> {
+        refuse_session_rows(&stream, "INSERT")?;
         let target = &table.physical_schema;
         let source_fields = stream.schema.fields();
         let names: Vec<String> = if columns.is_empty() {

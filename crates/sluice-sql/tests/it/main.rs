@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod nexmark;
-mod nexmark_rank;
+mod nexmark_stateful;
 mod output;
 mod recovery;
 mod scripts;

@@ -341,3 +341,22 @@ fn window_top_n_is_exactly_once_across_a_failure() {
     assert!(expected.len() > 41 * 2 * 20, "{} rows", expected.len());
     assert_eq!(committed_lines(&out), expected);
 }
+
+#[test]
+fn session_windows_are_exactly_once_across_a_failure() {
+    let script = |out: &Path, checkpoints: Option<&Path>| {
+        gen_script(
+            out,
+            checkpoints,
+            "csv",
+            "k INT, s TIMESTAMP(3), e TIMESTAMP(3), n BIGINT, total BIGINT",
+            "SELECT k, SESSION_START(ts, INTERVAL '0.4' SECOND),
+                    SESSION_END(ts, INTERVAL '0.4' SECOND), COUNT(*), SUM(fail_once(v))
+             FROM gen GROUP BY k, SESSION(ts, INTERVAL '0.4' SECOND)",
+        )
+    };
+    let (_dir, reference, out) = reference_and_recovered(script, ROWS * 3 / 5);
+    let expected = committed_lines(&reference);
+    assert!(expected.len() > 2_000, "{} sessions", expected.len());
+    assert_eq!(committed_lines(&out), expected);
+}

@@ -1,5 +1,7 @@
 //! Window aggregation against a sequential reference on random inputs: random keys,
-//! times with bounded disorder, window kinds and sizes, parallelism and file splits. No
+//! times with bounded disorder, window kinds (TUMBLE, HOP, CUMULATE, SESSION) and sizes,
+//! the window table function or the older group window syntax, parallelism and file
+//! splits. No
 //! row is late by construction (its disorder is below the watermark delay), so every row
 //! counts in every window it belongs to.
 
@@ -16,6 +18,7 @@ enum Window {
     Tumble { size: i64 },
     Hop { slide: i64, size: i64 },
     Cumulate { step: i64, size: i64 },
+    Session { gap: i64 },
 }
 
 impl Window {
@@ -28,7 +31,28 @@ impl Window {
             Window::Cumulate { step, size } => format!(
                 "CUMULATE(TABLE t, DESCRIPTOR(ts), INTERVAL '{step}' SECOND, INTERVAL '{size}' SECOND)"
             ),
+            Window::Session { gap } => format!(
+                "SESSION(TABLE t PARTITION BY k, DESCRIPTOR(ts), INTERVAL '{gap}' SECOND)"
+            ),
         }
+    }
+
+    /// The query in Flink's older group window syntax (`GROUP BY k, TUMBLE(ts, size)`),
+    /// for the windows that have one.
+    fn group_window_query(self) -> Option<String> {
+        let (name, args) = match self {
+            Window::Tumble { size } => ("TUMBLE", format!("ts, INTERVAL '{size}' SECOND")),
+            Window::Hop { slide, size } => (
+                "HOP",
+                format!("ts, INTERVAL '{slide}' SECOND, INTERVAL '{size}' SECOND"),
+            ),
+            Window::Session { gap } => ("SESSION", format!("ts, INTERVAL '{gap}' SECOND")),
+            Window::Cumulate { .. } => return None,
+        };
+        Some(format!(
+            "SELECT k, {name}_START({args}), {name}_END({args}), COUNT(*), SUM(v), MAX(v), MIN(v)
+             FROM t GROUP BY {name}({args}), k"
+        ))
     }
 
     /// The windows of time `ts` (ms), computed the simple way.
@@ -59,9 +83,42 @@ impl Window {
                     end += step;
                 }
             }
+            Window::Session { .. } => unreachable!("sessions depend on the other rows"),
         }
         out
     }
+}
+
+/// The sessions of `rows` with inactivity `gap` (ms) per key, as Flink forms them: a
+/// row within `gap` of a session's last row (inclusive) joins it.
+fn sessions(rows: &[(u8, i64, i64)], gap: i64) -> Vec<(u8, i64, i64, Vec<i64>)> {
+    let mut by_key: BTreeMap<u8, Vec<(i64, i64)>> = BTreeMap::new();
+    for &(k, t, v) in rows {
+        by_key.entry(k).or_default().push((t, v));
+    }
+    let mut out: Vec<(u8, i64, i64, Vec<i64>)> = Vec::new();
+    for (k, mut rows) in by_key {
+        rows.sort();
+        let mut current: Option<(i64, i64, Vec<i64>)> = None;
+        for (t, v) in rows {
+            match &mut current {
+                Some((_, end, values)) if t <= *end => {
+                    *end = (*end).max(t + gap);
+                    values.push(v);
+                }
+                _ => {
+                    if let Some((s, e, values)) = current.take() {
+                        out.push((k, s, e, values));
+                    }
+                    current = Some((t, t + gap, vec![v]));
+                }
+            }
+        }
+        if let Some((s, e, values)) = current {
+            out.push((k, s, e, values));
+        }
+    }
+    out
 }
 
 fn window_strategy() -> impl Strategy<Value = Window> {
@@ -75,6 +132,7 @@ fn window_strategy() -> impl Strategy<Value = Window> {
             step,
             size: step * k
         }),
+        (1i64..3).prop_map(|gap| Window::Session { gap }),
     ]
 }
 
@@ -104,15 +162,24 @@ fn reference(rows: &[(u8, i64, i64)], window: Window) -> Vec<String> {
     /// Count, sum, max and min of one (key, window start, window end).
     type Stats = (i64, i64, i64, i64);
     let mut groups: BTreeMap<(u8, i64, i64), Stats> = BTreeMap::new();
-    for &(k, t, v) in rows {
-        for (start, end) in window.of(t) {
-            let g = groups
-                .entry((k, start, end))
-                .or_insert((0, 0, i64::MIN, i64::MAX));
-            g.0 += 1;
-            g.1 += v;
-            g.2 = g.2.max(v);
-            g.3 = g.3.min(v);
+    let mut add = |key: (u8, i64, i64), v: i64| {
+        let g = groups.entry(key).or_insert((0, 0, i64::MIN, i64::MAX));
+        g.0 += 1;
+        g.1 += v;
+        g.2 = g.2.max(v);
+        g.3 = g.3.min(v);
+    };
+    if let Window::Session { gap } = window {
+        for (k, start, end, values) in sessions(rows, gap * 1000) {
+            for v in values {
+                add((k, start, end), v);
+            }
+        }
+    } else {
+        for &(k, t, v) in rows {
+            for (start, end) in window.of(t) {
+                add((k, start, end), v);
+            }
         }
     }
     let mut out: Vec<String> = groups
@@ -125,7 +192,13 @@ fn reference(rows: &[(u8, i64, i64)], window: Window) -> Vec<String> {
     out
 }
 
-fn run(dir: &Path, rows: &[(u8, i64, i64)], window: Window, parallelism: u32) -> Vec<String> {
+fn run(
+    dir: &Path,
+    rows: &[(u8, i64, i64)],
+    window: Window,
+    group_window_syntax: bool,
+    parallelism: u32,
+) -> Vec<String> {
     let input = dir.join("in.csv");
     let text: String = rows
         .iter()
@@ -133,6 +206,17 @@ fn run(dir: &Path, rows: &[(u8, i64, i64)], window: Window, parallelism: u32) ->
         .collect();
     fs::write(&input, text).unwrap();
     let out = dir.join("out");
+    let query = window
+        .group_window_query()
+        .filter(|_| group_window_syntax)
+        .unwrap_or_else(|| {
+            format!(
+                "SELECT k, window_start, window_end, COUNT(*), SUM(v), MAX(v), MIN(v)
+                 FROM TABLE({})
+                 GROUP BY k, window_start, window_end",
+                window.sql()
+            )
+        });
     let sql = format!(
         "SET 'parallelism.default' = '{parallelism}';
          CREATE TABLE t (k INT, ms BIGINT, v BIGINT,
@@ -141,13 +225,9 @@ fn run(dir: &Path, rows: &[(u8, i64, i64)], window: Window, parallelism: u32) ->
          WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'csv');
          CREATE TABLE o (k INT, ws TIMESTAMP(3), we TIMESTAMP(3), c BIGINT, s BIGINT, mx BIGINT, mn BIGINT)
          WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'csv');
-         INSERT INTO o
-         SELECT k, window_start, window_end, COUNT(*), SUM(v), MAX(v), MIN(v)
-         FROM TABLE({})
-         GROUP BY k, window_start, window_end;",
+         INSERT INTO o {query};",
         input.display(),
         out.display(),
-        window.sql()
     );
     let mut session = SqlSession::new();
     session
@@ -157,16 +237,17 @@ fn run(dir: &Path, rows: &[(u8, i64, i64)], window: Window, parallelism: u32) ->
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(24))]
+    #![proptest_config(ProptestConfig::with_cases(32))]
 
     #[test]
     fn window_aggregation_equals_a_sequential_reference(
         rows in rows_strategy(),
         window in window_strategy(),
+        group_window_syntax in any::<bool>(),
         parallelism in 1u32..4,
     ) {
         let dir = tempfile::tempdir().unwrap();
-        let got = run(dir.path(), &rows, window, parallelism);
+        let got = run(dir.path(), &rows, window, group_window_syntax, parallelism);
         prop_assert_eq!(got, reference(&rows, window));
     }
 }

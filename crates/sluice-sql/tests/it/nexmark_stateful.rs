@@ -1,6 +1,6 @@
-//! Top-N and deduplication (`ROW_NUMBER() ... WHERE rownum <= N`) on Nexmark: q9, q18
-//! and q19 as shipped, and a window Top-N, against references computed from the
-//! generator's events.
+//! Nexmark queries with Top-N and deduplication (`ROW_NUMBER() ... WHERE rownum <= N`:
+//! q9, q18, q19 and a window Top-N) and session windows (q11), against references
+//! computed from the generator's events.
 //!
 //! Rows that tie on the ORDER BY keys may arrive in any order at parallelism 2 (two
 //! source subtasks), so the checks accept any of the tied rows for a rank, and nothing
@@ -174,4 +174,34 @@ fn window_top_n_emits_the_top_rows_of_each_window_once() {
     expected.sort();
     assert!(expected.len() > 30);
     assert_eq!(committed_lines(&out), expected);
+}
+
+/// q11 (session windows through `GROUP BY SESSION(...)`): bids per bidder and session of
+/// activity, a session closing after 10 seconds without a bid.
+#[test]
+fn q11_counts_bids_per_user_session() {
+    let mut times: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
+    for e in crate::nexmark::events_at(100) {
+        if let Event::Bid(b) = e {
+            times.entry(b.bidder).or_default().push(b.date_time);
+        }
+    }
+    let gap = 10_000;
+    let mut expected = Vec::new();
+    for (bidder, mut t) in times {
+        t.sort_unstable();
+        let (mut start, mut last, mut n) = (t[0], t[0], 0);
+        for &x in &t {
+            if x > last + gap {
+                expected.push(format!("{bidder},{n},{},{}", ts(start), ts(last + gap)));
+                (start, n) = (x, 0);
+            }
+            last = x;
+            n += 1;
+        }
+        expected.push(format!("{bidder},{n},{},{}", ts(start), ts(last + gap)));
+    }
+    expected.sort();
+    assert!(expected.len() > 100, "{} sessions", expected.len());
+    assert_eq!(crate::nexmark::run_query_at("q11", 2, 100), expected);
 }
