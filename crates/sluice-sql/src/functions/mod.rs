@@ -23,6 +23,7 @@
 //! | `LOCATE(needle, haystack[, start])` | `Int32` | 1-based position of `needle` at or after `start`; 0 if absent |
 //! | `HASH_CODE(str)` | `Int32` | `Math.abs(str.hashCode())` as Java computes it |
 //! | `MOD(a, b)` | type of `b` | integer remainder with the sign of `a` |
+//! | `PROCTIME()` | `Timestamp(ms, "UTC")` | the processing time attribute: the clock when the row is processed |
 //! | `YEAR`, `QUARTER`, `MONTH`, `WEEK`, `DAYOFYEAR`, `DAYOFMONTH`, `DAYOFWEEK`, `HOUR`, `MINUTE`, `SECOND` | `Int64` | a field of a timestamp or date (`DAYOFWEEK`: 1 = Sunday) |
 //!
 //! The group windows `TUMBLE`, `HOP`, `SESSION` and their `*_START`, `*_END` and
@@ -45,6 +46,7 @@ pub mod group_window;
 mod java_format;
 pub mod math;
 pub mod nexmark;
+pub mod proctime;
 pub mod string;
 pub mod time;
 pub mod time_part;
@@ -65,7 +67,10 @@ pub fn flink_scalar_functions_with_clock(clock: Arc<dyn Clock>) -> Vec<Arc<Scala
         Arc::new(ScalarUDF::from(time::ToTimestampLtz::new())),
         Arc::new(ScalarUDF::from(time::ToTimestamp::new())),
         Arc::new(ScalarUDF::from(time::DateFormat::new())),
-        Arc::new(ScalarUDF::from(time::UnixTimestamp::new(clock))),
+        Arc::new(ScalarUDF::from(time::UnixTimestamp::new(Arc::clone(
+            &clock,
+        )))),
+        Arc::new(ScalarUDF::from(proctime::Proctime::new(clock))),
         Arc::new(ScalarUDF::from(time::FromUnixtime::new())),
         Arc::new(ScalarUDF::from(string::SplitIndex::new())),
         Arc::new(ScalarUDF::from(string::RegexpExtract::new())),

@@ -1,6 +1,8 @@
 //! [`WindowAggregateOperator`]: `GROUP BY window_start, window_end, keys...` over a window
 //! table function, fired when the watermark passes a window's end (Flink's window
-//! aggregation: append-only output, one row per window and key).
+//! aggregation: append-only output, one row per window and key). Over a processing time
+//! attribute, rows go to the windows of the operator's clock when they arrive and
+//! windows fire as the clock passes their end.
 //!
 //! State: per open window, the keys seen (Arrow row format) and DataFusion groups
 //! accumulators, one group per key, updated a batch at a time. A checkpoint writes, for
@@ -21,15 +23,18 @@ use datafusion_functions_aggregate_common::aggregate::groups_accumulator::Groups
 use datafusion_physical_expr::aggregate::AggregateFunctionExpr;
 use datafusion_physical_expr::PhysicalExpr;
 use hashbrown::HashMap;
+use sluice_core::time::{Clock, SystemClock};
 use sluice_core::{CheckpointId, Watermark};
 use sluice_runtime::checkpoint::OperatorSnapshot;
 use sluice_runtime::metrics::Counter;
 use sluice_runtime::{Collector, Operator, OperatorContext, Result as RuntimeResult};
 
 use crate::batch::{decode_ipc, SqlBatch};
+use crate::catalog::WindowKind;
 use crate::error::{exec, Error, Result};
 use crate::exchange::key_group_of_row;
 use crate::operators::keyed_state::encode_by_key_group;
+use crate::operators::window_assigner::windows_of;
 
 /// Where an output column comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +63,10 @@ pub struct AggregateCall {
 pub struct WindowAggregateSpec {
     /// The group keys other than the window columns, over the input's columns.
     pub keys: Vec<Arc<dyn PhysicalExpr>>,
+    /// Windows of processing time: rows are assigned to the windows of this kind at the
+    /// operator's clock when they arrive (their window columns are ignored), and windows
+    /// fire as the clock passes their end. `None`: event time.
+    pub processing_time: Option<WindowKind>,
     /// The input column of `window_start`.
     pub start_column: usize,
     /// The input column of `window_end`.
@@ -87,6 +96,7 @@ pub struct WindowAggregateOperator {
     max_parallelism: u32,
     late: Option<Counter>,
     key_types: Vec<DataType>,
+    clock: Arc<dyn Clock>,
 }
 
 fn accumulator(call: &AggregateCall) -> Result<Box<dyn GroupsAccumulator>> {
@@ -122,6 +132,7 @@ impl WindowAggregateOperator {
             max_parallelism: 128,
             late: None,
             key_types,
+            clock: Arc::new(SystemClock),
         })
     }
 
@@ -228,6 +239,14 @@ impl WindowAggregateOperator {
             ));
         }
         let data = batch.data();
+        if let Some(kind) = self.spec.processing_time {
+            let mut windows = Vec::new();
+            windows_of(kind, self.clock.now_ms(), &mut windows);
+            for (start, end) in windows {
+                self.update(data, end, start)?;
+            }
+            return Ok(());
+        }
         let ends = millis(data.column(self.spec.end_column))?;
         let starts = millis(data.column(self.spec.start_column))?;
         let mut by_window: BTreeMap<i64, (i64, Vec<u32>)> = BTreeMap::new();
@@ -440,6 +459,7 @@ impl Operator for WindowAggregateOperator {
     fn open(&mut self, ctx: &OperatorContext) -> RuntimeResult<()> {
         self.late = Some(ctx.counter("late_records_dropped"));
         self.max_parallelism = ctx.max_parallelism;
+        self.clock = Arc::clone(&ctx.clock);
         if let Some(restored) = &ctx.restored {
             for (_, blob) in &restored.keyed {
                 exec(self.restore(blob))?;
@@ -461,10 +481,37 @@ impl Operator for WindowAggregateOperator {
         watermark: Watermark,
         out: &mut Collector<'_, SqlBatch>,
     ) -> RuntimeResult<()> {
-        for batch in exec(self.fire(watermark.0 .0))? {
-            out.collect(SqlBatch::new(batch))?;
+        // Processing time windows fire by the clock; the final watermark of a bounded
+        // input fires them all, so no row is left behind.
+        if self.spec.processing_time.is_none() || watermark == Watermark::MAX {
+            for batch in exec(self.fire(watermark.0 .0))? {
+                out.collect(SqlBatch::new(batch))?;
+            }
         }
         out.emit_watermark(watermark)
+    }
+
+    fn on_end_of_input(&mut self, out: &mut Collector<'_, SqlBatch>) -> RuntimeResult<()> {
+        if self.spec.processing_time.is_some() {
+            for batch in exec(self.fire(i64::MAX))? {
+                out.collect(SqlBatch::new(batch))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn on_processing_time(
+        &mut self,
+        now_ms: i64,
+        out: &mut Collector<'_, SqlBatch>,
+    ) -> RuntimeResult<()> {
+        if self.spec.processing_time.is_some() {
+            // A window [start, end) is complete when the clock reaches its end.
+            for batch in exec(self.fire(now_ms - 1))? {
+                out.collect(SqlBatch::new(batch))?;
+            }
+        }
+        Ok(())
     }
 
     fn snapshot_state(&mut self, _checkpoint: CheckpointId) -> RuntimeResult<OperatorSnapshot> {

@@ -61,6 +61,7 @@ pub fn windows_of(kind: WindowKind, ts: i64, out: &mut Vec<(i64, i64)>) {
 pub struct WindowAssigner {
     kind: WindowKind,
     time_column: usize,
+    processing_time: bool,
     schema: SchemaRef,
     watermark: i64,
     late: Option<Counter>,
@@ -68,11 +69,19 @@ pub struct WindowAssigner {
 
 impl WindowAssigner {
     /// Windows of `kind` over the time in column `time_column`; output rows have
-    /// `schema` (the input's columns and the three window columns).
-    pub fn new(kind: WindowKind, time_column: usize, schema: SchemaRef) -> Self {
+    /// `schema` (the input's columns and the three window columns). Over a processing
+    /// time attribute (`processing_time`) each row is passed on once, with its first
+    /// window as a placeholder: the aggregation assigns it by its own clock.
+    pub fn new(
+        kind: WindowKind,
+        time_column: usize,
+        processing_time: bool,
+        schema: SchemaRef,
+    ) -> Self {
         WindowAssigner {
             kind,
             time_column,
+            processing_time,
             schema,
             watermark: i64::MIN,
             late: None,
@@ -98,10 +107,13 @@ impl WindowAssigner {
                 continue;
             }
             windows_of(self.kind, times.value(i), &mut windows);
+            if self.processing_time {
+                windows.truncate(1);
+            }
             for &(start, end) in &windows {
                 // A session row may still join an open session: its aggregation decides.
                 let session = matches!(self.kind, WindowKind::Session { .. });
-                if end - 1 <= self.watermark && !session {
+                if end - 1 <= self.watermark && !session && !self.processing_time {
                     dropped += 1;
                     continue;
                 }

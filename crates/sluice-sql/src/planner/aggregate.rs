@@ -15,7 +15,7 @@ use datafusion_physical_expr::expressions::Column as PhysicalColumn;
 use datafusion_physical_expr::PhysicalExpr;
 use sluice_runtime::graph::NodeKind;
 
-use super::{arrow_schema, physical, JobPlanner, Stream, WindowColumns};
+use super::{arrow_schema, physical, JobPlanner, Stream, WindowColumns, WindowMode};
 use crate::catalog::window::interval_ms;
 use crate::catalog::{WindowKind, WindowTableFunction};
 use crate::error::{Error, Result};
@@ -44,7 +44,7 @@ pub(super) fn plan_aggregate(planner: &mut JobPlanner<'_>, a: &Aggregate) -> Res
         Some(w) if grouped_by_window(a, w) => w,
         _ => return plan_group_aggregate(planner, a, input),
     };
-    if window.session {
+    if window.mode == WindowMode::Session {
         check_session_partition(a)?;
     }
     let in_df = a.input.schema();
@@ -178,11 +178,20 @@ fn plan_group_window(
     }
     let schema: SchemaRef = Arc::new(Schema::new(fields));
     let out = Arc::clone(&schema);
+    let mode = super::window_mode(kind, timed.schema.field(time))?;
+    let processing_time = matches!(mode, WindowMode::ProcessingTime(_));
     let node = planner.graph().operator(
         "GroupWindowAssigner",
         timed.parallelism,
         NodeKind::Operator,
-        move |_| Ok(WindowAssigner::new(kind, time, Arc::clone(&out))),
+        move |_| {
+            Ok(WindowAssigner::new(
+                kind,
+                time,
+                processing_time,
+                Arc::clone(&out),
+            ))
+        },
     );
     planner.graph().connect(
         timed.node,
@@ -194,7 +203,7 @@ fn plan_group_window(
         start: n,
         end: n + 1,
         time: Some(n + 2),
-        session: matches!(kind, WindowKind::Session { .. }),
+        mode,
     };
     let windowed = Stream {
         node,
@@ -300,13 +309,17 @@ fn plan_window_aggregate(
                 start,
                 end,
                 time: find(WindowOutput::Time),
-                session: false,
+                mode: WindowMode::EventTime,
             }),
             _ => None,
         }
     };
     let spec = Arc::new(WindowAggregateSpec {
         keys,
+        processing_time: match window.mode {
+            WindowMode::ProcessingTime(kind) => Some(kind),
+            _ => None,
+        },
         start_column: window.start,
         end_column: window.end,
         aggregates,
@@ -321,7 +334,7 @@ fn plan_window_aggregate(
             SqlPartitioning::Hash(key_columns),
         )
     };
-    let node = if window.session {
+    let node = if window.mode == WindowMode::Session {
         planner.graph().operator(
             "SessionWindowAggregate",
             parallelism,
@@ -441,12 +454,7 @@ fn plan_group_aggregate(
     a: &Aggregate,
     input: Stream,
 ) -> Result<Stream> {
-    if input.window.is_some_and(|w| w.session) {
-        return Err(Error::unsupported(
-            "SESSION window rows outside a window aggregation; GROUP BY window_start, \
-             window_end",
-        ));
-    }
+    super::refuse_pending_windows(&input, "an aggregation not grouped by the window")?;
     let (keyed, key_columns) = keyed_input(planner, a, &input, &a.group_expr)?;
     let (aggregates, _) = aggregate_calls(a, &input.schema, None)?;
     let key_types: Vec<DataType> = key_columns

@@ -27,8 +27,8 @@ pub(super) fn plan_join(planner: &mut JobPlanner<'_>, j: &Join) -> Result<Stream
     }
     let left = planner.plan(&j.left)?;
     let right = planner.plan(&j.right)?;
-    super::refuse_session_rows(&left, "a join")?;
-    super::refuse_session_rows(&right, "a join")?;
+    super::refuse_pending_windows(&left, "a join")?;
+    super::refuse_pending_windows(&right, "a join")?;
     if !left.append_only || !right.append_only {
         return Err(Error::unsupported(
             "a join of an input that produces updates",

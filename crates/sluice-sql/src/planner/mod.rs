@@ -52,9 +52,22 @@ pub struct WindowColumns {
     pub end: usize,
     /// `window_time`, when the stream has it.
     pub time: Option<usize>,
-    /// Whether each row carries its own session window `[ts, ts + gap)`, which only a
-    /// session aggregation may merge into sessions.
-    pub session: bool,
+    /// How the window columns hold the rows' windows.
+    pub mode: WindowMode,
+}
+
+/// How a stream's window columns hold its rows' windows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowMode {
+    /// Windows of event time, final: fired by watermarks.
+    EventTime,
+    /// Each row's own session window `[ts, ts + gap)`, which only a session aggregation
+    /// merges into sessions.
+    Session,
+    /// Windows of processing time: the aggregation assigns rows to the windows of its
+    /// clock when they arrive and fires them as its clock passes their ends (the columns
+    /// hold the windows of the row's `PROCTIME()`, a placeholder).
+    ProcessingTime(WindowKind),
 }
 
 /// A planned stream: the node producing it and what is known of its rows.
@@ -72,16 +85,37 @@ pub struct Stream {
     pub append_only: bool,
 }
 
-/// Refuses rows of a `SESSION` window table function anywhere but in a window
-/// aggregation: their window columns hold each row's own window until sessions merge.
-pub(crate) fn refuse_session_rows(stream: &Stream, what: &str) -> Result<()> {
-    if stream.window.is_some_and(|w| w.session) {
-        return Err(Error::unsupported(format!(
-            "{what} of SESSION window rows; aggregate them first (GROUP BY window_start, \
-             window_end and the PARTITION BY keys)"
-        )));
+/// The mode of windows of `kind` over the time attribute `time_field`.
+///
+/// # Errors
+/// Session windows of processing time, which Sluice does not run.
+pub(crate) fn window_mode(
+    kind: WindowKind,
+    time_field: &arrow::datatypes::Field,
+) -> Result<WindowMode> {
+    let proctime = crate::functions::proctime::is_proctime(time_field);
+    match (kind, proctime) {
+        (WindowKind::Session { .. }, true) => Err(Error::unsupported(
+            "SESSION windows of processing time; use a time attribute with a WATERMARK",
+        )),
+        (WindowKind::Session { .. }, false) => Ok(WindowMode::Session),
+        (kind, true) => Ok(WindowMode::ProcessingTime(kind)),
+        (_, false) => Ok(WindowMode::EventTime),
     }
-    Ok(())
+}
+
+/// Refuses rows whose windows only an aggregation decides (`SESSION` windows, windows of
+/// processing time) anywhere but in a window aggregation.
+pub(crate) fn refuse_pending_windows(stream: &Stream, what: &str) -> Result<()> {
+    let which = match stream.window.map(|w| w.mode) {
+        Some(WindowMode::Session) => "SESSION window",
+        Some(WindowMode::ProcessingTime(_)) => "processing time window",
+        _ => return Ok(()),
+    };
+    Err(Error::unsupported(format!(
+        "{what} of {which} rows; aggregate them first (GROUP BY window_start, window_end \
+         and keys)"
+    )))
 }
 
 /// Physical expressions of `exprs` over rows of `schema`.
@@ -252,7 +286,7 @@ impl<'a> JobPlanner<'a> {
                 start: find(w.start)?,
                 end: find(w.end)?,
                 time: w.time.and_then(find),
-                session: w.session,
+                mode: w.mode,
             })
         });
         let mut s = self.calc(input, "Calc", None, Some(exprs), schema);
@@ -297,7 +331,7 @@ impl<'a> JobPlanner<'a> {
                         start: find(w.start)?,
                         end: find(w.end)?,
                         time: w.time.and_then(find),
-                        session: w.session,
+                        mode: w.mode,
                     })
                 });
                 let mut s = self.calc(&full, "Calc", None, Some(physical), schema);
@@ -371,12 +405,21 @@ impl<'a> JobPlanner<'a> {
         let n = input.schema.fields().len();
         let schema = Arc::clone(&w.schema);
         let kind = w.kind;
+        let mode = window_mode(kind, input.schema.field(time))?;
         let out = Arc::clone(&schema);
+        let processing_time = matches!(mode, WindowMode::ProcessingTime(_));
         let node = self.graph.operator(
             "WindowTableFunction",
             input.parallelism,
             NodeKind::Operator,
-            move |_| Ok(WindowAssigner::new(kind, time, Arc::clone(&out))),
+            move |_| {
+                Ok(WindowAssigner::new(
+                    kind,
+                    time,
+                    processing_time,
+                    Arc::clone(&out),
+                ))
+            },
         );
         self.graph.connect(
             input.node,
@@ -392,7 +435,7 @@ impl<'a> JobPlanner<'a> {
                 start: n,
                 end: n + 1,
                 time: Some(n + 2),
-                session: matches!(kind, WindowKind::Session { .. }),
+                mode,
             }),
             append_only: true,
         })
@@ -408,7 +451,7 @@ impl<'a> JobPlanner<'a> {
         columns: &[String],
         stream: Stream,
     ) -> Result<()> {
-        refuse_session_rows(&stream, "INSERT")?;
+        refuse_pending_windows(&stream, "INSERT")?;
         let target = &table.physical_schema;
         let source_fields = stream.schema.fields();
         let names: Vec<String> = if columns.is_empty() {

@@ -165,7 +165,7 @@ pub(super) fn plan_rank(
     }
     let (rank_start, rank_end, rest) = rank_range(f, pattern.row_number)?;
     let input = planner.plan(&w.input)?;
-    super::refuse_session_rows(&input, "a Top-N")?;
+    super::refuse_pending_windows(&input, "a Top-N")?;
     if !input.append_only {
         return Err(Error::unsupported(
             "a Top-N (ROW_NUMBER) over an updating input (a GROUP BY or another Top-N); rank \

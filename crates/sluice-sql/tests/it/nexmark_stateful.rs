@@ -205,3 +205,34 @@ fn q11_counts_bids_per_user_session() {
     assert!(expected.len() > 100, "{} sessions", expected.len());
     assert_eq!(crate::nexmark::run_query_at("q11", 2, 100), expected);
 }
+
+/// q12 (processing time windows): every bid is counted once, in a 10-second window of
+/// the clock while the job ran.
+#[test]
+fn q12_counts_bids_per_user_in_processing_time_windows() {
+    let mut expected: BTreeMap<i64, i64> = BTreeMap::new();
+    for b in bids() {
+        *expected.entry(b.bidder).or_default() += 1;
+    }
+    let before = chrono::Utc::now().timestamp_millis();
+    let lines = crate::nexmark::run_query_at("q12", 2, 10_000);
+    let after = chrono::Utc::now().timestamp_millis();
+    let parse = |s: &str| {
+        chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.3f")
+            .unwrap()
+            .and_utc()
+            .timestamp_millis()
+    };
+    let mut counted: BTreeMap<i64, i64> = BTreeMap::new();
+    let mut windows = std::collections::BTreeSet::new();
+    for line in &lines {
+        let f: Vec<&str> = line.split(',').collect();
+        let (start, end) = (parse(f[2]), parse(f[3]));
+        assert_eq!(end - start, 10_000, "{line}");
+        assert_eq!(start % 10_000, 0, "{line}");
+        assert!(end > before && start <= after, "{line} outside the run");
+        assert!(windows.insert((f[0].to_string(), start)), "{line} twice");
+        *counted.entry(f[0].parse().unwrap()).or_default() += f[1].parse::<i64>().unwrap();
+    }
+    assert_eq!(counted, expected);
+}
