@@ -37,7 +37,9 @@ pub mod stdout;
 pub use collection::{CollectSink, CollectionSource};
 pub use discard::DiscardSink;
 pub use error::Error;
-pub use file::{committed_parts, TextFileSink, TextFileSource, TransactionalFileSink};
+pub use file::{
+    committed_partition_parts, committed_parts, TextFileSink, TextFileSource, TransactionalFileSink,
+};
 pub use generator::{GeneratorSource, SplitGeneratorSource};
 pub use kafka::{KafkaProperties, KafkaRecord, KafkaSink, KafkaSource};
 pub use nexmark::{NexmarkConfig, NexmarkGenerator, NexmarkSource};

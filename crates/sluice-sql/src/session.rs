@@ -178,6 +178,7 @@ impl SqlSession {
                 .collect(),
             watermark: None,
             primary_key: Vec::new(),
+            partition_keys: Vec::new(),
             options: [("connector".to_string(), "print".to_string())].into(),
             if_not_exists: true,
             location,

@@ -13,4 +13,4 @@ mod transactional;
 pub use sink::TextFileSink;
 pub use source::TextFileSource;
 pub use split::FileSplit;
-pub use transactional::{committed_parts, TransactionalFileSink};
+pub use transactional::{committed_partition_parts, committed_parts, TransactionalFileSink};

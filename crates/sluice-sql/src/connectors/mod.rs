@@ -26,7 +26,7 @@ use crate::error::{Error, Result};
 use crate::exchange::SqlPartitioning;
 use crate::format::{LineDecoder, RowWriter, TextFormat};
 use crate::operators::decode::DecodeOperator;
-use crate::operators::sink::TableSinkOperator;
+use crate::operators::sink::{PartitionedLines, SinkEncoder, TableSinkOperator};
 use crate::planner::graph::GraphBuilder;
 use crate::planner::Stream;
 
@@ -93,19 +93,46 @@ pub fn add_source(
     }
 }
 
-fn sink_node<S: Sink<String>>(
+fn sink_node<E, S>(
     graph: &mut GraphBuilder,
     name: &str,
     parallelism: u32,
-    writer: RowWriter,
+    encoder: E,
     sink: S,
-) -> OperatorId {
+) -> OperatorId
+where
+    E: SinkEncoder + Clone + Sync,
+    S: Sink<E::Record>,
+{
     let sink = Arc::new(sink);
     graph.operator(name, parallelism, NodeKind::Sink, move |ctx| {
         Ok(TableSinkOperator::new(
-            writer.clone(),
+            encoder.clone(),
             SinkOperator::new(sink.create_writer(ctx)?),
         ))
+    })
+}
+
+/// The encoder of a `PARTITIONED BY` file table: partition columns go into the path.
+fn partitioned_lines(table: &CatalogTable, writer: RowWriter) -> Result<PartitionedLines> {
+    let schema = &table.physical_schema;
+    let mut partition_columns = Vec::new();
+    for key in &table.def.partition_keys {
+        let i = schema.index_of(key).map_err(|_| {
+            Error::plan(format!(
+                "table `{}`: PARTITIONED BY column `{key}` is not a physical column",
+                table.def.name
+            ))
+        })?;
+        partition_columns.push((i, key.clone()));
+    }
+    let data_columns = (0..schema.fields().len())
+        .filter(|i| !partition_columns.iter().any(|(p, _)| p == i))
+        .collect();
+    Ok(PartitionedLines {
+        writer,
+        partition_columns,
+        data_columns,
     })
 }
 
@@ -144,8 +171,31 @@ pub fn add_sink(graph: &mut GraphBuilder, table: &CatalogTable, input: &Stream) 
                     table.option("format").unwrap_or("csv")
                 )));
             }
-            let sink = TransactionalFileSink::new(path.clone(), |line: &String| line.clone());
-            sink_node(graph, &format!("Sink: {name} (filesystem {path})"), p, writer, sink)
+            if let Some(key) = table
+                .def
+                .options
+                .keys()
+                .find(|k| k.starts_with("sink.partition-commit."))
+            {
+                return Err(Error::config(format!(
+                    "table `{name}`: '{key}' is not supported yet (Sluice commits partition \
+                     files with checkpoints, without success files or metastore policies); \
+                     remove the option"
+                )));
+            }
+            let label = format!("Sink: {name} (filesystem {path})");
+            if table.def.partition_keys.is_empty() {
+                let sink = TransactionalFileSink::new(path.clone(), |line: &String| line.clone());
+                sink_node(graph, &label, p, writer, sink)
+            } else {
+                let encoder = partitioned_lines(table, writer)?;
+                let sink = TransactionalFileSink::partitioned(
+                    path.clone(),
+                    |r: &(String, String)| r.1.clone(),
+                    |r: &(String, String)| r.0.clone(),
+                );
+                sink_node(graph, &label, p, encoder, sink)
+            }
         }
         "" => {
             return Err(Error::config(format!(

@@ -64,6 +64,8 @@ pub struct TableDef {
     pub watermark: Option<WatermarkDef>,
     /// `PRIMARY KEY (...) NOT ENFORCED` columns.
     pub primary_key: Vec<String>,
+    /// `PARTITIONED BY (...)` columns.
+    pub partition_keys: Vec<String>,
     /// The `WITH (...)` options, keys as written.
     pub options: BTreeMap<String, String>,
     /// `IF NOT EXISTS` was given.
@@ -194,6 +196,7 @@ pub(crate) fn parse_create_table(
         columns: Vec::new(),
         watermark: None,
         primary_key: Vec::new(),
+        partition_keys: Vec::new(),
         options: BTreeMap::new(),
         if_not_exists,
         location,
@@ -213,7 +216,7 @@ pub(crate) fn parse_create_table(
     if parser.parse_keywords(&[Keyword::PARTITIONED, Keyword::BY]) {
         parser.expect_token(&Token::LParen)?;
         loop {
-            parser.parse_identifier()?;
+            table.partition_keys.push(parser.parse_identifier()?.value);
             if !parser.consume_token(&Token::Comma) {
                 break;
             }

@@ -236,3 +236,44 @@ fn q12_counts_bids_per_user_in_processing_time_windows() {
     }
     assert_eq!(counted, expected);
 }
+
+/// q10 (a partitioned file sink): every bid lands once, in the file of its day and
+/// minute, without the partition columns.
+#[test]
+fn q10_writes_bids_into_partitions_by_day_and_minute() {
+    let mut expected: Vec<(String, String)> = crate::nexmark::events_at(100)
+        .iter()
+        .filter_map(|e| match e {
+            Event::Bid(b) => Some(b),
+            _ => None,
+        })
+        .map(|b| {
+            let t = ts(b.date_time);
+            let partition = format!("dt={}/hm={}", &t[..10], t[11..16].replace(':', "%3A"));
+            let line = format!("{},{},{},{},{}", b.auction, b.bidder, b.price, t, b.extra);
+            (partition, line)
+        })
+        .collect();
+    expected.sort();
+    let (_dir, out) = crate::nexmark::run_files(
+        &["ddl_gen.sql", "ddl_views.sql", "q10.sql"],
+        2,
+        "csv",
+        crate::nexmark::vars_at(100),
+    );
+    let mut got: Vec<(String, String)> = sluice_connectors::committed_partition_parts(&out)
+        .unwrap()
+        .into_iter()
+        .flat_map(|(partition, path)| {
+            fs::read_to_string(path)
+                .unwrap()
+                .lines()
+                .map(|l| (partition.clone(), l.to_string()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    got.sort();
+    let partitions: std::collections::BTreeSet<&String> = got.iter().map(|(p, _)| p).collect();
+    assert!(partitions.len() > 3, "{partitions:?}");
+    assert_eq!(got, expected);
+}

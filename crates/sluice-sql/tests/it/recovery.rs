@@ -360,3 +360,46 @@ fn session_windows_are_exactly_once_across_a_failure() {
     assert!(expected.len() > 2_000, "{} sessions", expected.len());
     assert_eq!(committed_lines(&out), expected);
 }
+
+/// The committed lines of a partitioned file sink with their partition, sorted.
+fn partitioned_lines(dir: &Path) -> Vec<(String, String)> {
+    let mut lines: Vec<(String, String)> = sluice_connectors::committed_partition_parts(dir)
+        .unwrap()
+        .into_iter()
+        .flat_map(|(partition, path)| {
+            std::fs::read_to_string(path)
+                .unwrap()
+                .lines()
+                .map(|l| (partition.clone(), l.to_string()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    lines.sort();
+    lines
+}
+
+#[test]
+fn partitioned_file_sink_is_exactly_once_across_a_failure() {
+    let script = |out: &Path, checkpoints: Option<&Path>| {
+        gen_script(
+            out,
+            checkpoints,
+            "csv",
+            // The table's columns, then its PARTITIONED BY clause.
+            "k INT, seq BIGINT, v BIGINT, p STRING) PARTITIONED BY (p",
+            "SELECT k, seq, fail_once(v), CAST(MOD(seq, 7) AS STRING) FROM gen",
+        )
+    };
+    let (_dir, reference, out) = reference_and_recovered(script, ROWS * 3 / 5);
+    let expected = partitioned_lines(&reference);
+    assert_eq!(expected.len() as u64, ROWS);
+    assert_eq!(
+        expected
+            .iter()
+            .map(|(p, _)| p.as_str())
+            .collect::<std::collections::BTreeSet<_>>()
+            .len(),
+        7
+    );
+    assert_eq!(partitioned_lines(&out), expected);
+}
