@@ -21,7 +21,7 @@ use datafusion_optimizer::{Analyzer, Optimizer, OptimizerContext};
 use datafusion_sql::planner::{ParserOptions, PlannerContext, SqlToRel};
 use datafusion_sql::sqlparser::ast::{Query, Statement as AstStatement};
 
-pub use table::{CatalogTable, PhysicalTable, TableScanSource, ViewSource};
+pub use table::{CatalogTable, LookupTableSource, PhysicalTable, TableScanSource, ViewSource};
 pub use window::{WindowKind, WindowTableFunction};
 
 use crate::error::{Error, Result};
@@ -418,6 +418,25 @@ impl ContextProvider for Catalog {
         if crate::parser::tvf::WINDOW_FUNCTIONS.contains(&upper.as_str()) {
             let f = WindowTableFunction::resolve(name, &args, |t| self.schema_of(t))?;
             return Ok(Arc::new(f));
+        }
+        if name == crate::parser::lookup::LOOKUP_FUNCTION {
+            let table = match args.first() {
+                Some(Expr::Literal(datafusion_common::ScalarValue::Utf8(Some(t)), _)) => t,
+                _ => {
+                    return Err(datafusion_common::DataFusionError::Plan(
+                        "FOR SYSTEM_TIME AS OF needs a table name before it".into(),
+                    ))
+                }
+            };
+            let table = self.tables.get(table).ok_or_else(|| {
+                datafusion_common::DataFusionError::Plan(format!(
+                    "lookup table `{table}` does not exist (FOR SYSTEM_TIME AS OF reads a table \
+                     created with CREATE TABLE)"
+                ))
+            })?;
+            return Ok(Arc::new(LookupTableSource {
+                table: Arc::clone(table),
+            }));
         }
         Err(datafusion_common::DataFusionError::Plan(format!(
             "table function `{name}` does not exist (Sluice has TUMBLE, HOP, CUMULATE, SESSION)"

@@ -98,3 +98,17 @@ impl TableSource for ViewSource {
 pub(crate) fn is_timestamp(t: &DataType) -> bool {
     matches!(t, DataType::Timestamp(_, _))
 }
+
+/// A table read by a lookup join (`JOIN t FOR SYSTEM_TIME AS OF s.proc_time`): the join
+/// loads its rows and looks them up by key.
+#[derive(Debug)]
+pub struct LookupTableSource {
+    /// The table.
+    pub table: Arc<CatalogTable>,
+}
+
+impl TableSource for LookupTableSource {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.table.physical_schema)
+    }
+}

@@ -10,6 +10,7 @@
 //! - **[`session_aggregate`]**: aggregation per key and session window.
 //! - **[`group_aggregate`]**: regular `GROUP BY` emitting a changelog.
 //! - **[`join`]**: regular inner equi-joins of append-only inputs.
+//! - **[`lookup_join`]**: enrichment from a file table loaded into memory (lookup joins).
 //! - **[`rank`]**: Top-N and deduplication (`ROW_NUMBER` with a rank filter), updating
 //!   or per window.
 //! - **[`sink`]**: rows formatted for a connector's sink.
@@ -19,6 +20,7 @@ pub mod decode;
 pub mod group_aggregate;
 pub mod join;
 pub mod keyed_state;
+pub mod lookup_join;
 pub mod rank;
 pub mod session_aggregate;
 pub mod sink;

@@ -6,9 +6,11 @@
 //! (`CREATE TABLE` with computed columns, `WATERMARK FOR` and `WITH` options), `SET`,
 //! `CREATE FUNCTION`, `EXPLAIN` and statement sets are read here ([`ddl`]). Window table
 //! functions (`TABLE(TUMBLE(TABLE t, DESCRIPTOR(c), ...))`) are rewritten to table
-//! function calls DataFusion can plan ([`tvf`]).
+//! function calls DataFusion can plan ([`tvf`]), and lookup tables (`JOIN t FOR
+//! SYSTEM_TIME AS OF s.proc_time`) too ([`lookup`]).
 
 pub mod ddl;
+pub mod lookup;
 pub mod tvf;
 
 use datafusion_sql::sqlparser::ast::{Query, SetExpr, Statement as AstStatement, TableObject};
@@ -230,10 +232,10 @@ fn parse_statement(tokens: Vec<TokenWithSpan>) -> Result<LocatedStatement> {
                 )),
                 Some(Keyword::FUNCTION) => ddl::parse_create_function(new_parser(tokens))
                     .map_err(|e| parse_error(e, location))?,
-                _ => parse_with_sqlparser(tvf::rewrite(tokens), location)?,
+                _ => parse_with_sqlparser(lookup::rewrite(tvf::rewrite(tokens)), location)?,
             }
         }
-        _ => parse_with_sqlparser(tvf::rewrite(tokens), location)?,
+        _ => parse_with_sqlparser(lookup::rewrite(tvf::rewrite(tokens)), location)?,
     };
     Ok(LocatedStatement {
         statement,

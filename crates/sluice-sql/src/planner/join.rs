@@ -10,6 +10,9 @@ use crate::exchange::SqlPartitioning;
 use crate::operators::join::{JoinKind, JoinOperator, JoinSpec};
 
 pub(super) fn plan_join(planner: &mut JobPlanner<'_>, j: &Join) -> Result<Stream> {
+    if let Some(stream) = super::lookup::try_plan_lookup_join(planner, j)? {
+        return Ok(stream);
+    }
     let kind = match j.join_type {
         JoinType::Inner => JoinKind::Inner,
         JoinType::LeftSemi => JoinKind::LeftSemi,

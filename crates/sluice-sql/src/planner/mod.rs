@@ -8,6 +8,7 @@
 //! | projection, filter | `Calc` (vectorized DataFusion expressions) |
 //! | aggregate grouped by `window_start, window_end` | hash exchange on the other keys → window aggregate |
 //! | filter on `ROW_NUMBER() OVER (PARTITION BY k ORDER BY s)` | hash exchange on `k` → Top-N / deduplication (per window when `k` holds the window) |
+//! | join with a lookup table (`FOR SYSTEM_TIME AS OF`) | lookup join chained behind the stream |
 //! | union | the inputs feeding one identity `Calc` |
 //! | `INSERT INTO` | cast to the sink's columns → connector sink |
 //!
@@ -18,6 +19,7 @@
 mod aggregate;
 pub mod graph;
 mod join;
+mod lookup;
 mod rank;
 
 use std::collections::HashMap;
