@@ -201,49 +201,87 @@ impl LineDecoder {
     /// # Errors
     /// A malformed line when the policy is to fail, naming it.
     pub fn decode_lines(&self, lines: &[String]) -> Result<Option<RecordBatch>> {
+        self.decode_lines_kept(lines).map(|(b, _)| b)
+    }
+
+    /// [`Self::decode_lines`], also giving the index in `lines` of each decoded row
+    /// (blank lines and skipped malformed ones have none), so that a connector can add
+    /// per-record metadata to the rows.
+    ///
+    /// # Errors
+    /// A malformed line when the policy is to fail, naming it.
+    pub fn decode_lines_kept(&self, lines: &[String]) -> Result<(Option<RecordBatch>, Vec<u32>)> {
         let mut text = String::with_capacity(lines.iter().map(|l| l.len() + 1).sum());
-        for l in lines {
+        let mut kept = Vec::with_capacity(lines.len());
+        for (i, l) in lines.iter().enumerate() {
             if l.trim().is_empty() {
                 continue;
             }
             text.push_str(l);
             text.push('\n');
+            kept.push(i as u32);
         }
         if text.is_empty() {
-            return Ok(None);
+            return Ok((None, Vec::new()));
         }
-        match self.decode_text(&text, lines.len()) {
-            Ok(b) => Ok(b),
-            Err(_) => {
-                // Find the bad lines one by one: skip them or name the first.
-                let mut good = Vec::new();
-                for l in lines.iter().filter(|l| !l.trim().is_empty()) {
-                    let one = format!("{l}\n");
-                    match self.decode_text(&one, 1) {
-                        Ok(Some(b)) => good.push(b),
-                        Ok(None) => {}
-                        Err(e) if self.ignore_errors() => {
-                            tracing::debug!(origin = %self.origin, error = %e, "skipping malformed line");
-                            if let Some(c) = &self.skipped {
-                                c.inc();
-                            }
-                        }
-                        Err(e) => {
-                            return Err(Error::Execution(format!(
-                                "malformed line in {}: {e}: `{}` (set 'csv.ignore-parse-errors' \
-                                 = 'true' to skip such lines)",
-                                self.origin,
-                                truncate(l)
-                            )))
-                        }
-                    }
-                }
-                if good.is_empty() {
-                    return Ok(None);
-                }
-                Ok(Some(arrow::compute::concat_batches(&self.schema, &good)?))
+        if let Ok(b) = self.decode_text(&text, lines.len()) {
+            // Comment lines decode to nothing: then rows and lines no longer pair up.
+            if b.as_ref().map_or(0, RecordBatch::num_rows) == kept.len() {
+                return Ok((b, kept));
             }
         }
+        // Find the bad lines one by one: skip them or name the first.
+        let mut good = Vec::new();
+        let mut good_rows = Vec::new();
+        for i in kept {
+            let l = &lines[i as usize];
+            let one = format!("{l}\n");
+            match self.decode_text(&one, 1) {
+                Ok(Some(b)) => {
+                    good_rows.extend(std::iter::repeat_n(i, b.num_rows()));
+                    good.push(b);
+                }
+                Ok(None) => {}
+                Err(e) if self.ignore_errors() => {
+                    tracing::debug!(origin = %self.origin, error = %e, "skipping malformed line");
+                    if let Some(c) = &self.skipped {
+                        c.inc();
+                    }
+                }
+                Err(e) => {
+                    return Err(Error::Execution(format!(
+                        "malformed line in {}: {e}: `{}` (set 'csv.ignore-parse-errors' \
+                         = 'true' to skip such lines)",
+                        self.origin,
+                        truncate(l)
+                    )))
+                }
+            }
+        }
+        if good.is_empty() {
+            return Ok((None, Vec::new()));
+        }
+        Ok((
+            Some(arrow::compute::concat_batches(&self.schema, &good)?),
+            good_rows,
+        ))
+    }
+
+    /// Counts a record skipped by the policy (malformed before it became a line).
+    pub fn skip_record(&self) {
+        if let Some(c) = &self.skipped {
+            c.inc();
+        }
+    }
+
+    /// Whether the policy is to skip malformed records.
+    pub fn skips_malformed(&self) -> bool {
+        self.ignore_errors()
+    }
+
+    /// Where the lines come from (for messages).
+    pub fn origin(&self) -> &str {
+        &self.origin
     }
 }
 

@@ -5,6 +5,7 @@
 //! | `filesystem` | lines of a file or directory | part files in a directory, committed with checkpoints | `path`, `format` (`csv`, `json`), `csv.*`, `json.ignore-parse-errors` |
 //! | `nexmark` | the Nexmark generator ([`nexmark`]) | | `events.num`, `first-event.rate`, proportions, ... |
 //! | `datagen` | generated rows ([`datagen`]) | | `number-of-rows`, `rows-per-second`, `fields.<f>.kind/min/max/length/start/end` |
+//! | `kafka` | record values of topics, in a format, with metadata columns ([`kafka`]) | one record per row, at least or exactly once | `topic`, `properties.*`, `scan.startup.mode`, `format`, `sink.delivery-guarantee`, ... |
 //! | `print` | | standard output, Flink's `+I[...]` form | `print-identifier` |
 //! | `blackhole` | | discards rows | |
 //!
@@ -12,10 +13,12 @@
 //! watermarks behind them.
 
 pub mod datagen;
+pub mod kafka;
 pub mod nexmark;
 
 use std::sync::Arc;
 
+use sluice_connectors::kafka::KafkaRecord;
 use sluice_connectors::{DiscardSink, PrintSink, TextFileSource, TransactionalFileSink};
 use sluice_core::OperatorId;
 use sluice_runtime::graph::NodeKind;
@@ -81,14 +84,31 @@ pub fn add_source(
             graph.typed_forward::<String>(source, decoder);
             Ok((decoder, parallelism))
         }
+        "kafka" => {
+            let source = kafka::source(table)?;
+            let spec = kafka::KafkaDecoderSpec::new(table)?;
+            let topic = table.option("topic").unwrap_or("a topic pattern");
+            let source = graph.source::<KafkaRecord>(
+                &format!("Source: {name} (kafka {topic})"),
+                parallelism,
+                Arc::new(source),
+            );
+            let decoder = graph.typed_operator::<KafkaRecord, _, _>(
+                &format!("Decode({name})"),
+                parallelism,
+                move |_| Ok(DecodeOperator::new(Box::new(spec.decoder()))),
+            );
+            graph.typed_forward::<KafkaRecord>(source, decoder);
+            Ok((decoder, parallelism))
+        }
         "nexmark" => nexmark::add_source(graph, table, parallelism),
         "datagen" => datagen::add_source(graph, table, parallelism),
         "" => Err(Error::config(format!(
             "table `{name}` has no 'connector' option; add WITH ('connector' = 'filesystem', ...)"
         ))),
         other => Err(Error::config(format!(
-            "table `{name}`: connector '{other}' cannot be read (sources: filesystem, nexmark, \
-             datagen)"
+            "table `{name}`: connector '{other}' cannot be read (sources: filesystem, kafka, \
+             nexmark, datagen)"
         ))),
     }
 }
@@ -197,6 +217,23 @@ pub fn add_sink(graph: &mut GraphBuilder, table: &CatalogTable, input: &Stream) 
                 sink_node(graph, &label, p, encoder, sink)
             }
         }
+        "kafka" => {
+            let writer = match kafka::value_format(table)? {
+                TextFormat::Csv(o) => RowWriter::Csv(o),
+                TextFormat::Json { .. } => RowWriter::Json,
+                TextFormat::DebeziumJson => RowWriter::DebeziumJson,
+            };
+            if !input.append_only && !writer.accepts_changelog() {
+                return Err(Error::plan(format!(
+                    "table `{name}` (Kafka, 'format' = '{}') takes only insertions, but the \
+                     query updates its results; write it with 'format' = 'debezium-json'",
+                    table.option("format").unwrap_or("csv")
+                )));
+            }
+            let sink = kafka::sink(table)?;
+            let topic = table.option("topic").unwrap_or_default();
+            sink_node(graph, &format!("Sink: {name} (kafka {topic})"), p, writer, sink)
+        }
         "" => {
             return Err(Error::config(format!(
                 "table `{name}` has no 'connector' option; add WITH ('connector' = 'print') or another sink"
@@ -205,7 +242,7 @@ pub fn add_sink(graph: &mut GraphBuilder, table: &CatalogTable, input: &Stream) 
         other => {
             return Err(Error::config(format!(
                 "table `{name}`: connector '{other}' cannot be written (sinks: print, blackhole, \
-                 filesystem)"
+                 filesystem, kafka)"
             )))
         }
     };

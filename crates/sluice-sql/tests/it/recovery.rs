@@ -83,7 +83,7 @@ fn checkpoint_settings(checkpoints: Option<&Path>) -> String {
 }
 
 /// Runs `script` with `fail_once` failing the batch where the rows seen pass `fail_at`.
-fn run_failing(script: &str, fail_at: u64) -> JobResult {
+pub(crate) fn run_failing(script: &str, fail_at: u64) -> JobResult {
     let mut session = SqlSession::new();
     session.register_function("fail_once", fail_once(fail_at));
     let sql = format!("CREATE FUNCTION fail_once AS 'fail_once';\n{script}");
