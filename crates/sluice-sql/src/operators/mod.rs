@@ -10,12 +10,15 @@
 //! - **[`session_aggregate`]**: aggregation per key and session window.
 //! - **[`group_aggregate`]**: regular `GROUP BY` emitting a changelog.
 //! - **[`join`]**: regular inner equi-joins of append-only inputs.
+//! - **[`changelog_join`]**: outer, semi and anti joins, and joins of updating inputs,
+//!   emitting a changelog.
 //! - **[`lookup_join`]**: enrichment from a file table loaded into memory (lookup joins).
 //! - **[`rank`]**: Top-N and deduplication (`ROW_NUMBER` with a rank filter), updating
 //!   or per window.
 //! - **[`sink`]**: rows formatted for a connector's sink.
 
 pub mod calc;
+pub mod changelog_join;
 pub mod decode;
 pub mod group_aggregate;
 pub mod join;

@@ -1,28 +1,31 @@
-//! Planning of joins: a regular inner equi-join of append-only inputs.
+//! Planning of regular equi-joins: an inner (or semi) join of append-only inputs runs as
+//! the append-only [`JoinOperator`]; outer, anti and semi joins and joins of updating
+//! inputs run as the [`ChangelogJoinOperator`]. Lookup joins are planned in
+//! [`super::lookup`].
 
 use std::sync::Arc;
 
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion_expr::{Join, JoinType};
+use datafusion_physical_expr::PhysicalExpr;
 
 use super::{arrow_schema, physical, JobPlanner, Stream};
 use crate::error::{Error, Result};
 use crate::exchange::SqlPartitioning;
+use crate::operators::changelog_join::{
+    ChangelogJoinKind, ChangelogJoinOperator, ChangelogJoinSpec,
+};
 use crate::operators::join::{JoinKind, JoinOperator, JoinSpec};
 
 pub(super) fn plan_join(planner: &mut JobPlanner<'_>, j: &Join) -> Result<Stream> {
     if let Some(stream) = super::lookup::try_plan_lookup_join(planner, j)? {
         return Ok(stream);
     }
-    let kind = match j.join_type {
-        JoinType::Inner => JoinKind::Inner,
-        JoinType::LeftSemi => JoinKind::LeftSemi,
-        JoinType::RightSemi => JoinKind::RightSemi,
-        other => {
-            return Err(Error::unsupported(format!(
-                "{other} joins (they retract rows); use an INNER JOIN"
-            )))
-        }
-    };
+    if j.null_aware {
+        return Err(Error::unsupported(
+            "NOT IN over a subquery (its NULL semantics); write NOT EXISTS",
+        ));
+    }
     if j.on.is_empty() {
         return Err(Error::unsupported(
             "a join without an equality between the two inputs (a cross join)",
@@ -32,74 +35,176 @@ pub(super) fn plan_join(planner: &mut JobPlanner<'_>, j: &Join) -> Result<Stream
     let right = planner.plan(&j.right)?;
     super::refuse_pending_windows(&left, "a join")?;
     super::refuse_pending_windows(&right, "a join")?;
-    if !left.append_only || !right.append_only {
-        return Err(Error::unsupported(
-            "a join of an input that produces updates",
-        ));
-    }
-    let (left_exprs, right_exprs): (Vec<_>, Vec<_>) = j.on.iter().cloned().unzip();
-    let left_width = left.schema.fields().len();
-    let right_width = right.schema.fields().len();
-    let (left, left_keys) = planner.with_key_columns(&left, j.left.schema(), &left_exprs)?;
-    let (right, right_keys) = planner.with_key_columns(&right, j.right.schema(), &right_exprs)?;
-    let mut key_types = Vec::with_capacity(left_keys.len());
-    for (&l, &r) in left_keys.iter().zip(&right_keys) {
-        let (lt, rt) = (
-            left.schema.field(l).data_type(),
-            right.schema.field(r).data_type(),
-        );
-        if lt != rt {
-            return Err(Error::unsupported(format!(
-                "join keys of different types ({lt} and {rt}); CAST one side to the other's type"
-            )));
+    let append_only = left.append_only && right.append_only;
+    let kind = match j.join_type {
+        JoinType::Inner if append_only => JoinKind::Inner,
+        JoinType::LeftSemi if append_only => JoinKind::LeftSemi,
+        JoinType::RightSemi if append_only => JoinKind::RightSemi,
+        other => {
+            let kind = match other {
+                JoinType::Inner => ChangelogJoinKind::Inner,
+                JoinType::Left => ChangelogJoinKind::Left,
+                JoinType::Right => ChangelogJoinKind::Right,
+                JoinType::Full => ChangelogJoinKind::Full,
+                JoinType::LeftSemi => ChangelogJoinKind::LeftSemi,
+                JoinType::LeftAnti => ChangelogJoinKind::LeftAnti,
+                JoinType::RightSemi => ChangelogJoinKind::RightSemi,
+                JoinType::RightAnti => ChangelogJoinKind::RightAnti,
+                other => {
+                    return Err(Error::unsupported(format!("{other} joins")));
+                }
+            };
+            return plan_changelog_join(planner, j, kind, left, right);
         }
-        key_types.push(lt.clone());
-    }
-    // The other conditions see the left row then the right row, whatever the join emits.
-    let joined_df = j.left.schema().as_ref().clone().join(j.right.schema())?;
-    let joined_schema = arrow_schema(&joined_df);
-    let filter = match &j.filter {
-        None => None,
-        Some(f) => physical(std::slice::from_ref(f), &joined_df)?
-            .into_iter()
-            .next(),
     };
-    let schema = arrow_schema(&j.schema);
+    let inputs = JoinInputs::new(planner, j, &left, &right)?;
     let spec = Arc::new(JoinSpec {
         kind,
-        joined_schema,
-        left_keys: left_keys.clone(),
-        right_keys: right_keys.clone(),
-        left_width,
-        right_width,
-        filter,
-        schema: Arc::clone(&schema),
+        joined_schema: Arc::clone(&inputs.joined_schema),
+        left_keys: inputs.left_keys.clone(),
+        right_keys: inputs.right_keys.clone(),
+        left_width: inputs.left_width,
+        right_width: inputs.right_width,
+        filter: inputs.filter.clone(),
+        schema: Arc::clone(&inputs.schema),
     });
+    let key_types = inputs.key_types.clone();
     let parallelism = planner.default_parallelism();
     let node = planner
         .graph()
         .two_input_operator("Join", parallelism, move |_| {
             JoinOperator::new(Arc::clone(&spec), key_types.clone()).map_err(Error::into_runtime)
         });
-    planner.graph().connect_input(
-        left.node,
-        node,
-        Arc::clone(&left.schema),
-        SqlPartitioning::Hash(left_keys),
-        0,
-    );
-    planner.graph().connect_input(
-        right.node,
-        node,
-        Arc::clone(&right.schema),
-        SqlPartitioning::Hash(right_keys),
-        1,
-    );
-    Ok(Stream {
-        node,
-        schema,
-        parallelism,
-        window: None,
-        append_only: true,
-    })
+    Ok(inputs.connect(planner, node, parallelism, true))
+}
+
+/// A join's inputs with their key columns, and what every join operator needs.
+struct JoinInputs {
+    left: Stream,
+    right: Stream,
+    left_keys: Vec<usize>,
+    right_keys: Vec<usize>,
+    left_width: usize,
+    right_width: usize,
+    key_types: Vec<DataType>,
+    joined_schema: SchemaRef,
+    filter: Option<Arc<dyn PhysicalExpr>>,
+    schema: SchemaRef,
+}
+
+impl JoinInputs {
+    fn new(planner: &mut JobPlanner<'_>, j: &Join, left: &Stream, right: &Stream) -> Result<Self> {
+        let (left_exprs, right_exprs): (Vec<_>, Vec<_>) = j.on.iter().cloned().unzip();
+        let left_width = left.schema.fields().len();
+        let right_width = right.schema.fields().len();
+        let (left, left_keys) = planner.with_key_columns(left, j.left.schema(), &left_exprs)?;
+        let (right, right_keys) =
+            planner.with_key_columns(right, j.right.schema(), &right_exprs)?;
+        let mut key_types = Vec::with_capacity(left_keys.len());
+        for (&l, &r) in left_keys.iter().zip(&right_keys) {
+            let (lt, rt) = (
+                left.schema.field(l).data_type(),
+                right.schema.field(r).data_type(),
+            );
+            if lt != rt {
+                return Err(Error::unsupported(format!(
+                    "join keys of different types ({lt} and {rt}); CAST one side to the other's \
+                     type"
+                )));
+            }
+            key_types.push(lt.clone());
+        }
+        // The other conditions see the left row then the right row, whatever the join
+        // emits.
+        let joined_df = j.left.schema().as_ref().clone().join(j.right.schema())?;
+        let filter = match &j.filter {
+            None => None,
+            Some(f) => physical(std::slice::from_ref(f), &joined_df)?
+                .into_iter()
+                .next(),
+        };
+        let joined = arrow_schema(&joined_df);
+        let joined_schema = Arc::new(Schema::new(
+            joined
+                .fields()
+                .iter()
+                .map(|f| f.as_ref().clone().with_nullable(true))
+                .collect::<Vec<Field>>(),
+        ));
+        Ok(JoinInputs {
+            left,
+            right,
+            left_keys,
+            right_keys,
+            left_width,
+            right_width,
+            key_types,
+            joined_schema,
+            filter,
+            schema: arrow_schema(&j.schema),
+        })
+    }
+
+    /// Connects the inputs to `node` by hash of their keys; the stream of its output.
+    fn connect(
+        self,
+        planner: &mut JobPlanner<'_>,
+        node: sluice_core::OperatorId,
+        parallelism: u32,
+        append_only: bool,
+    ) -> Stream {
+        planner.graph().connect_input(
+            self.left.node,
+            node,
+            Arc::clone(&self.left.schema),
+            SqlPartitioning::Hash(self.left_keys),
+            0,
+        );
+        planner.graph().connect_input(
+            self.right.node,
+            node,
+            Arc::clone(&self.right.schema),
+            SqlPartitioning::Hash(self.right_keys),
+            1,
+        );
+        Stream {
+            node,
+            schema: self.schema,
+            parallelism,
+            window: None,
+            append_only,
+        }
+    }
+}
+
+/// An outer, semi or anti join, or a join of updating inputs: a changelog.
+fn plan_changelog_join(
+    planner: &mut JobPlanner<'_>,
+    j: &Join,
+    kind: ChangelogJoinKind,
+    left: Stream,
+    right: Stream,
+) -> Result<Stream> {
+    let inputs = JoinInputs::new(planner, j, &left, &right)?;
+    let spec = Arc::new(ChangelogJoinSpec {
+        kind,
+        left_schema: Arc::clone(&inputs.left.schema),
+        right_schema: Arc::clone(&inputs.right.schema),
+        left_keys: inputs.left_keys.clone(),
+        right_keys: inputs.right_keys.clone(),
+        left_width: inputs.left_width,
+        right_width: inputs.right_width,
+        filter: inputs.filter.clone(),
+        joined_schema: Arc::clone(&inputs.joined_schema),
+        schema: Arc::clone(&inputs.schema),
+    });
+    let key_types = inputs.key_types.clone();
+    let parallelism = planner.default_parallelism();
+    let node = planner
+        .graph()
+        .two_input_operator("ChangelogJoin", parallelism, move |_| {
+            ChangelogJoinOperator::new(Arc::clone(&spec), key_types.clone())
+                .map_err(Error::into_runtime)
+        });
+    Ok(inputs.connect(planner, node, parallelism, false))
 }
