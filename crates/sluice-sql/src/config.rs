@@ -13,6 +13,7 @@
 //! | `state.checkpoints.num-retained` | completed checkpoints kept |
 //! | `execution.savepoint.path` | restore from this checkpoint or savepoint directory |
 //! | `table.exec.resource.default-parallelism` | as `parallelism.default` for SQL operators |
+//! | `table.exec.state.ttl` | idle state of regular aggregations, joins and Top-N is dropped after this long (default: kept) |
 //!
 //! Other keys are kept (and shown by `SET;`) but have no effect; unknown keys are logged.
 
@@ -108,7 +109,9 @@ impl SqlConfig {
             | "state.checkpoints.num-retained" => {
                 parse_u32(key, value)?;
             }
-            "execution.checkpointing.interval" | "execution.checkpointing.timeout" => {
+            "execution.checkpointing.interval"
+            | "execution.checkpointing.timeout"
+            | "table.exec.state.ttl" => {
                 parse_duration(key, value)?;
             }
             "execution.checkpointing.mode" => {
@@ -124,7 +127,9 @@ impl SqlConfig {
             "execution.checkpointing.unaligned" | "execution.checkpointing.unaligned.enabled" => {
                 parse_bool(key, value)?;
             }
-            k if KNOWN.contains(&k) || k == "table.exec.resource.default-parallelism" => {}
+            k if KNOWN.contains(&k)
+                || k == "table.exec.resource.default-parallelism"
+                || k == "table.exec.state.ttl" => {}
             other => tracing::info!(key = other, "SET key has no effect in Sluice"),
         }
         self.values.insert(key.to_string(), value.to_string());
@@ -157,6 +162,21 @@ impl SqlConfig {
             .or_else(|| self.get("parallelism.default"))
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or(default)
+    }
+
+    /// How long idle state of regular aggregations, joins and Top-N lives
+    /// (`table.exec.state.ttl`); `None` (or 0): forever.
+    ///
+    /// # Errors
+    /// A value that is not a duration.
+    pub fn state_ttl(&self) -> Result<Option<Duration>> {
+        match self.get("table.exec.state.ttl") {
+            None => Ok(None),
+            Some(v) => {
+                let d = parse_duration("table.exec.state.ttl", v)?;
+                Ok((!d.is_zero()).then_some(d))
+            }
+        }
     }
 
     /// The job's name.

@@ -143,6 +143,9 @@ impl SqlSession {
     fn plan_inserts(&self, inserts: &[PendingInsert]) -> Result<JobGraph> {
         let parallelism = self.config.job_config()?.default_parallelism;
         let mut planner = JobPlanner::new(&self.catalog, parallelism);
+        if let Some(ttl) = self.config.state_ttl()? {
+            planner.set_state_ttl(ttl);
+        }
         for insert in inserts {
             let table = self.catalog.table(&insert.table).ok_or_else(|| {
                 Error::plan(format!("INSERT INTO `{}`: no such table", insert.table))

@@ -14,7 +14,9 @@
 //! Within a batch, the candidate pairs are found and the other conditions evaluated for
 //! the whole batch at once (the other side does not change during it); the changes are
 //! then applied row by row, in order. State is written per key group as Arrow IPC, so a
-//! restore at another parallelism takes the key groups it owns.
+//! restore at another parallelism takes the key groups it owns. With
+//! `table.exec.state.ttl`, a key whose rows did not change for that long is dropped
+//! (both sides, separately).
 
 use std::sync::Arc;
 
@@ -34,6 +36,7 @@ use crate::batch::{decode_ipc, RowKind, SqlBatch};
 use crate::error::{exec, Error, Result};
 use crate::exchange::key_group_of_row;
 use crate::operators::keyed_state::encode_by_key_group;
+use crate::operators::StateTtl;
 
 /// Which rows a changelog join emits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,6 +116,8 @@ pub struct ChangelogJoinSpec {
     pub joined_schema: SchemaRef,
     /// The output schema.
     pub schema: SchemaRef,
+    /// Expiry of keys whose rows did not change for a while (`table.exec.state.ttl`).
+    pub state_ttl: Option<StateTtl>,
 }
 
 /// A stored row: its encoding, how many times it is present, and how many rows of the
@@ -125,8 +130,9 @@ struct Stored {
 
 #[derive(Default)]
 struct Side {
-    /// Rows by join key, with the key's key group.
-    index: HashMap<Box<[u8]>, (u32, Vec<Stored>)>,
+    /// Rows by join key, with the key's key group and the processing time the key's rows
+    /// last changed (for the state TTL).
+    index: HashMap<Box<[u8]>, (u32, Vec<Stored>, i64)>,
 }
 
 /// One output row: left and right rows (`None` pads with NULLs) and its kind.
@@ -142,6 +148,8 @@ pub struct ChangelogJoinOperator {
     right: Side,
     max_parallelism: u32,
     unknown_retractions: Option<Counter>,
+    ttl: Option<StateTtl>,
+    now: i64,
 }
 
 fn converter(schema: &SchemaRef) -> Result<RowConverter> {
@@ -161,6 +169,7 @@ impl ChangelogJoinOperator {
     /// When a type has no row encoding.
     pub fn new(spec: Arc<ChangelogJoinSpec>, key_types: Vec<DataType>) -> Result<Self> {
         Ok(ChangelogJoinOperator {
+            ttl: spec.state_ttl,
             keys: RowConverter::new(key_types.into_iter().map(SortField::new).collect())?,
             left_rows: converter(&spec.left_schema)?,
             right_rows: converter(&spec.right_schema)?,
@@ -169,6 +178,7 @@ impl ChangelogJoinOperator {
             right: Side::default(),
             max_parallelism: 128,
             unknown_retractions: None,
+            now: 0,
         })
     }
 
@@ -233,7 +243,7 @@ impl ChangelogJoinOperator {
             if null_key[i] {
                 continue;
             }
-            if let Some((_, list)) = other.index.get(key.as_ref()) {
+            if let Some((_, list, _)) = other.index.get(key.as_ref()) {
                 candidates.extend((0..list.len()).map(|j| (i as u32, j)));
             }
         }
@@ -256,7 +266,7 @@ impl ChangelogJoinOperator {
                 other
                     .index
                     .get(key.as_ref())
-                    .map(|(_, list)| Arc::clone(&list[j].row))
+                    .map(|(_, list, _)| Arc::clone(&list[j].row))
                     .ok_or_else(|| Error::Execution("join candidate vanished".into()))
             })
             .collect::<Result<_>>()?;
@@ -314,13 +324,14 @@ impl ChangelogJoinOperator {
     ) {
         let kind = self.spec.kind;
         let max_parallelism = self.max_parallelism;
+        let now = self.now;
         let (mine, other) = if is_left {
             (&mut self.left, &mut self.right)
         } else {
             (&mut self.right, &mut self.left)
         };
         let mut weight = 0;
-        if let Some((_, list)) = other.index.get_mut(key).filter(|_| !null_key) {
+        if let Some((_, list, _)) = other.index.get_mut(key).filter(|_| !null_key) {
             for &j in matches {
                 let m = &mut list[j];
                 weight += m.count;
@@ -364,7 +375,8 @@ impl ChangelogJoinOperator {
         let entry = mine
             .index
             .entry(key.into())
-            .or_insert_with(|| (key_group_of_row(key, max_parallelism), Vec::new()));
+            .or_insert_with(|| (key_group_of_row(key, max_parallelism), Vec::new(), now));
+        entry.2 = now;
         match entry.1.iter_mut().find(|s| s.row == row) {
             Some(s) => s.count += 1,
             None => entry.1.push(Stored {
@@ -385,13 +397,15 @@ impl ChangelogJoinOperator {
         out: &mut Vec<OutRow>,
     ) {
         let kind = self.spec.kind;
+        let now = self.now;
         let (mine, other) = if is_left {
             (&mut self.left, &mut self.right)
         } else {
             (&mut self.right, &mut self.left)
         };
         // Remove one occurrence; a row never stored (state of another run) is counted.
-        let stored = mine.index.get_mut(key).and_then(|(_, list)| {
+        let stored = mine.index.get_mut(key).and_then(|(_, list, last)| {
+            *last = now;
             let at = list.iter().position(|s| s.row == row)?;
             list[at].count -= 1;
             if list[at].count == 0 {
@@ -399,7 +413,7 @@ impl ChangelogJoinOperator {
             }
             Some(())
         });
-        if mine.index.get(key).is_some_and(|(_, l)| l.is_empty()) {
+        if mine.index.get(key).is_some_and(|(_, l, _)| l.is_empty()) {
             mine.index.remove(key);
         }
         let expected_stored =
@@ -411,7 +425,7 @@ impl ChangelogJoinOperator {
             return;
         }
         let mut weight = 0;
-        if let Some((_, list)) = other.index.get_mut(key).filter(|_| !null_key) {
+        if let Some((_, list, _)) = other.index.get_mut(key).filter(|_| !null_key) {
             for &j in matches {
                 let m = &mut list[j];
                 weight += m.count;
@@ -534,6 +548,13 @@ impl ChangelogJoinOperator {
         ))
     }
 
+    /// Drops the keys (of either side) whose rows last changed before `cutoff`.
+    pub fn expire(&mut self, cutoff: i64) {
+        for side in [&mut self.left, &mut self.right] {
+            side.index.retain(|_, (_, _, last)| *last >= cutoff);
+        }
+    }
+
     fn state_schema(schema: &SchemaRef) -> SchemaRef {
         let mut fields = vec![
             Field::new("__key_group", DataType::UInt32, false),
@@ -558,7 +579,7 @@ impl ChangelogJoinOperator {
         let stored: Vec<(u32, &Stored)> = side
             .index
             .values()
-            .flat_map(|(g, list)| list.iter().map(move |s| (*g, s)))
+            .flat_map(|(g, list, _)| list.iter().map(move |s| (*g, s)))
             .collect();
         if stored.is_empty() {
             return Ok(None);
@@ -623,6 +644,7 @@ impl ChangelogJoinOperator {
     pub fn restore(&mut self, blob: &[u8]) -> Result<()> {
         let (l, r): (Vec<u8>, Vec<u8>) = postcard::from_bytes(blob)
             .map_err(|e| Error::Execution(format!("damaged join state: {e}")))?;
+        let now = self.now;
         for (is_left, bytes) in [(true, l), (false, r)] {
             if bytes.is_empty() {
                 continue;
@@ -661,7 +683,7 @@ impl ChangelogJoinOperator {
                 let entry = side
                     .index
                     .entry(key_rows.row(i).as_ref().into())
-                    .or_insert_with(|| (groups.value(i), Vec::new()));
+                    .or_insert_with(|| (groups.value(i), Vec::new(), now));
                 entry.1.push(Stored {
                     row: rows.row(i).as_ref().into(),
                     count: counts.value(i),
@@ -680,6 +702,7 @@ impl TwoInputOperator for ChangelogJoinOperator {
 
     fn open(&mut self, ctx: &OperatorContext) -> RuntimeResult<()> {
         self.max_parallelism = ctx.max_parallelism;
+        self.now = ctx.clock.now_ms();
         self.unknown_retractions = Some(ctx.counter("join_retractions_of_unknown_rows"));
         if let Some(restored) = &ctx.restored {
             for (_, blob) in &restored.keyed {
@@ -707,6 +730,18 @@ impl TwoInputOperator for ChangelogJoinOperator {
     ) -> RuntimeResult<()> {
         if let Some(changes) = exec(self.add(&batch, false))? {
             out.collect(changes)?;
+        }
+        Ok(())
+    }
+
+    fn on_processing_time(
+        &mut self,
+        now_ms: i64,
+        _out: &mut Collector<'_, SqlBatch>,
+    ) -> RuntimeResult<()> {
+        self.now = now_ms;
+        if let Some(cutoff) = self.ttl.as_mut().and_then(|t| t.sweep_due(now_ms)) {
+            self.expire(cutoff);
         }
         Ok(())
     }

@@ -4,9 +4,11 @@
 //! unchanged result emits nothing.
 //!
 //! State per group: its key (Arrow row format), key group, one DataFusion `Accumulator`
-//! per aggregate, and the last emitted result (for `-U`). Checkpoints write, per key
-//! group, the keys, the accumulators' states and the last results as Arrow IPC; a restore
-//! merges the key groups a subtask owns. Retractions in the input (`-U`, `-D`) retract from
+//! per aggregate, the last emitted result (for `-U`), and the number of live input rows:
+//! when retractions bring it to zero the group's row is deleted (`-D`) and its state
+//! dropped, as in Flink. With `table.exec.state.ttl`, groups idle for longer are dropped.
+//! Checkpoints write, per key group, the keys, the accumulators' states, the last results
+//! and the row counts as Arrow IPC; a restore merges the key groups a subtask owns. Retractions in the input (`-U`, `-D`) retract from
 //! accumulators that support it and fail the job otherwise.
 
 use std::sync::Arc;
@@ -25,9 +27,9 @@ use sluice_runtime::{Collector, Operator, OperatorContext, Result as RuntimeResu
 use crate::batch::{decode_ipc, RowKind, SqlBatch};
 use crate::error::{exec, Error, Result};
 use crate::exchange::key_group_of_row;
-use crate::operators::accumulator_state;
 use crate::operators::keyed_state::encode_by_key_group;
 use crate::operators::window_aggregate::AggregateCall;
+use crate::operators::{accumulator_state, StateTtl};
 
 /// What a group aggregation computes.
 pub struct GroupAggregateSpec {
@@ -37,12 +39,18 @@ pub struct GroupAggregateSpec {
     pub aggregates: Vec<AggregateCall>,
     /// The output schema: keys, then aggregates.
     pub schema: SchemaRef,
+    /// Expiry of idle groups (`table.exec.state.ttl`).
+    pub state_ttl: Option<StateTtl>,
 }
 
 struct Group {
     key_group: u32,
     accumulators: Vec<Box<dyn Accumulator>>,
     emitted: Option<Vec<ScalarValue>>,
+    /// Input rows added minus rows retracted: at 0 the group is deleted.
+    rows: i64,
+    /// Processing time of the last change (for the state TTL).
+    last_access: i64,
 }
 
 /// Aggregates rows per key and emits changes.
@@ -54,6 +62,8 @@ pub struct GroupAggregateOperator {
     index: HashMap<Box<[u8]>, usize>,
     groups: Vec<Group>,
     max_parallelism: u32,
+    ttl: Option<StateTtl>,
+    now: i64,
 }
 
 impl GroupAggregateOperator {
@@ -64,6 +74,7 @@ impl GroupAggregateOperator {
     pub fn new(spec: Arc<GroupAggregateSpec>, key_types: Vec<DataType>) -> Result<Self> {
         let converter = RowConverter::new(key_types.iter().cloned().map(SortField::new).collect())?;
         Ok(GroupAggregateOperator {
+            ttl: spec.state_ttl,
             rows: converter.empty_rows(0, 0),
             converter,
             key_types,
@@ -71,15 +82,12 @@ impl GroupAggregateOperator {
             index: HashMap::new(),
             groups: Vec::new(),
             max_parallelism: 128,
+            now: 0,
         })
     }
 
     fn new_accumulators(&self) -> Result<Vec<Box<dyn Accumulator>>> {
-        self.spec
-            .aggregates
-            .iter()
-            .map(|c| Ok(c.function.create_accumulator()?))
-            .collect()
+        self.spec.aggregates.iter().map(new_accumulator).collect()
     }
 
     /// The group index of each row of `keys`, adding new groups.
@@ -92,6 +100,8 @@ impl GroupAggregateOperator {
                     key_group: key_group_of_row(&[] as &[u8], self.max_parallelism),
                     accumulators,
                     emitted: None,
+                    rows: 0,
+                    last_access: self.now,
                 });
             }
             return Ok(vec![0; num_rows]);
@@ -111,6 +121,8 @@ impl GroupAggregateOperator {
                         key_group: key_group_of_row(bytes, self.max_parallelism),
                         accumulators,
                         emitted: None,
+                        rows: 0,
+                        last_access: self.now,
                     });
                     i
                 }
@@ -167,7 +179,10 @@ impl GroupAggregateOperator {
         }
         for &g in &touched {
             let (adds, retracts) = &per_group[&g];
-            for (a, acc) in self.groups[g].accumulators.iter_mut().enumerate() {
+            let group = &mut self.groups[g];
+            group.rows += adds.len() as i64 - retracts.len() as i64;
+            group.last_access = self.now;
+            for (a, acc) in group.accumulators.iter_mut().enumerate() {
                 for (indices, retract) in [(adds, false), (retracts, true)] {
                     if indices.is_empty() {
                         continue;
@@ -202,8 +217,21 @@ impl GroupAggregateOperator {
         let mut out_groups: Vec<usize> = Vec::new();
         let mut kinds: Vec<RowKind> = Vec::new();
         let mut values: Vec<Vec<ScalarValue>> = vec![Vec::new(); self.spec.aggregates.len()];
+        let mut dead = Vec::new();
         for &g in touched {
             let group = &mut self.groups[g];
+            if group.rows <= 0 {
+                // Every row retracted: the group's row is deleted and its state dropped.
+                if let Some(old) = group.emitted.take() {
+                    out_groups.push(g);
+                    kinds.push(RowKind::Delete);
+                    for (a, v) in old.into_iter().enumerate() {
+                        values[a].push(v);
+                    }
+                }
+                dead.push(g);
+                continue;
+            }
             let new: Vec<ScalarValue> = group
                 .accumulators
                 .iter_mut()
@@ -231,11 +259,13 @@ impl GroupAggregateOperator {
             group.emitted = Some(new);
         }
         if out_groups.is_empty() {
+            self.remove_groups(&dead);
             return Ok(None);
         }
         let keys = self
             .converter
             .convert_rows(out_groups.iter().map(|&g| self.rows.row(g)))?;
+        self.remove_groups(&dead);
         let mut columns = keys;
         let n_keys = columns.len();
         for (a, v) in values.into_iter().enumerate() {
@@ -257,21 +287,63 @@ impl GroupAggregateOperator {
         Ok(Some(SqlBatch::with_kinds(data, kinds)))
     }
 
+    /// Drops the groups `dead` (indices), keeping the others' order.
+    fn remove_groups(&mut self, dead: &[usize]) {
+        if dead.is_empty() {
+            return;
+        }
+        let mut is_dead = vec![false; self.groups.len()];
+        for &g in dead {
+            is_dead[g] = true;
+        }
+        let mut rows = self.converter.empty_rows(self.groups.len(), 0);
+        let mut index = HashMap::with_capacity(self.groups.len());
+        let mut kept = Vec::with_capacity(self.groups.len());
+        for (g, group) in std::mem::take(&mut self.groups).into_iter().enumerate() {
+            if is_dead[g] {
+                continue;
+            }
+            if !self.key_types.is_empty() {
+                let row = self.rows.row(g);
+                index.insert(row.as_ref().into(), kept.len());
+                rows.push(row);
+            }
+            kept.push(group);
+        }
+        self.rows = rows;
+        self.index = index;
+        self.groups = kept;
+    }
+
+    /// Drops the groups idle since before `cutoff` (processing time).
+    pub fn expire(&mut self, cutoff: i64) {
+        let dead: Vec<usize> = self
+            .groups
+            .iter()
+            .enumerate()
+            .filter(|(_, g)| g.last_access < cutoff)
+            .map(|(i, _)| i)
+            .collect();
+        self.remove_groups(&dead);
+    }
+
+    /// The number of groups held.
+    pub fn group_count(&self) -> usize {
+        self.groups.len()
+    }
+
     fn state_schema(&self) -> Result<SchemaRef> {
         let mut fields = vec![Field::new("__key_group", DataType::UInt32, false)];
         for (i, t) in self.key_types.iter().enumerate() {
             fields.push(Field::new(format!("__key{i}"), t.clone(), true));
         }
         for (a, call) in self.spec.aggregates.iter().enumerate() {
-            for (s, f) in call.function.state_fields()?.iter().enumerate() {
-                fields.push(Field::new(
-                    format!("__agg{a}_{s}"),
-                    f.data_type().clone(),
-                    true,
-                ));
+            for (s, t) in state_types(call)?.into_iter().enumerate() {
+                fields.push(Field::new(format!("__agg{a}_{s}"), t, true));
             }
         }
         fields.push(Field::new("__emitted", DataType::Boolean, false));
+        fields.push(Field::new("__rows", DataType::Int64, false));
         let n_keys = self.key_types.len();
         for a in 0..self.spec.aggregates.len() {
             let t = self.spec.schema.field(n_keys + a).data_type().clone();
@@ -298,15 +370,13 @@ impl GroupAggregateOperator {
             .spec
             .aggregates
             .iter()
-            .map(|c| c.function.state_fields().map(|f| f.len()))
-            .collect::<std::result::Result<_, _>>()?;
+            .map(|c| state_types(c).map(|t| t.len()))
+            .collect::<Result<_>>()?;
         for (a, &width) in widths.iter().enumerate() {
             let mut fields: Vec<Vec<ScalarValue>> = vec![Vec::with_capacity(n); width];
             let call = &self.spec.aggregates[a];
             for g in &mut self.groups {
-                let state = accumulator_state(&mut g.accumulators[a], || {
-                    Ok(call.function.create_accumulator()?)
-                })?;
+                let state = accumulator_state(&mut g.accumulators[a], || new_accumulator(call))?;
                 for (s, v) in state.into_iter().enumerate().take(width) {
                     fields[s].push(v);
                 }
@@ -326,6 +396,9 @@ impl GroupAggregateOperator {
                 .iter()
                 .map(|g| g.emitted.is_some())
                 .collect::<Vec<_>>(),
+        )));
+        columns.push(Arc::new(arrow::array::Int64Array::from_iter_values(
+            self.groups.iter().map(|g| g.rows),
         )));
         let n_keys = self.key_types.len();
         for a in 0..self.spec.aggregates.len() {
@@ -368,7 +441,7 @@ impl GroupAggregateOperator {
         let spec = Arc::clone(&self.spec);
         let mut column = 1 + k;
         for (a, call) in spec.aggregates.iter().enumerate() {
-            let width = call.function.state_fields()?.len();
+            let width = state_types(call)?.len();
             for (row, &g) in groups.iter().enumerate() {
                 let state: Vec<ArrayRef> = batch.columns()[column..column + width]
                     .iter()
@@ -379,7 +452,14 @@ impl GroupAggregateOperator {
             column += width;
         }
         let emitted = batch.column(column).as_boolean().clone();
-        column += 1;
+        let live = batch
+            .column(column + 1)
+            .as_primitive::<arrow::datatypes::Int64Type>()
+            .clone();
+        for (row, &g) in groups.iter().enumerate() {
+            self.groups[g].rows += live.value(row);
+        }
+        column += 2;
         for (row, &g) in groups.iter().enumerate() {
             if emitted.value(row) {
                 let values = (0..spec.aggregates.len())
@@ -389,6 +469,89 @@ impl GroupAggregateOperator {
             }
         }
         Ok(())
+    }
+}
+
+/// A row accumulator of `call`, retracting where Flink's would.
+fn new_accumulator(call: &AggregateCall) -> Result<Box<dyn Accumulator>> {
+    let acc = call.function.create_accumulator()?;
+    let sum = call.function.fun().name() == "sum" && !call.function.is_distinct();
+    Ok(if sum && !acc.supports_retract_batch() {
+        Box::new(NegatingSum {
+            sum: acc,
+            values: 0,
+        })
+    } else {
+        acc
+    })
+}
+
+/// The types of the state `call`'s accumulator checkpoints (those of its `state()`,
+/// which may differ from DataFusion's `state_fields` for Sluice's own accumulators).
+fn state_types(call: &AggregateCall) -> Result<Vec<DataType>> {
+    Ok(new_accumulator(call)?
+        .state()?
+        .iter()
+        .map(ScalarValue::data_type)
+        .collect())
+}
+
+/// `SUM` that retracts by adding the negated values, and counts the non-NULL values it
+/// holds so that it is NULL again when none is left (as Flink's retracting sum is):
+/// DataFusion's sum accumulator does not retract, and its sliding variant's state has
+/// another shape. Its state is the sum's, then the count.
+#[derive(Debug)]
+struct NegatingSum {
+    sum: Box<dyn Accumulator>,
+    values: i64,
+}
+
+fn non_null(values: &[ArrayRef]) -> i64 {
+    values
+        .first()
+        .map_or(0, |v| (v.len() - v.null_count()) as i64)
+}
+
+impl Accumulator for NegatingSum {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> datafusion_common::Result<()> {
+        self.values += non_null(values);
+        self.sum.update_batch(values)
+    }
+    fn retract_batch(&mut self, values: &[ArrayRef]) -> datafusion_common::Result<()> {
+        self.values -= non_null(values);
+        let negated = values
+            .iter()
+            .map(|v| arrow::compute::kernels::numeric::neg(v.as_ref()))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        self.sum.update_batch(&negated)
+    }
+    fn supports_retract_batch(&self) -> bool {
+        true
+    }
+    fn evaluate(&mut self) -> datafusion_common::Result<ScalarValue> {
+        let sum = self.sum.evaluate()?;
+        if self.values > 0 {
+            Ok(sum)
+        } else {
+            ScalarValue::try_from(sum.data_type())
+        }
+    }
+    fn size(&self) -> usize {
+        self.sum.size() + 8
+    }
+    fn state(&mut self) -> datafusion_common::Result<Vec<ScalarValue>> {
+        let mut state = self.sum.state()?;
+        state.push(ScalarValue::Int64(Some(self.values)));
+        Ok(state)
+    }
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> datafusion_common::Result<()> {
+        let Some((count, sum)) = states.split_last() else {
+            return Ok(());
+        };
+        if let Some(c) = count.as_primitive_opt::<arrow::datatypes::Int64Type>() {
+            self.values += c.iter().flatten().sum::<i64>();
+        }
+        self.sum.merge_batch(sum)
     }
 }
 
@@ -413,6 +576,7 @@ impl Operator for GroupAggregateOperator {
 
     fn open(&mut self, ctx: &OperatorContext) -> RuntimeResult<()> {
         self.max_parallelism = ctx.max_parallelism;
+        self.now = ctx.clock.now_ms();
         if let Some(restored) = &ctx.restored {
             for (_, blob) in &restored.keyed {
                 exec(self.restore(blob))?;
@@ -424,6 +588,18 @@ impl Operator for GroupAggregateOperator {
     fn on_data(&mut self, batch: SqlBatch, out: &mut Collector<'_, SqlBatch>) -> RuntimeResult<()> {
         if let Some(changes) = exec(self.add(&batch))? {
             out.collect(changes)?;
+        }
+        Ok(())
+    }
+
+    fn on_processing_time(
+        &mut self,
+        now_ms: i64,
+        _out: &mut Collector<'_, SqlBatch>,
+    ) -> RuntimeResult<()> {
+        self.now = now_ms;
+        if let Some(cutoff) = self.ttl.as_mut().and_then(|t| t.sweep_due(now_ms)) {
+            self.expire(cutoff);
         }
         Ok(())
     }

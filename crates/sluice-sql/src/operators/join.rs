@@ -4,7 +4,8 @@
 //! as an insertion. Rows with a NULL key never match (SQL semantics).
 //!
 //! State: per side, the rows received so far (Arrow batches) and an index from the join
-//! key (Arrow row format) to them. It grows with the inputs (no TTL yet). Checkpoints write
+//! key (Arrow row format) to them. It grows with the inputs unless
+//! `table.exec.state.ttl` drops batches stored longer ago than that. Checkpoints write
 //! per key group both sides' rows as Arrow IPC, so a restore at another parallelism takes
 //! the key groups it owns.
 
@@ -26,6 +27,7 @@ use crate::batch::{decode_ipc, encode_ipc, SqlBatch};
 use crate::error::{exec, Error, Result};
 use crate::exchange::key_group_of_row;
 use crate::operators::keyed_state::split_by_key_group;
+use crate::operators::StateTtl;
 
 /// Which rows a join emits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +59,8 @@ pub struct JoinSpec {
     pub filter: Option<Arc<dyn PhysicalExpr>>,
     /// The output schema: the joined row for inner joins, one side's row for semi joins.
     pub schema: SchemaRef,
+    /// Expiry of stored rows (`table.exec.state.ttl`), by the time they were stored.
+    pub state_ttl: Option<StateTtl>,
 }
 
 /// Matches of a stored batch: its rows, and for each the (batch, row) it matched on the
@@ -70,6 +74,8 @@ struct Side {
     key_groups: Vec<Vec<u32>>,
     /// For the emitted side of a semi join: whether each row was emitted already.
     emitted: Vec<Vec<bool>>,
+    /// When each batch was stored (processing time, for the state TTL).
+    inserted: Vec<i64>,
 }
 
 impl Side {
@@ -79,8 +85,49 @@ impl Side {
             index: HashMap::new(),
             key_groups: Vec::new(),
             emitted: Vec::new(),
+            inserted: Vec::new(),
         }
     }
+
+    /// Drops the batches stored before `cutoff`, keeping the index of the others.
+    fn expire(&mut self, cutoff: i64) {
+        if !self.inserted.iter().any(|&t| t < cutoff) {
+            return;
+        }
+        let mut remap: Vec<Option<u32>> = Vec::with_capacity(self.batches.len());
+        let mut next = 0;
+        for &t in &self.inserted {
+            if t >= cutoff {
+                remap.push(Some(next));
+                next += 1;
+            } else {
+                remap.push(None);
+            }
+        }
+        keep_mapped(&mut self.batches, &remap);
+        keep_mapped(&mut self.key_groups, &remap);
+        keep_mapped(&mut self.emitted, &remap);
+        keep_mapped(&mut self.inserted, &remap);
+        self.index.retain(|_, rows| {
+            rows.retain_mut(|(b, _)| match remap[*b as usize] {
+                Some(n) => {
+                    *b = n;
+                    true
+                }
+                None => false,
+            });
+            !rows.is_empty()
+        });
+    }
+}
+
+/// Keeps the items of `v` whose `remap` entry is `Some`.
+fn keep_mapped<T>(v: &mut Vec<T>, remap: &[Option<u32>]) {
+    let mut i = 0;
+    v.retain(|_| {
+        i += 1;
+        remap[i - 1].is_some()
+    });
 }
 
 /// Joins two inputs on equal keys.
@@ -90,6 +137,8 @@ pub struct JoinOperator {
     left: Side,
     right: Side,
     max_parallelism: u32,
+    ttl: Option<StateTtl>,
+    now: i64,
 }
 
 #[derive(Serialize, Deserialize, Default)]
@@ -106,11 +155,19 @@ impl JoinOperator {
     pub fn new(spec: Arc<JoinSpec>, key_types: Vec<DataType>) -> Result<Self> {
         Ok(JoinOperator {
             converter: RowConverter::new(key_types.into_iter().map(SortField::new).collect())?,
+            ttl: spec.state_ttl,
             spec,
             left: Side::new(),
             right: Side::new(),
             max_parallelism: 128,
+            now: 0,
         })
+    }
+
+    /// Drops the rows stored before `cutoff` (processing time), on both sides.
+    pub fn expire(&mut self, cutoff: i64) {
+        self.left.expire(cutoff);
+        self.right.expire(cutoff);
     }
 
     /// Puts `batch` on its side with its rows' `emitted` flags, indexing its keys (rows
@@ -134,6 +191,7 @@ impl JoinOperator {
             .map(|&c| Arc::clone(batch.column(c)))
             .collect();
         let rows = self.converter.convert_columns(&keys)?;
+        let now = self.now;
         let (mine, other) = if is_left {
             (&mut self.left, &self.right)
         } else {
@@ -165,6 +223,7 @@ impl JoinOperator {
         mine.key_groups.push(groups);
         mine.emitted.push(emitted);
         mine.batches.push(batch);
+        mine.inserted.push(now);
         Ok((probed, matched))
     }
 
@@ -368,6 +427,7 @@ impl TwoInputOperator for JoinOperator {
 
     fn open(&mut self, ctx: &OperatorContext) -> RuntimeResult<()> {
         self.max_parallelism = ctx.max_parallelism;
+        self.now = ctx.clock.now_ms();
         if let Some(restored) = &ctx.restored {
             for (_, blob) in &restored.keyed {
                 exec(self.restore(blob))?;
@@ -390,6 +450,18 @@ impl TwoInputOperator for JoinOperator {
         out: &mut Collector<'_, SqlBatch>,
     ) -> RuntimeResult<()> {
         self.on_side(batch, false, out)
+    }
+
+    fn on_processing_time(
+        &mut self,
+        now_ms: i64,
+        _out: &mut Collector<'_, SqlBatch>,
+    ) -> RuntimeResult<()> {
+        self.now = now_ms;
+        if let Some(cutoff) = self.ttl.as_mut().and_then(|t| t.sweep_due(now_ms)) {
+            self.expire(cutoff);
+        }
+        Ok(())
     }
 
     fn snapshot_state(&mut self, _checkpoint: CheckpointId) -> RuntimeResult<OperatorSnapshot> {

@@ -75,3 +75,38 @@ pub(crate) fn accumulator_state(
     *acc = fresh;
     Ok(state)
 }
+
+/// Expiry of idle keyed state (`table.exec.state.ttl`): an operator stamps each unit of
+/// state (a group, a join key, a Top-N partition) with the processing time it was last
+/// written or read, and sweeps out units idle for longer than the TTL every quarter TTL
+/// (at least every 10 seconds). After a restore the stamps start again at the restore time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateTtl {
+    /// How long idle state lives, in milliseconds.
+    pub ttl_ms: i64,
+    next_sweep_ms: i64,
+}
+
+impl StateTtl {
+    /// A TTL of `ttl_ms`.
+    pub fn new(ttl_ms: i64) -> Self {
+        StateTtl {
+            ttl_ms: ttl_ms.max(1),
+            next_sweep_ms: i64::MIN,
+        }
+    }
+
+    /// At processing time `now_ms`: `Some(cutoff)` when a sweep is due, removing units
+    /// last used before `cutoff`.
+    pub fn sweep_due(&mut self, now_ms: i64) -> Option<i64> {
+        if self.next_sweep_ms == i64::MIN {
+            self.next_sweep_ms = now_ms + (self.ttl_ms / 4).clamp(1, 10_000);
+            return None;
+        }
+        if now_ms < self.next_sweep_ms {
+            return None;
+        }
+        self.next_sweep_ms = now_ms + (self.ttl_ms / 4).clamp(1, 10_000);
+        Some(now_ms - self.ttl_ms)
+    }
+}

@@ -18,7 +18,9 @@
 //! descending order (`ORDER BY ts DESC`, `N = 1`: "keep the last row"), where the later row
 //! wins, as in Flink.
 //!
-//! State: the kept rows (Arrow row format) with their sort key and arrival number. A
+//! State: the kept rows (Arrow row format) with their sort key and arrival number; in
+//! updating mode, `table.exec.state.ttl` drops partitions that did not change for that
+//! long. A
 //! checkpoint writes them per key group as Arrow IPC columns of the input's schema, so a
 //! restore at another parallelism takes the key groups it owns and re-derives the keys.
 
@@ -37,7 +39,7 @@ use crate::batch::{decode_ipc, RowKind, SqlBatch};
 use crate::error::{exec, Error, Result};
 use crate::exchange::key_group_of_row;
 use crate::operators::keyed_state::encode_by_key_group;
-use crate::operators::timestamps_ms;
+use crate::operators::{timestamps_ms, StateTtl};
 
 /// What a rank computes.
 pub struct RankSpec {
@@ -61,6 +63,9 @@ pub struct RankSpec {
     pub window_end: Option<usize>,
     /// The output schema: the first `output_width` input columns and the row number.
     pub schema: SchemaRef,
+    /// Expiry of partitions whose rows did not change for a while (updating mode,
+    /// `table.exec.state.ttl`).
+    pub state_ttl: Option<StateTtl>,
 }
 
 #[derive(Clone)]
@@ -73,6 +78,8 @@ struct Entry {
 struct Partition {
     key_group: u32,
     entries: Vec<Entry>,
+    /// Processing time of the last change (for the state TTL).
+    last_access: i64,
 }
 
 /// Keeps the top rows per partition key and emits their changes.
@@ -88,6 +95,8 @@ pub struct RankOperator {
     watermark: i64,
     late_rows_dropped: u64,
     max_parallelism: u32,
+    ttl: Option<StateTtl>,
+    now: i64,
 }
 
 impl RankOperator {
@@ -117,6 +126,8 @@ impl RankOperator {
                 .collect(),
         )?;
         Ok(RankOperator {
+            ttl: spec.state_ttl.filter(|_| spec.window_end.is_none()),
+            now: 0,
             spec,
             partition_converter,
             sort_converter,
@@ -210,6 +221,7 @@ impl RankOperator {
             let limit = self.spec.rank_end as usize;
             let max_parallelism = self.max_parallelism;
             let windowed = self.spec.window_end.is_some();
+            let now = self.now;
             let partition = self
                 .partitions
                 .entry(key.as_ref().into())
@@ -223,8 +235,10 @@ impl RankOperator {
                     Partition {
                         key_group: key_group_of_row(key.as_ref(), max_parallelism),
                         entries: Vec::new(),
+                        last_access: now,
                     }
                 });
+            partition.last_access = now;
             if !windowed && !before.contains_key(key.as_ref()) {
                 before.insert(key.as_ref().into(), partition.entries.clone());
             }
@@ -451,6 +465,7 @@ impl Operator for RankOperator {
 
     fn open(&mut self, ctx: &OperatorContext) -> RuntimeResult<()> {
         self.max_parallelism = ctx.max_parallelism;
+        self.now = ctx.clock.now_ms();
         if let Some(restored) = &ctx.restored {
             for (_, blob) in &restored.keyed {
                 exec(self.restore(blob))?;
@@ -477,6 +492,18 @@ impl Operator for RankOperator {
             }
         }
         out.emit_watermark(watermark)
+    }
+
+    fn on_processing_time(
+        &mut self,
+        now_ms: i64,
+        _out: &mut Collector<'_, SqlBatch>,
+    ) -> RuntimeResult<()> {
+        self.now = now_ms;
+        if let Some(cutoff) = self.ttl.as_mut().and_then(|t| t.sweep_due(now_ms)) {
+            self.partitions.retain(|_, p| p.last_access >= cutoff);
+        }
+        Ok(())
     }
 
     fn snapshot_state(&mut self, _checkpoint: CheckpointId) -> RuntimeResult<OperatorSnapshot> {

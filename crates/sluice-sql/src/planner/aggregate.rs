@@ -463,6 +463,7 @@ fn plan_group_aggregate(
         .collect();
     let schema = arrow_schema(&a.schema);
     let spec = Arc::new(GroupAggregateSpec {
+        state_ttl: planner.state_ttl(),
         key_columns: key_columns.clone(),
         aggregates,
         schema: Arc::clone(&schema),

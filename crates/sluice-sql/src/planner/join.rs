@@ -67,6 +67,7 @@ pub(super) fn plan_join(planner: &mut JobPlanner<'_>, j: &Join) -> Result<Stream
         right_width: inputs.right_width,
         filter: inputs.filter.clone(),
         schema: Arc::clone(&inputs.schema),
+        state_ttl: planner.state_ttl(),
     });
     let key_types = inputs.key_types.clone();
     let parallelism = planner.default_parallelism();
@@ -197,6 +198,7 @@ fn plan_changelog_join(
         filter: inputs.filter.clone(),
         joined_schema: Arc::clone(&inputs.joined_schema),
         schema: Arc::clone(&inputs.schema),
+        state_ttl: planner.state_ttl(),
     });
     let key_types = inputs.key_types.clone();
     let parallelism = planner.default_parallelism();

@@ -43,6 +43,7 @@ use crate::exchange::SqlPartitioning;
 use crate::operators::calc::CalcOperator;
 use crate::operators::watermark::WatermarkAssigner;
 use crate::operators::window_assigner::WindowAssigner;
+use crate::operators::StateTtl;
 use graph::GraphBuilder;
 
 /// The window columns of a stream (indices into its schema).
@@ -141,6 +142,7 @@ pub struct JobPlanner<'a> {
     parallelism: u32,
     tables: HashMap<String, Stream>,
     sources: HashMap<String, Stream>,
+    state_ttl: Option<StateTtl>,
 }
 
 impl<'a> JobPlanner<'a> {
@@ -152,7 +154,19 @@ impl<'a> JobPlanner<'a> {
             parallelism: parallelism.max(1),
             tables: HashMap::new(),
             sources: HashMap::new(),
+            state_ttl: None,
         }
+    }
+
+    /// Drops idle state of regular aggregations, joins and Top-N after `ttl`
+    /// (`table.exec.state.ttl`).
+    pub fn set_state_ttl(&mut self, ttl: std::time::Duration) {
+        self.state_ttl = Some(StateTtl::new(ttl.as_millis() as i64));
+    }
+
+    /// The state TTL of the job's updating operators.
+    pub(crate) fn state_ttl(&self) -> Option<StateTtl> {
+        self.state_ttl
     }
 
     /// The graph planned so far.

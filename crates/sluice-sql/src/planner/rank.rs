@@ -218,6 +218,7 @@ pub(super) fn plan_rank(
         later_wins_ties,
         window_end,
         schema: Arc::clone(&schema),
+        state_ttl: planner.state_ttl(),
     });
     let (parallelism, partitioning) = if partition_columns.is_empty() {
         (1, SqlPartitioning::Global)

@@ -1,6 +1,7 @@
-//! Changelog joins against a sequential reference on random inputs: outer, semi and anti
-//! joins, of append-only inputs and of updating ones (the changelogs of `GROUP BY`s), with
-//! NULL keys, other conditions and random parallelism. The job's Debezium changelog,
+//! Changelog operators against a sequential reference on random inputs: outer, semi and
+//! anti joins, of append-only inputs and of updating ones (the changelogs of `GROUP
+//! BY`s), with NULL keys, other conditions and random parallelism; and an aggregation of
+//! a changelog whose groups empty out (deleted, not left at zero). The job's Debezium changelog,
 //! applied in order, must end in the reference's rows and never retract a row it did
 //! not add.
 
@@ -19,7 +20,7 @@ use crate::output::apply_changelog;
 type Rows = Vec<(Option<i64>, i64)>;
 
 /// The queries, with the columns they output.
-const QUERIES: [&str; 6] = [
+const QUERIES: [&str; 7] = [
     // An updating left input, outer.
     "SELECT L.k, L.c, R.b FROM (SELECT k, COUNT(*) AS c FROM l GROUP BY k) L
      LEFT JOIN r R ON L.k = R.k",
@@ -34,15 +35,18 @@ const QUERIES: [&str; 6] = [
     "SELECT l.a, r.k, r.b FROM l RIGHT JOIN r ON l.k = r.k",
     // An updating right input, inner.
     "SELECT l.k, l.a, R.n FROM l JOIN (SELECT k, COUNT(*) AS n FROM r GROUP BY k) R ON l.k = R.k",
+    // An aggregation of a changelog: groups whose rows are all retracted disappear.
+    "SELECT c, COUNT(*) AS n, SUM(k) AS s FROM (SELECT k, COUNT(*) AS c FROM l GROUP BY k) GROUP BY c",
 ];
 
-const COLUMNS: [&str; 6] = [
+const COLUMNS: [&str; 7] = [
     "k BIGINT, c BIGINT, b BIGINT",
     "lk BIGINT, s BIGINT, rk BIGINT, m BIGINT",
     "k BIGINT, a BIGINT",
     "k BIGINT, c BIGINT",
     "a BIGINT, k BIGINT, b BIGINT",
     "k BIGINT, a BIGINT, n BIGINT",
+    "c BIGINT, n BIGINT, s BIGINT",
 ];
 
 /// A JSON row of the sink, NULLs left out (as the JSON writer does).
@@ -138,6 +142,22 @@ fn reference(query: usize, l: &Rows, r: &Rows) -> Vec<Value> {
                 }
             }
         }
+        6 => {
+            let per_count = groups(l, 0, |c, _| *c += 1).into_iter().fold(
+                BTreeMap::<i64, (i64, Option<i64>)>::new(),
+                |mut m, (k, c)| {
+                    let e = m.entry(c).or_insert((0, None));
+                    e.0 += 1;
+                    if let Some(k) = k {
+                        e.1 = Some(e.1.unwrap_or(0) + k);
+                    }
+                    m
+                },
+            );
+            for (c, (n, s)) in per_count {
+                out.push(row(&[("c", Some(c)), ("n", Some(n)), ("s", s)]));
+            }
+        }
         _ => {
             let counts = groups(r, 0, |n, _| *n += 1);
             for &(k, a) in l {
@@ -199,7 +219,7 @@ fn rows_strategy() -> impl Strategy<Value = Rows> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(36))]
+    #![proptest_config(ProptestConfig::with_cases(42))]
 
     #[test]
     fn changelog_joins_equal_a_sequential_reference(

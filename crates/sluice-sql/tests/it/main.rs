@@ -8,4 +8,5 @@ mod nexmark_stateful;
 mod output;
 mod recovery;
 mod scripts;
+mod ttl;
 mod windows;
