@@ -63,6 +63,14 @@ pub(crate) fn nexmark(
         );
         script.push_str("\n;\n");
     }
+    // q13's side input: Flink's, keys 0 to 9999 with themselves as values.
+    let side_input = std::env::temp_dir().join(format!(
+        "sluice-bench-side-input-{}.csv",
+        std::process::id()
+    ));
+    let rows: String = (0..10_000).map(|k| format!("{k},{k}\n")).collect();
+    std::fs::write(&side_input, rows)
+        .with_context(|| format!("cannot write {}", side_input.display()))?;
     let vars: BTreeMap<String, String> = [
         ("TPS", "10000000".to_string()),
         ("EVENTS_NUM", events.to_string()),
@@ -70,6 +78,7 @@ pub(crate) fn nexmark(
         ("AUCTION_PROPORTION", "3".into()),
         ("BID_PROPORTION", "46".into()),
         ("SINK", "blackhole".into()),
+        ("SIDE_INPUT", side_input.display().to_string()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -81,9 +90,9 @@ pub(crate) fn nexmark(
     let script = sluice_sql::substitute(&script, &vars)?;
     let mut session = SqlSession::new();
     session.set("parallelism.default", &parallelism.to_string())?;
-    let result = session
-        .execute_script(&script, JobControl::new())?
-        .context("the query planned no job")?;
+    let result = session.execute_script(&script, JobControl::new());
+    let _ = std::fs::remove_file(&side_input);
+    let result = result?.context("the query planned no job")?;
     let secs = result.duration.as_secs_f64();
     let rate = events as f64 / secs;
     let mode = if csv.is_some() { "csv" } else { "generator" };

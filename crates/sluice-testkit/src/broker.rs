@@ -108,7 +108,25 @@ fn binary() -> io::Result<PathBuf> {
     if let Some(path) = std::env::var_os("SLUICE_KAFKA_BROKER") {
         return Ok(PathBuf::from(path));
     }
-    install(&target_dir().join("kafka-broker"))
+    let venv = target_dir().join("kafka-broker");
+    let script = install(&venv)?;
+    Ok(native_binary(&venv).unwrap_or(script))
+}
+
+/// The broker's native executable inside the package (`lib/python3.*/site-packages/
+/// noida_db/noida-db`): the `bin/noida-db` script starts it as a child, which killing the
+/// script would leave running, so the broker runs it directly.
+fn native_binary(venv: &std::path::Path) -> Option<PathBuf> {
+    std::fs::read_dir(venv.join("lib"))
+        .ok()?
+        .flatten()
+        .map(|e| {
+            e.path()
+                .join("site-packages")
+                .join("noida_db")
+                .join("noida-db")
+        })
+        .find(|p| p.is_file())
 }
 
 fn free_port() -> io::Result<u16> {

@@ -19,7 +19,7 @@ use arrow::row::{RowConverter, SortField};
 use datafusion_physical_expr::PhysicalExpr;
 use hashbrown::HashMap;
 use serde::{Deserialize, Serialize};
-use sluice_core::CheckpointId;
+use sluice_core::{CheckpointId, Watermark};
 use sluice_runtime::checkpoint::OperatorSnapshot;
 use sluice_runtime::{Collector, OperatorContext, Result as RuntimeResult, TwoInputOperator};
 
@@ -61,6 +61,10 @@ pub struct JoinSpec {
     pub schema: SchemaRef,
     /// Expiry of stored rows (`table.exec.state.ttl`), by the time they were stored.
     pub state_ttl: Option<StateTtl>,
+    /// A window join (both inputs' `window_end` are equal in the condition): the left and
+    /// right `window_end` columns. A row is dropped once the watermark passes its window's
+    /// end: every row of that window has arrived on both sides.
+    pub window_ends: Option<(usize, usize)>,
 }
 
 /// Matches of a stored batch: its rows, and for each the (batch, row) it matched on the
@@ -168,6 +172,62 @@ impl JoinOperator {
     pub fn expire(&mut self, cutoff: i64) {
         self.left.expire(cutoff);
         self.right.expire(cutoff);
+    }
+
+    /// The number of rows stored on each side.
+    pub fn stored_rows(&self) -> (usize, usize) {
+        let count = |s: &Side| s.batches.iter().map(RecordBatch::num_rows).sum();
+        (count(&self.left), count(&self.right))
+    }
+
+    /// Window join: drops the rows of windows whose end the watermark passed.
+    ///
+    /// # Errors
+    /// When a window column is not a timestamp.
+    pub fn expire_windows(&mut self, watermark: i64) -> Result<()> {
+        let Some((left_end, right_end)) = self.spec.window_ends else {
+            return Ok(());
+        };
+        for (is_left, column) in [(true, left_end), (false, right_end)] {
+            let side = if is_left { &self.left } else { &self.right };
+            let mut masks = Vec::with_capacity(side.batches.len());
+            let mut expired = false;
+            for b in &side.batches {
+                let ends = crate::operators::timestamps_ms(b.column(column), "window_end")?;
+                let keep: BooleanArray = ends
+                    .iter()
+                    .map(|e| Some(e.is_none_or(|e| e - 1 > watermark)))
+                    .collect();
+                expired |= keep.true_count() < b.num_rows();
+                masks.push(keep);
+            }
+            if !expired {
+                continue;
+            }
+            // Store the rows that stay again, on a fresh side.
+            let old = std::mem::replace(
+                if is_left {
+                    &mut self.left
+                } else {
+                    &mut self.right
+                },
+                Side::new(),
+            );
+            for ((batch, emitted), keep) in old.batches.into_iter().zip(old.emitted).zip(masks) {
+                if keep.true_count() == 0 {
+                    continue;
+                }
+                let flags: Vec<bool> = emitted
+                    .iter()
+                    .zip(keep.values().iter())
+                    .filter(|(_, k)| *k)
+                    .map(|(f, _)| *f)
+                    .collect();
+                let kept = filter_record_batch(&batch, &keep)?;
+                self.store(kept, is_left, flags, false)?;
+            }
+        }
+        Ok(())
     }
 
     /// Puts `batch` on its side with its rows' `emitted` flags, indexing its keys (rows
@@ -452,6 +512,15 @@ impl TwoInputOperator for JoinOperator {
         self.on_side(batch, false, out)
     }
 
+    fn on_watermark(
+        &mut self,
+        watermark: Watermark,
+        out: &mut Collector<'_, SqlBatch>,
+    ) -> RuntimeResult<()> {
+        exec(self.expire_windows(watermark.0 .0))?;
+        out.emit_watermark(watermark)
+    }
+
     fn on_processing_time(
         &mut self,
         now_ms: i64,
@@ -469,5 +538,72 @@ impl TwoInputOperator for JoinOperator {
             keyed: exec(self.snapshot())?,
             ..OperatorSnapshot::default()
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Int64Array, TimestampMillisecondArray};
+    use arrow::datatypes::TimeUnit;
+
+    fn schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int64, true),
+            Field::new(
+                "window_end",
+                DataType::Timestamp(TimeUnit::Millisecond, None),
+                true,
+            ),
+        ]))
+    }
+
+    fn rows(keys: &[i64], ends: &[i64]) -> RecordBatch {
+        RecordBatch::try_new(
+            schema(),
+            vec![
+                Arc::new(Int64Array::from(keys.to_vec())),
+                Arc::new(TimestampMillisecondArray::from(ends.to_vec())),
+            ],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_window_join_drops_the_rows_of_closed_windows() {
+        let joined = Arc::new(Schema::new(
+            [schema().fields().to_vec(), schema().fields().to_vec()].concat(),
+        ));
+        let spec = Arc::new(JoinSpec {
+            kind: JoinKind::Inner,
+            joined_schema: Arc::clone(&joined),
+            left_keys: vec![0],
+            right_keys: vec![0],
+            left_width: 2,
+            right_width: 2,
+            filter: None,
+            schema: joined,
+            state_ttl: None,
+            window_ends: Some((1, 1)),
+        });
+        let mut join = JoinOperator::new(spec, vec![DataType::Int64]).unwrap();
+        join.add(rows(&[1, 2, 3], &[1000, 1000, 2000]), true)
+            .unwrap();
+        let out = join
+            .add(rows(&[1, 3], &[1000, 2000]), false)
+            .unwrap()
+            .unwrap();
+        assert_eq!(out.num_rows(), 2);
+        assert_eq!(join.stored_rows(), (3, 2));
+        // The window ending at 1000 closes when the watermark reaches 999.
+        join.expire_windows(998).unwrap();
+        assert_eq!(join.stored_rows(), (3, 2));
+        join.expire_windows(999).unwrap();
+        assert_eq!(join.stored_rows(), (1, 1));
+        // What stays still joins.
+        let out = join.add(rows(&[3], &[2000]), true).unwrap().unwrap();
+        assert_eq!(out.num_rows(), 1);
+        join.expire_windows(1999).unwrap();
+        assert_eq!(join.stored_rows(), (0, 0));
     }
 }

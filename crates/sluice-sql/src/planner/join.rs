@@ -1,15 +1,16 @@
 //! Planning of regular equi-joins: an inner (or semi) join of append-only inputs runs as
-//! the append-only [`JoinOperator`]; outer, anti and semi joins and joins of updating
+//! the append-only [`JoinOperator`] (a window join when both inputs carry windows and
+//! the condition equates their ends: its rows are dropped when their window closes); outer, anti and semi joins and joins of updating
 //! inputs run as the [`ChangelogJoinOperator`]. Lookup joins are planned in
 //! [`super::lookup`].
 
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion_expr::{Join, JoinType};
+use datafusion_expr::{Expr, Join, JoinType};
 use datafusion_physical_expr::PhysicalExpr;
 
-use super::{arrow_schema, physical, JobPlanner, Stream};
+use super::{arrow_schema, physical, JobPlanner, Stream, WindowMode};
 use crate::error::{Error, Result};
 use crate::exchange::SqlPartitioning;
 use crate::operators::changelog_join::{
@@ -57,8 +58,10 @@ pub(super) fn plan_join(planner: &mut JobPlanner<'_>, j: &Join) -> Result<Stream
             return plan_changelog_join(planner, j, kind, left, right);
         }
     };
+    let window_ends = window_join_ends(j, &left, &right);
     let inputs = JoinInputs::new(planner, j, &left, &right)?;
     let spec = Arc::new(JoinSpec {
+        window_ends,
         kind,
         joined_schema: Arc::clone(&inputs.joined_schema),
         left_keys: inputs.left_keys.clone(),
@@ -71,12 +74,37 @@ pub(super) fn plan_join(planner: &mut JobPlanner<'_>, j: &Join) -> Result<Stream
     });
     let key_types = inputs.key_types.clone();
     let parallelism = planner.default_parallelism();
-    let node = planner
-        .graph()
-        .two_input_operator("Join", parallelism, move |_| {
+    let node = planner.graph().two_input_operator(
+        if window_ends.is_some() {
+            "WindowJoin"
+        } else {
+            "Join"
+        },
+        parallelism,
+        move |_| {
             JoinOperator::new(Arc::clone(&spec), key_types.clone()).map_err(Error::into_runtime)
-        });
+        },
+    );
     Ok(inputs.connect(planner, node, parallelism, true))
+}
+
+/// A window join: both inputs carry event-time windows and the condition equates their
+/// `window_end`s. Returns the two `window_end` columns.
+fn window_join_ends(j: &Join, left: &Stream, right: &Stream) -> Option<(usize, usize)> {
+    let (lw, rw) = (left.window?, right.window?);
+    if lw.mode != WindowMode::EventTime || rw.mode != WindowMode::EventTime {
+        return None;
+    }
+    let column = |e: &Expr, schema: &datafusion_common::DFSchema| match e.clone().unalias() {
+        Expr::Column(c) => schema.index_of_column(&c).ok(),
+        _ => None,
+    };
+    j.on.iter()
+        .any(|(l, r)| {
+            column(l, j.left.schema()) == Some(lw.end)
+                && column(r, j.right.schema()) == Some(rw.end)
+        })
+        .then_some((lw.end, rw.end))
 }
 
 /// A join's inputs with their key columns, and what every join operator needs.
