@@ -9,7 +9,7 @@ pub mod window;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion_common::config::ConfigOptions;
 use datafusion_common::{Column, DFSchema, TableReference};
 use datafusion_expr::planner::{ContextProvider, ExprPlanner};
@@ -26,6 +26,15 @@ pub use window::{WindowKind, WindowTableFunction};
 
 use crate::error::{Error, Result};
 use crate::parser::{ColumnKind, TableDef};
+
+/// The field metadata key and value of a table's event time attribute (the column of its
+/// `WATERMARK FOR`).
+pub const ROWTIME_METADATA: (&str, &str) = ("sluice.time", "rowtime");
+
+/// Whether `field` is an event time attribute.
+pub fn is_rowtime(field: &Field) -> bool {
+    field.metadata().get(ROWTIME_METADATA.0).map(String::as_str) == Some(ROWTIME_METADATA.1)
+}
 
 /// Tables, views and functions known to a SQL session.
 pub struct Catalog {
@@ -323,6 +332,22 @@ impl Catalog {
                     )));
                 }
                 (Some(expr.unalias()), Some(rowtime))
+            }
+        };
+        // The time attribute is marked for the planner (interval joins).
+        let schema = match rowtime {
+            None => schema,
+            Some(i) => {
+                let mut fields: Vec<Field> =
+                    schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+                fields[i] = fields[i].clone().with_metadata(
+                    [(
+                        ROWTIME_METADATA.0.to_string(),
+                        ROWTIME_METADATA.1.to_string(),
+                    )]
+                    .into(),
+                );
+                Arc::new(Schema::new(fields))
             }
         };
         let name = def.name.clone();

@@ -61,10 +61,35 @@ pub struct JoinSpec {
     pub schema: SchemaRef,
     /// Expiry of stored rows (`table.exec.state.ttl`), by the time they were stored.
     pub state_ttl: Option<StateTtl>,
-    /// A window join (both inputs' `window_end` are equal in the condition): the left and
-    /// right `window_end` columns. A row is dropped once the watermark passes its window's
-    /// end: every row of that window has arrived on both sides.
-    pub window_ends: Option<(usize, usize)>,
+    /// When stored rows can no longer match, for a window join or an interval join.
+    pub expiry: Option<RowExpiry>,
+}
+
+/// When a stored row of one side can no longer match: once the watermark reaches its time
+/// column plus an offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SideExpiry {
+    /// The row's time column.
+    pub column: usize,
+    /// Added to the time: the row expires when the watermark reaches the sum.
+    pub offset_ms: i64,
+}
+
+/// Expiry of both sides' rows by the watermark (the minimum of both inputs'):
+/// - a **window join** (both inputs' `window_end`s equal in the condition): a row expires
+///   at its `window_end - 1`, when every row of its window has arrived on both sides;
+/// - an **interval join** (`l.t BETWEEN r.t + lower AND r.t + upper` on both inputs'
+///   time attributes): a left row at `t` expires at `t - lower`, a right row at
+///   `t + upper`; rows that arrive at or behind the watermark are late and dropped, as in
+///   Flink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RowExpiry {
+    /// The left rows'.
+    pub left: SideExpiry,
+    /// The right rows'.
+    pub right: SideExpiry,
+    /// Whether rows at or behind the watermark are dropped on arrival.
+    pub drop_late: bool,
 }
 
 /// Matches of a stored batch: its rows, and for each the (batch, row) it matched on the
@@ -143,6 +168,8 @@ pub struct JoinOperator {
     max_parallelism: u32,
     ttl: Option<StateTtl>,
     now: i64,
+    watermark: i64,
+    late: Option<sluice_runtime::metrics::Counter>,
 }
 
 #[derive(Serialize, Deserialize, Default)]
@@ -165,7 +192,38 @@ impl JoinOperator {
             right: Side::new(),
             max_parallelism: 128,
             now: 0,
+            watermark: i64::MIN,
+            late: None,
         })
+    }
+
+    /// Interval join: the rows of `batch` not behind the watermark (late rows are dropped
+    /// and counted).
+    fn without_late(&self, batch: RecordBatch, is_left: bool) -> Result<RecordBatch> {
+        let Some(expiry) = self.spec.expiry.filter(|e| e.drop_late) else {
+            return Ok(batch);
+        };
+        if self.watermark == i64::MIN {
+            return Ok(batch);
+        }
+        let column = if is_left {
+            expiry.left.column
+        } else {
+            expiry.right.column
+        };
+        let times = crate::operators::timestamps_ms(batch.column(column), "a join time")?;
+        let keep: BooleanArray = times
+            .iter()
+            .map(|t| Some(t.is_some_and(|t| t > self.watermark)))
+            .collect();
+        let dropped = batch.num_rows() - keep.true_count();
+        if dropped == 0 {
+            return Ok(batch);
+        }
+        if let Some(c) = &self.late {
+            c.add(dropped as u64);
+        }
+        Ok(filter_record_batch(&batch, &keep)?)
     }
 
     /// Drops the rows stored before `cutoff` (processing time), on both sides.
@@ -180,23 +238,28 @@ impl JoinOperator {
         (count(&self.left), count(&self.right))
     }
 
-    /// Window join: drops the rows of windows whose end the watermark passed.
+    /// Window and interval joins: drops the rows that can no longer match (see
+    /// [`RowExpiry`]).
     ///
     /// # Errors
-    /// When a window column is not a timestamp.
-    pub fn expire_windows(&mut self, watermark: i64) -> Result<()> {
-        let Some((left_end, right_end)) = self.spec.window_ends else {
+    /// When a time column is not a timestamp.
+    pub fn expire_rows(&mut self, watermark: i64) -> Result<()> {
+        self.watermark = self.watermark.max(watermark);
+        let Some(expiry) = self.spec.expiry else {
             return Ok(());
         };
-        for (is_left, column) in [(true, left_end), (false, right_end)] {
+        for (is_left, side_expiry) in [(true, expiry.left), (false, expiry.right)] {
             let side = if is_left { &self.left } else { &self.right };
             let mut masks = Vec::with_capacity(side.batches.len());
             let mut expired = false;
             for b in &side.batches {
-                let ends = crate::operators::timestamps_ms(b.column(column), "window_end")?;
-                let keep: BooleanArray = ends
+                let times =
+                    crate::operators::timestamps_ms(b.column(side_expiry.column), "a join time")?;
+                let keep: BooleanArray = times
                     .iter()
-                    .map(|e| Some(e.is_none_or(|e| e - 1 > watermark)))
+                    .map(|t| {
+                        Some(t.is_none_or(|t| t.saturating_add(side_expiry.offset_ms) > watermark))
+                    })
                     .collect();
                 expired |= keep.true_count() < b.num_rows();
                 masks.push(keep);
@@ -292,6 +355,7 @@ impl JoinOperator {
     /// # Errors
     /// When an expression fails.
     pub fn add(&mut self, batch: RecordBatch, is_left: bool) -> Result<Option<RecordBatch>> {
+        let batch = self.without_late(batch, is_left)?;
         if batch.num_rows() == 0 {
             return Ok(None);
         }
@@ -488,6 +552,7 @@ impl TwoInputOperator for JoinOperator {
     fn open(&mut self, ctx: &OperatorContext) -> RuntimeResult<()> {
         self.max_parallelism = ctx.max_parallelism;
         self.now = ctx.clock.now_ms();
+        self.late = Some(ctx.counter("late_records_dropped"));
         if let Some(restored) = &ctx.restored {
             for (_, blob) in &restored.keyed {
                 exec(self.restore(blob))?;
@@ -517,7 +582,7 @@ impl TwoInputOperator for JoinOperator {
         watermark: Watermark,
         out: &mut Collector<'_, SqlBatch>,
     ) -> RuntimeResult<()> {
-        exec(self.expire_windows(watermark.0 .0))?;
+        exec(self.expire_rows(watermark.0 .0))?;
         out.emit_watermark(watermark)
     }
 
@@ -584,7 +649,17 @@ mod tests {
             filter: None,
             schema: joined,
             state_ttl: None,
-            window_ends: Some((1, 1)),
+            expiry: Some(RowExpiry {
+                left: SideExpiry {
+                    column: 1,
+                    offset_ms: -1,
+                },
+                right: SideExpiry {
+                    column: 1,
+                    offset_ms: -1,
+                },
+                drop_late: false,
+            }),
         });
         let mut join = JoinOperator::new(spec, vec![DataType::Int64]).unwrap();
         join.add(rows(&[1, 2, 3], &[1000, 1000, 2000]), true)
@@ -596,14 +671,14 @@ mod tests {
         assert_eq!(out.num_rows(), 2);
         assert_eq!(join.stored_rows(), (3, 2));
         // The window ending at 1000 closes when the watermark reaches 999.
-        join.expire_windows(998).unwrap();
+        join.expire_rows(998).unwrap();
         assert_eq!(join.stored_rows(), (3, 2));
-        join.expire_windows(999).unwrap();
+        join.expire_rows(999).unwrap();
         assert_eq!(join.stored_rows(), (1, 1));
         // What stays still joins.
         let out = join.add(rows(&[3], &[2000]), true).unwrap().unwrap();
         assert_eq!(out.num_rows(), 1);
-        join.expire_windows(1999).unwrap();
+        join.expire_rows(1999).unwrap();
         assert_eq!(join.stored_rows(), (0, 0));
     }
 }

@@ -7,16 +7,19 @@
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion_expr::{Expr, Join, JoinType};
+use datafusion_expr::utils::split_conjunction;
+use datafusion_expr::{BinaryExpr, Expr, Join, JoinType, Operator};
 use datafusion_physical_expr::PhysicalExpr;
 
 use super::{arrow_schema, physical, JobPlanner, Stream, WindowMode};
+use crate::catalog::is_rowtime;
+use crate::catalog::window::interval_ms;
 use crate::error::{Error, Result};
 use crate::exchange::SqlPartitioning;
 use crate::operators::changelog_join::{
     ChangelogJoinKind, ChangelogJoinOperator, ChangelogJoinSpec,
 };
-use crate::operators::join::{JoinKind, JoinOperator, JoinSpec};
+use crate::operators::join::{JoinKind, JoinOperator, JoinSpec, RowExpiry, SideExpiry};
 
 pub(super) fn plan_join(planner: &mut JobPlanner<'_>, j: &Join) -> Result<Stream> {
     if let Some(stream) = super::lookup::try_plan_lookup_join(planner, j)? {
@@ -58,10 +61,27 @@ pub(super) fn plan_join(planner: &mut JobPlanner<'_>, j: &Join) -> Result<Stream
             return plan_changelog_join(planner, j, kind, left, right);
         }
     };
-    let window_ends = window_join_ends(j, &left, &right);
+    let expiry = window_join_ends(j, &left, &right)
+        .map(|(l, r)| RowExpiry {
+            left: SideExpiry {
+                column: l,
+                offset_ms: -1,
+            },
+            right: SideExpiry {
+                column: r,
+                offset_ms: -1,
+            },
+            drop_late: false,
+        })
+        .or_else(|| interval_join(j));
+    let label = match expiry {
+        Some(e) if e.drop_late => "IntervalJoin",
+        Some(_) => "WindowJoin",
+        None => "Join",
+    };
     let inputs = JoinInputs::new(planner, j, &left, &right)?;
     let spec = Arc::new(JoinSpec {
-        window_ends,
+        expiry,
         kind,
         joined_schema: Arc::clone(&inputs.joined_schema),
         left_keys: inputs.left_keys.clone(),
@@ -74,18 +94,84 @@ pub(super) fn plan_join(planner: &mut JobPlanner<'_>, j: &Join) -> Result<Stream
     });
     let key_types = inputs.key_types.clone();
     let parallelism = planner.default_parallelism();
-    let node = planner.graph().two_input_operator(
-        if window_ends.is_some() {
-            "WindowJoin"
-        } else {
-            "Join"
-        },
-        parallelism,
-        move |_| {
+    let node = planner
+        .graph()
+        .two_input_operator(label, parallelism, move |_| {
             JoinOperator::new(Arc::clone(&spec), key_types.clone()).map_err(Error::into_runtime)
-        },
-    );
+        });
     Ok(inputs.connect(planner, node, parallelism, true))
+}
+
+/// An interval join: the condition bounds the difference of the inputs' event time
+/// attributes from both sides (`l.t BETWEEN r.t - INTERVAL '5' SECOND AND r.t`, or the
+/// same with `>=`/`<=`/`>`/`<`). Returns the expiry of both sides' rows.
+fn interval_join(j: &Join) -> Option<RowExpiry> {
+    let filter = j.filter.as_ref()?;
+    // A side of a comparison: a time attribute of one input, plus milliseconds.
+    let term = |e: &Expr| -> Option<(bool, usize, i64)> {
+        let (column, offset) = match e.clone().unalias() {
+            Expr::Column(c) => (c, 0),
+            Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+                let Expr::Column(c) = left.as_ref().clone().unalias() else {
+                    return None;
+                };
+                let ms = interval_ms(std::slice::from_ref(right.as_ref()), 0, "an interval join")
+                    .ok()?;
+                match op {
+                    Operator::Plus => (c, ms),
+                    Operator::Minus => (c, -ms),
+                    _ => return None,
+                }
+            }
+            _ => return None,
+        };
+        for (is_left, schema) in [(true, j.left.schema()), (false, j.right.schema())] {
+            if let Ok(i) = schema.index_of_column(&column) {
+                return is_rowtime(schema.field(i)).then_some((is_left, i, offset));
+            }
+        }
+        None
+    };
+    let (mut lower, mut upper) = (None::<i64>, None::<i64>);
+    let mut columns = None;
+    for c in split_conjunction(filter) {
+        let Expr::BinaryExpr(BinaryExpr { left, op, right }) = c else {
+            continue;
+        };
+        let (Some(a), Some(b)) = (term(left), term(right)) else {
+            continue;
+        };
+        // a.t + a.off OP b.t + b.off, with a and b of different inputs.
+        let ((l, lo), (r, ro), op) = match (a.0, b.0) {
+            (true, false) => ((a.1, a.2), (b.1, b.2), *op),
+            (false, true) => ((b.1, b.2), (a.1, a.2), op.swap()?),
+            _ => continue,
+        };
+        if *columns.get_or_insert((l, r)) != (l, r) {
+            return None;
+        }
+        // l - r OP ro - lo
+        let bound = ro - lo;
+        match op {
+            Operator::GtEq => lower = Some(lower.map_or(bound, |x| x.max(bound))),
+            Operator::Gt => lower = Some(lower.map_or(bound + 1, |x| x.max(bound + 1))),
+            Operator::LtEq => upper = Some(upper.map_or(bound, |x| x.min(bound))),
+            Operator::Lt => upper = Some(upper.map_or(bound - 1, |x| x.min(bound - 1))),
+            _ => {}
+        }
+    }
+    let ((l, r), lower, upper) = (columns?, lower?, upper?);
+    Some(RowExpiry {
+        left: SideExpiry {
+            column: l,
+            offset_ms: -lower,
+        },
+        right: SideExpiry {
+            column: r,
+            offset_ms: upper,
+        },
+        drop_late: true,
+    })
 }
 
 /// A window join: both inputs carry event-time windows and the condition equates their

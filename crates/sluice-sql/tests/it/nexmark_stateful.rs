@@ -356,3 +356,60 @@ fn left_lookup_join_keeps_bids_without_a_match() {
     expected.sort();
     assert_eq!(committed_lines(&out), expected);
 }
+
+/// An interval join on the two inputs' event time attributes: bids placed within ten
+/// seconds of their auction's creation. It is planned as an interval join (whose rows are
+/// dropped once no partner can come) and gives the reference's pairs.
+#[test]
+fn interval_join_pairs_bids_with_recent_auctions() {
+    let mut script = String::new();
+    for f in ["ddl_gen.sql", "ddl_views.sql"] {
+        script.push_str(&fs::read_to_string(sql_dir().join(f)).unwrap());
+        script.push_str(";\n");
+    }
+    script.push_str(
+        "CREATE TABLE out (id BIGINT, bidder BIGINT, price BIGINT) WITH ('connector' = '${SINK}');
+         INSERT INTO out
+         SELECT A.id, B.bidder, B.price FROM auction A JOIN bid B
+           ON A.id = B.auction
+          AND B.dateTime BETWEEN A.dateTime AND A.dateTime + INTERVAL '10' SECOND;",
+    );
+    let mut explain = sluice_sql::SqlSession::new();
+    explain.set_explain_only(true);
+    let vars = vars_at(1000);
+    let mut plain = vars.clone();
+    plain.insert("SINK".into(), "blackhole".into());
+    let planned = explain
+        .plan_script(&sluice_sql::substitute(&script, &plain).unwrap())
+        .unwrap();
+    assert!(
+        planned.explained.iter().any(|e| e.contains("IntervalJoin")),
+        "{:?}",
+        planned.explained
+    );
+    let (_dir, out) = run_script(&script, 2, "csv", vars);
+    let all = crate::nexmark::events_at(1000);
+    let auctions: BTreeMap<i64, i64> = all
+        .iter()
+        .filter_map(|e| match e {
+            Event::Auction(a) => Some((a.id, a.date_time)),
+            _ => None,
+        })
+        .collect();
+    let mut expected: Vec<String> = all
+        .iter()
+        .filter_map(|e| match e {
+            Event::Bid(b) => Some(b),
+            _ => None,
+        })
+        .filter(|b| {
+            auctions
+                .get(&b.auction)
+                .is_some_and(|&t| t <= b.date_time && b.date_time <= t + 10_000)
+        })
+        .map(|b| format!("{},{},{}", b.auction, b.bidder, b.price))
+        .collect();
+    expected.sort();
+    assert!(expected.len() > 100, "{} pairs", expected.len());
+    assert_eq!(committed_lines(&out), expected);
+}
