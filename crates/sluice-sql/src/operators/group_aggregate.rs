@@ -28,6 +28,7 @@ use crate::batch::{decode_ipc, RowKind, SqlBatch};
 use crate::error::{exec, Error, Result};
 use crate::exchange::key_group_of_row;
 use crate::operators::keyed_state::encode_by_key_group;
+use crate::operators::retracting::{new_accumulator, state_types};
 use crate::operators::window_aggregate::AggregateCall;
 use crate::operators::{accumulator_state, StateTtl};
 
@@ -41,6 +42,8 @@ pub struct GroupAggregateSpec {
     pub schema: SchemaRef,
     /// Expiry of idle groups (`table.exec.state.ttl`).
     pub state_ttl: Option<StateTtl>,
+    /// Whether the input retracts rows (then `MIN` and `MAX` keep every value).
+    pub retracting: bool,
 }
 
 struct Group {
@@ -87,7 +90,11 @@ impl GroupAggregateOperator {
     }
 
     fn new_accumulators(&self) -> Result<Vec<Box<dyn Accumulator>>> {
-        self.spec.aggregates.iter().map(new_accumulator).collect()
+        self.spec
+            .aggregates
+            .iter()
+            .map(|c| new_accumulator(c, self.spec.retracting))
+            .collect()
     }
 
     /// The group index of each row of `keys`, adding new groups.
@@ -338,7 +345,10 @@ impl GroupAggregateOperator {
             fields.push(Field::new(format!("__key{i}"), t.clone(), true));
         }
         for (a, call) in self.spec.aggregates.iter().enumerate() {
-            for (s, t) in state_types(call)?.into_iter().enumerate() {
+            for (s, t) in state_types(call, self.spec.retracting)?
+                .into_iter()
+                .enumerate()
+            {
                 fields.push(Field::new(format!("__agg{a}_{s}"), t, true));
             }
         }
@@ -370,13 +380,16 @@ impl GroupAggregateOperator {
             .spec
             .aggregates
             .iter()
-            .map(|c| state_types(c).map(|t| t.len()))
+            .map(|c| state_types(c, self.spec.retracting).map(|t| t.len()))
             .collect::<Result<_>>()?;
         for (a, &width) in widths.iter().enumerate() {
             let mut fields: Vec<Vec<ScalarValue>> = vec![Vec::with_capacity(n); width];
             let call = &self.spec.aggregates[a];
+            let retracting = self.spec.retracting;
             for g in &mut self.groups {
-                let state = accumulator_state(&mut g.accumulators[a], || new_accumulator(call))?;
+                let state = accumulator_state(&mut g.accumulators[a], || {
+                    new_accumulator(call, retracting)
+                })?;
                 for (s, v) in state.into_iter().enumerate().take(width) {
                     fields[s].push(v);
                 }
@@ -441,7 +454,7 @@ impl GroupAggregateOperator {
         let spec = Arc::clone(&self.spec);
         let mut column = 1 + k;
         for (a, call) in spec.aggregates.iter().enumerate() {
-            let width = state_types(call)?.len();
+            let width = state_types(call, self.spec.retracting)?.len();
             for (row, &g) in groups.iter().enumerate() {
                 let state: Vec<ArrayRef> = batch.columns()[column..column + width]
                     .iter()
@@ -469,89 +482,6 @@ impl GroupAggregateOperator {
             }
         }
         Ok(())
-    }
-}
-
-/// A row accumulator of `call`, retracting where Flink's would.
-fn new_accumulator(call: &AggregateCall) -> Result<Box<dyn Accumulator>> {
-    let acc = call.function.create_accumulator()?;
-    let sum = call.function.fun().name() == "sum" && !call.function.is_distinct();
-    Ok(if sum && !acc.supports_retract_batch() {
-        Box::new(NegatingSum {
-            sum: acc,
-            values: 0,
-        })
-    } else {
-        acc
-    })
-}
-
-/// The types of the state `call`'s accumulator checkpoints (those of its `state()`,
-/// which may differ from DataFusion's `state_fields` for Sluice's own accumulators).
-fn state_types(call: &AggregateCall) -> Result<Vec<DataType>> {
-    Ok(new_accumulator(call)?
-        .state()?
-        .iter()
-        .map(ScalarValue::data_type)
-        .collect())
-}
-
-/// `SUM` that retracts by adding the negated values, and counts the non-NULL values it
-/// holds so that it is NULL again when none is left (as Flink's retracting sum is):
-/// DataFusion's sum accumulator does not retract, and its sliding variant's state has
-/// another shape. Its state is the sum's, then the count.
-#[derive(Debug)]
-struct NegatingSum {
-    sum: Box<dyn Accumulator>,
-    values: i64,
-}
-
-fn non_null(values: &[ArrayRef]) -> i64 {
-    values
-        .first()
-        .map_or(0, |v| (v.len() - v.null_count()) as i64)
-}
-
-impl Accumulator for NegatingSum {
-    fn update_batch(&mut self, values: &[ArrayRef]) -> datafusion_common::Result<()> {
-        self.values += non_null(values);
-        self.sum.update_batch(values)
-    }
-    fn retract_batch(&mut self, values: &[ArrayRef]) -> datafusion_common::Result<()> {
-        self.values -= non_null(values);
-        let negated = values
-            .iter()
-            .map(|v| arrow::compute::kernels::numeric::neg(v.as_ref()))
-            .collect::<std::result::Result<Vec<_>, _>>()?;
-        self.sum.update_batch(&negated)
-    }
-    fn supports_retract_batch(&self) -> bool {
-        true
-    }
-    fn evaluate(&mut self) -> datafusion_common::Result<ScalarValue> {
-        let sum = self.sum.evaluate()?;
-        if self.values > 0 {
-            Ok(sum)
-        } else {
-            ScalarValue::try_from(sum.data_type())
-        }
-    }
-    fn size(&self) -> usize {
-        self.sum.size() + 8
-    }
-    fn state(&mut self) -> datafusion_common::Result<Vec<ScalarValue>> {
-        let mut state = self.sum.state()?;
-        state.push(ScalarValue::Int64(Some(self.values)));
-        Ok(state)
-    }
-    fn merge_batch(&mut self, states: &[ArrayRef]) -> datafusion_common::Result<()> {
-        let Some((count, sum)) = states.split_last() else {
-            return Ok(());
-        };
-        if let Some(c) = count.as_primitive_opt::<arrow::datatypes::Int64Type>() {
-            self.values += c.iter().flatten().sum::<i64>();
-        }
-        self.sum.merge_batch(sum)
     }
 }
 

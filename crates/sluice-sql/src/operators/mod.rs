@@ -7,6 +7,7 @@
 //! - **[`window_assigner`]**: the window columns of `TUMBLE`, `HOP` and `CUMULATE`.
 //! - **[`window_aggregate`]**: aggregation per window and key, fired by watermarks,
 //!   with its state in checkpoints by key group.
+//! - **[`retracting`]**: `SUM`, `MIN` and `MAX` accumulators that retract.
 //! - **[`session_aggregate`]**: aggregation per key and session window.
 //! - **[`group_aggregate`]**: regular `GROUP BY` emitting a changelog.
 //! - **[`join`]**: regular inner equi-joins of append-only inputs.
@@ -25,6 +26,7 @@ pub mod join;
 pub mod keyed_state;
 pub mod lookup_join;
 pub mod rank;
+pub mod retracting;
 pub mod session_aggregate;
 pub mod sink;
 pub mod watermark;

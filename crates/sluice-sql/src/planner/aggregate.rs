@@ -464,6 +464,7 @@ fn plan_group_aggregate(
     let schema = arrow_schema(&a.schema);
     let spec = Arc::new(GroupAggregateSpec {
         state_ttl: planner.state_ttl(),
+        retracting: !input.append_only,
         key_columns: key_columns.clone(),
         aggregates,
         schema: Arc::clone(&schema),

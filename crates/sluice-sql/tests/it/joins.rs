@@ -1,7 +1,8 @@
 //! Changelog operators against a sequential reference on random inputs: outer, semi and
 //! anti joins, of append-only inputs and of updating ones (the changelogs of `GROUP
-//! BY`s), with NULL keys, other conditions and random parallelism; and an aggregation of
-//! a changelog whose groups empty out (deleted, not left at zero). The job's Debezium changelog,
+//! BY`s), with NULL keys, other conditions and random parallelism; and aggregations of
+//! a changelog whose groups empty out (deleted, not left at zero) and whose `MIN`/`MAX`
+//! retract. The job's Debezium changelog,
 //! applied in order, must end in the reference's rows and never retract a row it did
 //! not add.
 
@@ -20,7 +21,7 @@ use crate::output::apply_changelog;
 type Rows = Vec<(Option<i64>, i64)>;
 
 /// The queries, with the columns they output.
-const QUERIES: [&str; 7] = [
+const QUERIES: [&str; 8] = [
     // An updating left input, outer.
     "SELECT L.k, L.c, R.b FROM (SELECT k, COUNT(*) AS c FROM l GROUP BY k) L
      LEFT JOIN r R ON L.k = R.k",
@@ -37,9 +38,11 @@ const QUERIES: [&str; 7] = [
     "SELECT l.k, l.a, R.n FROM l JOIN (SELECT k, COUNT(*) AS n FROM r GROUP BY k) R ON l.k = R.k",
     // An aggregation of a changelog: groups whose rows are all retracted disappear.
     "SELECT c, COUNT(*) AS n, SUM(k) AS s FROM (SELECT k, COUNT(*) AS c FROM l GROUP BY k) GROUP BY c",
+    // MIN and MAX of a changelog: retracting the extreme reveals the next value.
+    "SELECT c, MIN(k) AS lo, MAX(k) AS hi FROM (SELECT k, COUNT(*) AS c FROM l GROUP BY k) GROUP BY c",
 ];
 
-const COLUMNS: [&str; 7] = [
+const COLUMNS: [&str; 8] = [
     "k BIGINT, c BIGINT, b BIGINT",
     "lk BIGINT, s BIGINT, rk BIGINT, m BIGINT",
     "k BIGINT, a BIGINT",
@@ -47,6 +50,7 @@ const COLUMNS: [&str; 7] = [
     "a BIGINT, k BIGINT, b BIGINT",
     "k BIGINT, a BIGINT, n BIGINT",
     "c BIGINT, n BIGINT, s BIGINT",
+    "c BIGINT, lo BIGINT, hi BIGINT",
 ];
 
 /// A JSON row of the sink, NULLs left out (as the JSON writer does).
@@ -158,6 +162,17 @@ fn reference(query: usize, l: &Rows, r: &Rows) -> Vec<Value> {
                 out.push(row(&[("c", Some(c)), ("n", Some(n)), ("s", s)]));
             }
         }
+        7 => {
+            let mut per_count: BTreeMap<i64, Vec<Option<i64>>> = BTreeMap::new();
+            for (k, c) in groups(l, 0, |c, _| *c += 1) {
+                per_count.entry(c).or_default().push(k);
+            }
+            for (c, keys) in per_count {
+                let present = keys.iter().flatten();
+                let (lo, hi) = (present.clone().min().copied(), present.max().copied());
+                out.push(row(&[("c", Some(c)), ("lo", lo), ("hi", hi)]));
+            }
+        }
         _ => {
             let counts = groups(r, 0, |n, _| *n += 1);
             for &(k, a) in l {
@@ -219,7 +234,7 @@ fn rows_strategy() -> impl Strategy<Value = Rows> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(42))]
+    #![proptest_config(ProptestConfig::with_cases(48))]
 
     #[test]
     fn changelog_joins_equal_a_sequential_reference(
