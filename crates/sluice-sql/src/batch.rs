@@ -48,12 +48,19 @@ impl RowKind {
 pub struct SqlBatch {
     data: RecordBatch,
     kinds: Option<Arc<[RowKind]>>,
+    /// The source split (a Kafka partition) all rows come from, when a source knows it:
+    /// watermarks are generated per split. Not carried across exchanges.
+    split: Option<u32>,
 }
 
 impl SqlBatch {
     /// Inserted rows.
     pub fn new(data: RecordBatch) -> Self {
-        SqlBatch { data, kinds: None }
+        SqlBatch {
+            data,
+            kinds: None,
+            split: None,
+        }
     }
 
     /// Rows with one kind of change each.
@@ -70,6 +77,7 @@ impl SqlBatch {
         SqlBatch {
             data,
             kinds: (!all_inserts).then(|| kinds.into()),
+            split: None,
         }
     }
 
@@ -112,7 +120,25 @@ impl SqlBatch {
         SqlBatch {
             data,
             kinds: self.kinds.clone(),
+            split: self.split,
         }
+    }
+
+    /// These rows, all from source split `split`.
+    pub fn with_split(mut self, split: u32) -> Self {
+        self.split = Some(split);
+        self
+    }
+
+    /// The source split the rows come from, when known.
+    pub fn split(&self) -> Option<u32> {
+        self.split
+    }
+
+    /// These rows, from the split of `other` (for operators that rebuild a batch).
+    pub fn with_split_of(mut self, other: &SqlBatch) -> Self {
+        self.split = other.split;
+        self
     }
 }
 

@@ -13,6 +13,7 @@
 //! | `state.checkpoints.num-retained` | completed checkpoints kept |
 //! | `execution.savepoint.path` | restore from this checkpoint or savepoint directory |
 //! | `table.exec.resource.default-parallelism` | as `parallelism.default` for SQL operators |
+//! | `table.exec.source.idle-timeout` | a Kafka partition without rows for this long stops holding the watermark back (default: it holds it) |
 //! | `table.exec.state.ttl` | idle state of regular aggregations, joins and Top-N is dropped after this long (default: kept) |
 //!
 //! Other keys are kept (and shown by `SET;`) but have no effect; unknown keys are logged.
@@ -111,7 +112,8 @@ impl SqlConfig {
             }
             "execution.checkpointing.interval"
             | "execution.checkpointing.timeout"
-            | "table.exec.state.ttl" => {
+            | "table.exec.state.ttl"
+            | "table.exec.source.idle-timeout" => {
                 parse_duration(key, value)?;
             }
             "execution.checkpointing.mode" => {
@@ -129,7 +131,8 @@ impl SqlConfig {
             }
             k if KNOWN.contains(&k)
                 || k == "table.exec.resource.default-parallelism"
-                || k == "table.exec.state.ttl" => {}
+                || k == "table.exec.state.ttl"
+                || k == "table.exec.source.idle-timeout" => {}
             other => tracing::info!(key = other, "SET key has no effect in Sluice"),
         }
         self.values.insert(key.to_string(), value.to_string());
@@ -174,6 +177,21 @@ impl SqlConfig {
             None => Ok(None),
             Some(v) => {
                 let d = parse_duration("table.exec.state.ttl", v)?;
+                Ok((!d.is_zero()).then_some(d))
+            }
+        }
+    }
+
+    /// How long a source split may go without rows before it stops holding watermarks
+    /// back (`table.exec.source.idle-timeout`); `None` (or 0): never.
+    ///
+    /// # Errors
+    /// A value that is not a duration.
+    pub fn source_idle_timeout(&self) -> Result<Option<Duration>> {
+        match self.get("table.exec.source.idle-timeout") {
+            None => Ok(None),
+            Some(v) => {
+                let d = parse_duration("table.exec.source.idle-timeout", v)?;
                 Ok((!d.is_zero()).then_some(d))
             }
         }

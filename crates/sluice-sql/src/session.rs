@@ -146,6 +146,9 @@ impl SqlSession {
         if let Some(ttl) = self.config.state_ttl()? {
             planner.set_state_ttl(ttl);
         }
+        if let Some(idle) = self.config.source_idle_timeout()? {
+            planner.set_source_idle_timeout(idle);
+        }
         for insert in inserts {
             let table = self.catalog.table(&insert.table).ok_or_else(|| {
                 Error::plan(format!("INSERT INTO `{}`: no such table", insert.table))

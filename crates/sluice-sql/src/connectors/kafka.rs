@@ -378,8 +378,18 @@ impl RecordDecoder<KafkaRecord> for KafkaDecoder {
     }
 
     fn decode(&mut self, records: Vec<KafkaRecord>) -> RuntimeResult<Option<SqlBatch>> {
+        // The source polls one partition per batch: its rows form one split, for
+        // watermarks per partition.
+        let split = records.first().map(|r| {
+            sluice_core::stable_hash(format!("{}/{}", r.topic, r.partition).as_bytes()) as u32
+        });
         self.decode_records(&records)
-            .map(|b| b.map(SqlBatch::new))
+            .map(|b| {
+                b.map(|b| match split {
+                    Some(s) => SqlBatch::new(b).with_split(s),
+                    None => SqlBatch::new(b),
+                })
+            })
             .map_err(Error::into_runtime)
     }
 }

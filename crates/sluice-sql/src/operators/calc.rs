@@ -52,7 +52,7 @@ impl CalcOperator {
                     batch
                 } else {
                     let data = filter_record_batch(batch.data(), mask)?;
-                    match batch.kinds() {
+                    let filtered = match batch.kinds() {
                         None => SqlBatch::new(data),
                         Some(kinds) => SqlBatch::with_kinds(
                             data,
@@ -63,7 +63,8 @@ impl CalcOperator {
                                 .map(|(k, _)| *k)
                                 .collect(),
                         ),
-                    }
+                    };
+                    filtered.with_split_of(&batch)
                 }
             }
         };

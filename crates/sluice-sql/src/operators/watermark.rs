@@ -1,10 +1,16 @@
 //! [`WatermarkAssigner`]: generates a table's watermarks from its `WATERMARK FOR col AS
 //! expr` declaration: after each batch, the largest value of `expr` seen so far, when it
-//! advanced (Flink SQL's semantics: rows at or before the watermark are late).
+//! advanced (Flink SQL's semantics: rows at or before the watermark are late). When the
+//! source tells each batch's split (Kafka partitions), the largest value is kept per
+//! split and the watermark is the smallest of them, as Flink's per-partition watermarks:
+//! a partition that lags does not make the others' rows late. A split counts from its
+//! first batch on; with `table.exec.source.idle-timeout`, a split without rows for that
+//! long (processing time) stops holding the watermark back until its next row.
 //!
 //! Watermarks arriving from upstream are dropped except the final one, which a bounded
 //! source sends at its end so that every window fires.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::Array;
@@ -21,15 +27,39 @@ use crate::error::{exec, Error};
 pub struct WatermarkAssigner {
     expr: Arc<dyn PhysicalExpr>,
     current: i64,
+    /// The largest value per split (`None`: batches without a split) and the processing
+    /// time of its last batch.
+    splits: HashMap<Option<u32>, (i64, i64)>,
+    idle_timeout_ms: Option<i64>,
+    now: i64,
 }
 
 impl WatermarkAssigner {
-    /// Watermarks from `expr`, a timestamp expression over the batch's columns.
-    pub fn new(expr: Arc<dyn PhysicalExpr>) -> Self {
+    /// Watermarks from `expr`, a timestamp expression over the batch's columns; splits
+    /// without rows for `idle_timeout_ms` stop holding the watermark back.
+    pub fn new(expr: Arc<dyn PhysicalExpr>, idle_timeout_ms: Option<i64>) -> Self {
         WatermarkAssigner {
             expr,
             current: i64::MIN,
+            splits: HashMap::new(),
+            idle_timeout_ms,
+            now: 0,
         }
+    }
+
+    /// The smallest per-split value among the active splits, if it advanced.
+    fn advanced(&mut self) -> Option<i64> {
+        let cutoff = self.idle_timeout_ms.map(|t| self.now - t);
+        let min = self
+            .splits
+            .values()
+            .filter(|(_, seen)| cutoff.is_none_or(|c| *seen >= c))
+            .map(|(v, _)| *v)
+            .min()?;
+        (min > self.current).then(|| {
+            self.current = min;
+            min
+        })
     }
 
     /// The largest watermark value in `batch`, in milliseconds.
@@ -52,11 +82,33 @@ impl Operator for WatermarkAssigner {
 
     fn on_data(&mut self, batch: SqlBatch, out: &mut Collector<'_, SqlBatch>) -> RuntimeResult<()> {
         let batch_max = exec(self.batch_max(&batch))?;
+        let split = batch.split();
         out.collect(batch)?;
         if let Some(m) = batch_max {
-            if m > self.current {
-                self.current = m;
-                out.emit_watermark(Watermark(EventTime(m)))?;
+            let now = self.now;
+            let best = self.splits.entry(split).or_insert((i64::MIN, now));
+            *best = (best.0.max(m), now);
+            if let Some(w) = self.advanced() {
+                out.emit_watermark(Watermark(EventTime(w)))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn open(&mut self, ctx: &sluice_runtime::OperatorContext) -> RuntimeResult<()> {
+        self.now = ctx.clock.now_ms();
+        Ok(())
+    }
+
+    fn on_processing_time(
+        &mut self,
+        now_ms: i64,
+        out: &mut Collector<'_, SqlBatch>,
+    ) -> RuntimeResult<()> {
+        self.now = now_ms;
+        if self.idle_timeout_ms.is_some() && self.splits.len() > 1 {
+            if let Some(w) = self.advanced() {
+                out.emit_watermark(Watermark(EventTime(w)))?;
             }
         }
         Ok(())
@@ -78,5 +130,75 @@ impl Operator for WatermarkAssigner {
         // Like Flink's, the watermark restarts from nothing after a restore: rows read
         // again raise it again.
         Ok(OperatorSnapshot::default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{RecordBatch, TimestampMillisecondArray};
+    use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+    use datafusion_physical_expr::expressions::Column;
+    use sluice_core::StreamEvent;
+    use sluice_runtime::RuntimeMode;
+    use sluice_testkit::harness::OperatorHarness;
+
+    fn rows(split: u32, times: &[i64]) -> SqlBatch {
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "ts",
+            DataType::Timestamp(TimeUnit::Millisecond, None),
+            true,
+        )]));
+        let data = RecordBatch::try_new(
+            schema,
+            vec![Arc::new(TimestampMillisecondArray::from(times.to_vec()))],
+        )
+        .unwrap();
+        SqlBatch::new(data).with_split(split)
+    }
+
+    fn watermarks(h: &OperatorHarness<WatermarkAssigner>) -> Vec<i64> {
+        h.take_output()
+            .into_iter()
+            .filter_map(|e| match e {
+                StreamEvent::Watermark(w) => Some(w.0 .0),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn harness(idle: Option<i64>) -> OperatorHarness<WatermarkAssigner> {
+        OperatorHarness::new(RuntimeMode::Streaming, |_| {
+            Ok(WatermarkAssigner::new(Arc::new(Column::new("ts", 0)), idle))
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn the_watermark_is_the_smallest_of_the_splits() {
+        let mut h = harness(None);
+        h.push(rows(1, &[10_000])).unwrap();
+        h.push(rows(2, &[2_000])).unwrap();
+        h.push(rows(2, &[12_000])).unwrap();
+        assert_eq!(watermarks(&h), [10_000]);
+        h.push(rows(1, &[15_000])).unwrap();
+        assert_eq!(watermarks(&h), [12_000]);
+    }
+
+    #[test]
+    fn an_idle_split_stops_holding_the_watermark_back() {
+        let mut h = harness(Some(1_000));
+        h.push(rows(1, &[5_000])).unwrap();
+        h.push(rows(2, &[3_000])).unwrap();
+        h.push(rows(1, &[9_000])).unwrap();
+        assert_eq!(watermarks(&h), [5_000]);
+        h.clock().advance(std::time::Duration::from_millis(2_000));
+        h.tick().unwrap();
+        h.push(rows(1, &[9_500])).unwrap();
+        assert_eq!(watermarks(&h), [9_500]);
+        // Split 2 is back: it holds the watermark again.
+        h.push(rows(2, &[4_000])).unwrap();
+        h.push(rows(1, &[20_000])).unwrap();
+        assert!(watermarks(&h).is_empty());
     }
 }

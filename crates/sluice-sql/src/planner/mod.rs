@@ -143,6 +143,7 @@ pub struct JobPlanner<'a> {
     tables: HashMap<String, Stream>,
     sources: HashMap<String, Stream>,
     state_ttl: Option<StateTtl>,
+    source_idle_timeout_ms: Option<i64>,
 }
 
 impl<'a> JobPlanner<'a> {
@@ -155,7 +156,14 @@ impl<'a> JobPlanner<'a> {
             tables: HashMap::new(),
             sources: HashMap::new(),
             state_ttl: None,
+            source_idle_timeout_ms: None,
         }
+    }
+
+    /// Source splits (Kafka partitions) without rows for `timeout` stop holding
+    /// watermarks back (`table.exec.source.idle-timeout`).
+    pub fn set_source_idle_timeout(&mut self, timeout: std::time::Duration) {
+        self.source_idle_timeout_ms = Some(timeout.as_millis() as i64);
     }
 
     /// Drops idle state of regular aggregations, joins and Top-N after `ttl`
@@ -369,11 +377,12 @@ impl<'a> JobPlanner<'a> {
                 .into_iter()
                 .next()
                 .ok_or_else(|| Error::plan("watermark expression vanished"))?;
+            let idle = self.source_idle_timeout_ms;
             let node = self.graph.operator(
                 &format!("WatermarkAssigner({name})"),
                 stream.parallelism,
                 NodeKind::Operator,
-                move |_| Ok(WatermarkAssigner::new(Arc::clone(&expr))),
+                move |_| Ok(WatermarkAssigner::new(Arc::clone(&expr), idle)),
             );
             self.graph.connect(
                 stream.node,
