@@ -1,7 +1,7 @@
 //! Accumulators of updating aggregations that retract where DataFusion's do not, as
 //! Flink's retracting aggregate functions do: `SUM` ([`NegatingSum`]: adds negated values
-//! and counts the non-NULL ones) and `MIN`/`MAX` over an input that retracts
-//! ([`RetractingExtreme`]: every value with its count, in order). Their checkpointed state
+//! and counts the non-NULL ones) and `MIN`, `MAX` and `COUNT(DISTINCT)` over an input
+//! that retracts ([`RetractingExtreme`]: every value with its count, in order). Their checkpointed state
 //! is what their `state()` gives ([`state_types`]).
 
 use std::collections::BTreeMap;
@@ -25,7 +25,23 @@ pub fn new_accumulator(call: &AggregateCall, retracting: bool) -> Result<Box<dyn
     if retracting && !distinct && (name == "min" || name == "max") {
         let data_type = call.function.field().data_type().clone();
         return Ok(Box::new(RetractingExtreme {
-            max: name == "max",
+            kind: if name == "max" {
+                Extreme::Max
+            } else {
+                Extreme::Min
+            },
+            values: BTreeMap::new(),
+            data_type,
+        }));
+    }
+    if retracting && distinct && name == "count" {
+        // DataFusion's distinct count keeps a list of the argument's values.
+        let data_type = match call.function.state_fields()?.first().map(|f| f.data_type()) {
+            Some(DataType::List(item)) => item.data_type().clone(),
+            _ => DataType::Null,
+        };
+        return Ok(Box::new(RetractingExtreme {
+            kind: Extreme::DistinctCount,
             values: BTreeMap::new(),
             data_type,
         }));
@@ -136,13 +152,23 @@ impl Ord for Ordered {
     }
 }
 
-/// `MIN` or `MAX` that retracts: every value with its number of occurrences, so removing
-/// the current extreme reveals the next one (Flink's `MinWithRetract`/`MaxWithRetract`).
+/// What a [`RetractingExtreme`] gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Extreme {
+    Min,
+    Max,
+    DistinctCount,
+}
+
+/// `MIN`, `MAX` or `COUNT(DISTINCT)` that retracts: every value with its number of
+/// occurrences, so removing the current extreme reveals the next one (Flink's
+/// `MinWithRetract`/`MaxWithRetract`) and a value counts while one occurrence is left.
 /// Its state is two lists: the values and their counts.
 #[derive(Debug)]
 pub struct RetractingExtreme {
-    max: bool,
+    kind: Extreme,
     values: BTreeMap<Ordered, i64>,
+    /// The type of the values.
     data_type: DataType,
 }
 
@@ -180,10 +206,12 @@ impl Accumulator for RetractingExtreme {
         true
     }
     fn evaluate(&mut self) -> datafusion_common::Result<ScalarValue> {
-        let extreme = if self.max {
-            self.values.keys().next_back()
-        } else {
-            self.values.keys().next()
+        let extreme = match self.kind {
+            Extreme::Max => self.values.keys().next_back(),
+            Extreme::Min => self.values.keys().next(),
+            Extreme::DistinctCount => {
+                return Ok(ScalarValue::Int64(Some(self.values.len() as i64)));
+            }
         };
         match extreme {
             Some(v) => Ok(v.0.clone()),
@@ -248,7 +276,7 @@ mod tests {
     #[test]
     fn max_retracts_to_the_next_value_and_round_trips_its_state() {
         let mut max = RetractingExtreme {
-            max: true,
+            kind: Extreme::Max,
             values: BTreeMap::new(),
             data_type: DataType::Int64,
         };
@@ -265,7 +293,7 @@ mod tests {
             .map(|v| v.to_array().unwrap())
             .collect();
         let mut restored = RetractingExtreme {
-            max: true,
+            kind: Extreme::Max,
             values: BTreeMap::new(),
             data_type: DataType::Int64,
         };

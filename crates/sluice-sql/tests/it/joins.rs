@@ -1,8 +1,8 @@
 //! Changelog operators against a sequential reference on random inputs: outer, semi and
 //! anti joins, of append-only inputs and of updating ones (the changelogs of `GROUP
 //! BY`s), with NULL keys, other conditions and random parallelism; and aggregations of
-//! a changelog whose groups empty out (deleted, not left at zero) and whose `MIN`/`MAX`
-//! retract. The job's Debezium changelog,
+//! a changelog whose groups empty out (deleted, not left at zero) and whose `MIN`, `MAX`
+//! and `COUNT(DISTINCT)` retract. The job's Debezium changelog,
 //! applied in order, must end in the reference's rows and never retract a row it did
 //! not add.
 
@@ -39,7 +39,8 @@ const QUERIES: [&str; 8] = [
     // An aggregation of a changelog: groups whose rows are all retracted disappear.
     "SELECT c, COUNT(*) AS n, SUM(k) AS s FROM (SELECT k, COUNT(*) AS c FROM l GROUP BY k) GROUP BY c",
     // MIN and MAX of a changelog: retracting the extreme reveals the next value.
-    "SELECT c, MIN(k) AS lo, MAX(k) AS hi FROM (SELECT k, COUNT(*) AS c FROM l GROUP BY k) GROUP BY c",
+    "SELECT c, MIN(k) AS lo, MAX(k) AS hi, COUNT(DISTINCT MOD(k, 2)) AS parities
+     FROM (SELECT k, COUNT(*) AS c FROM l GROUP BY k) GROUP BY c",
 ];
 
 const COLUMNS: [&str; 8] = [
@@ -50,7 +51,7 @@ const COLUMNS: [&str; 8] = [
     "a BIGINT, k BIGINT, b BIGINT",
     "k BIGINT, a BIGINT, n BIGINT",
     "c BIGINT, n BIGINT, s BIGINT",
-    "c BIGINT, lo BIGINT, hi BIGINT",
+    "c BIGINT, lo BIGINT, hi BIGINT, parities BIGINT",
 ];
 
 /// A JSON row of the sink, NULLs left out (as the JSON writer does).
@@ -169,8 +170,20 @@ fn reference(query: usize, l: &Rows, r: &Rows) -> Vec<Value> {
             }
             for (c, keys) in per_count {
                 let present = keys.iter().flatten();
-                let (lo, hi) = (present.clone().min().copied(), present.max().copied());
-                out.push(row(&[("c", Some(c)), ("lo", lo), ("hi", hi)]));
+                let (lo, hi) = (
+                    present.clone().min().copied(),
+                    present.clone().max().copied(),
+                );
+                let parities = present
+                    .map(|k| k % 2)
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .len() as i64;
+                out.push(row(&[
+                    ("c", Some(c)),
+                    ("lo", lo),
+                    ("hi", hi),
+                    ("parities", Some(parities)),
+                ]));
             }
         }
         _ => {
