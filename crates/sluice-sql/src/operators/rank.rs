@@ -14,6 +14,10 @@
 //!   until the watermark passes the window's end, then the window's top `N` are emitted
 //!   once, as insertions, and forgotten (Flink's window Top-N: append-only output).
 //!
+//! Over an input that retracts rows (the changelog of an aggregation), every row is kept,
+//! not only the top `N`: a retracted top row lets the next one move up (Flink's
+//! `RetractableTopNFunction`). A retraction removes the stored row equal to it.
+//!
 //! Ties keep the row that came first, except for deduplication on a time attribute in
 //! descending order (`ORDER BY ts DESC`, `N = 1`: "keep the last row"), where the later row
 //! wins, as in Flink.
@@ -61,6 +65,10 @@ pub struct RankSpec {
     pub later_wins_ties: bool,
     /// The input column of `window_end`, in window mode.
     pub window_end: Option<usize>,
+    /// Whether the input retracts rows: then every row is kept (not only the top `N`),
+    /// so that the next one moves up when a top row is retracted (Flink's
+    /// `RetractableTopNFunction`).
+    pub retracting: bool,
     /// The output schema: the first `output_width` input columns and the row number.
     pub schema: SchemaRef,
     /// Expiry of partitions whose rows did not change for a while (updating mode,
@@ -94,6 +102,8 @@ pub struct RankOperator {
     next_seq: u64,
     watermark: i64,
     late_rows_dropped: u64,
+    /// Retractions of rows that were not kept (expired by the TTL, or never seen).
+    unknown_retractions: u64,
     max_parallelism: u32,
     ttl: Option<StateTtl>,
     now: i64,
@@ -137,6 +147,7 @@ impl RankOperator {
             next_seq: 0,
             watermark: i64::MIN,
             late_rows_dropped: 0,
+            unknown_retractions: 0,
             max_parallelism: 128,
         })
     }
@@ -153,7 +164,25 @@ impl RankOperator {
         } else {
             entries.partition_point(|e| e.sort.as_ref() <= sort)
         };
-        (at < self.spec.rank_end as usize).then_some(at)
+        (self.spec.retracting || at < self.spec.rank_end as usize).then_some(at)
+    }
+
+    /// Removes the row `row` (sort key `sort`) from the partition `key`; false when it
+    /// is not there.
+    fn remove(&mut self, key: &[u8], sort: &[u8], row: &[u8]) -> bool {
+        let Some(p) = self.partitions.get_mut(key) else {
+            return false;
+        };
+        p.last_access = self.now;
+        let lo = p.entries.partition_point(|e| e.sort.as_ref() < sort);
+        let hi = p.entries.partition_point(|e| e.sort.as_ref() <= sort);
+        match (lo..hi).find(|&j| p.entries[j].row.as_ref() == row) {
+            Some(j) => {
+                p.entries.remove(j);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Adds the rows of `data` (all insertions); in updating mode returns the changes.
@@ -161,14 +190,16 @@ impl RankOperator {
     /// # Errors
     /// When a key cannot be encoded or the window end is not a timestamp.
     pub fn add(&mut self, batch: &SqlBatch) -> Result<Option<SqlBatch>> {
-        if batch
-            .kinds()
-            .is_some_and(|k| k.iter().any(|k| !k.is_addition()))
+        if !self.spec.retracting
+            && batch
+                .kinds()
+                .is_some_and(|k| k.iter().any(|k| !k.is_addition()))
         {
             return Err(Error::Execution(
                 "a Top-N (ROW_NUMBER) received a retraction; its input must be append-only".into(),
             ));
         }
+        let shown = self.spec.rank_end as usize;
         let data = batch.data();
         let columns = |cols: &mut dyn Iterator<Item = usize>| -> Vec<ArrayRef> {
             cols.map(|c| Arc::clone(data.column(c))).collect()
@@ -201,6 +232,22 @@ impl RankOperator {
             };
             let key = keys.row(i);
             let sort = sorts.row(i);
+            if !batch.kind(i).is_addition() {
+                if rows.is_none() {
+                    rows = Some(self.row_converter.convert_columns(data.columns())?);
+                }
+                let Some(all) = &rows else { continue };
+                if let Some(p) = self.partitions.get(key.as_ref()) {
+                    if !before.contains_key(key.as_ref()) {
+                        let top = p.entries[..p.entries.len().min(shown)].to_vec();
+                        before.insert(key.as_ref().into(), top);
+                    }
+                }
+                if !self.remove(key.as_ref(), sort.as_ref(), all.row(i).as_ref()) {
+                    self.unknown_retractions += 1;
+                }
+                continue;
+            }
             let at = match self.partitions.get(key.as_ref()) {
                 Some(p) => match self.position(&p.entries, sort.as_ref()) {
                     Some(at) => at,
@@ -219,6 +266,7 @@ impl RankOperator {
             };
             self.next_seq += 1;
             let limit = self.spec.rank_end as usize;
+            let retracting = self.spec.retracting;
             let max_parallelism = self.max_parallelism;
             let windowed = self.spec.window_end.is_some();
             let now = self.now;
@@ -240,10 +288,13 @@ impl RankOperator {
                 });
             partition.last_access = now;
             if !windowed && !before.contains_key(key.as_ref()) {
-                before.insert(key.as_ref().into(), partition.entries.clone());
+                let top = partition.entries[..partition.entries.len().min(shown)].to_vec();
+                before.insert(key.as_ref().into(), top);
             }
             partition.entries.insert(at, entry);
-            partition.entries.truncate(limit);
+            if !retracting {
+                partition.entries.truncate(limit);
+            }
         }
         if self.spec.window_end.is_some() || before.is_empty() {
             return Ok(None);

@@ -166,12 +166,7 @@ pub(super) fn plan_rank(
     let (rank_start, rank_end, rest) = rank_range(f, pattern.row_number)?;
     let input = planner.plan(&w.input)?;
     super::refuse_pending_windows(&input, "a Top-N")?;
-    if !input.append_only {
-        return Err(Error::unsupported(
-            "a Top-N (ROW_NUMBER) over an updating input (a GROUP BY or another Top-N); rank \
-             the rows of a table, a join or a window aggregation",
-        ));
-    }
+    let retracting = !input.append_only;
     let params = &wf.params;
     let mut keys = params.partition_by.clone();
     keys.extend(params.order_by.iter().map(|s| s.expr.clone()));
@@ -199,6 +194,12 @@ pub(super) fn plan_rank(
         (partition_columns.contains(&wc.start) && partition_columns.contains(&wc.end))
             .then_some(wc.end)
     });
+    if retracting && window_end.is_some() {
+        return Err(Error::unsupported(
+            "a window Top-N over an updating input; rank the rows of a window aggregation or \
+             a window table function",
+        ));
+    }
     let later_wins_ties = rank_end == 1
         && order.len() == 1
         && order[0].1.descending
@@ -217,6 +218,7 @@ pub(super) fn plan_rank(
         emit_rank,
         later_wins_ties,
         window_end,
+        retracting,
         schema: Arc::clone(&schema),
         state_ttl: planner.state_ttl(),
     });
