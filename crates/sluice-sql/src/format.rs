@@ -14,7 +14,7 @@ use arrow::util::display::{ArrayFormatter, FormatOptions};
 use sluice_runtime::metrics::Counter;
 use sluice_runtime::{OperatorContext, Result as RuntimeResult};
 
-use crate::batch::SqlBatch;
+use crate::batch::{RowKind, SqlBatch};
 use crate::error::{Error, Result};
 use crate::operators::decode::RecordDecoder;
 
@@ -32,8 +32,20 @@ pub enum TextFormat {
         ignore_parse_errors: bool,
     },
     /// `'format' = 'debezium-json'`: a changelog, one Debezium envelope per change
-    /// (written only, for now).
-    DebeziumJson,
+    /// (`op` `c`/`r` insert `after`, `u` retracts `before` and inserts `after`, `d` deletes
+    /// `before`; a `payload` wrapper, as with `debezium-json.schema-include`, is read
+    /// too).
+    DebeziumJson {
+        /// `debezium-json.ignore-parse-errors`.
+        ignore_parse_errors: bool,
+    },
+}
+
+impl TextFormat {
+    /// Whether rows in this format are a changelog (a source of it is updating).
+    pub fn is_changelog(&self) -> bool {
+        matches!(self, TextFormat::DebeziumJson { .. })
+    }
 }
 
 /// Flink's `csv.*` options.
@@ -121,7 +133,12 @@ impl TextFormat {
                     options.get("json.ignore-parse-errors"),
                 )?,
             }),
-            "debezium-json" => Ok(TextFormat::DebeziumJson),
+            "debezium-json" => Ok(TextFormat::DebeziumJson {
+                ignore_parse_errors: flag(
+                    "debezium-json.ignore-parse-errors",
+                    options.get("debezium-json.ignore-parse-errors"),
+                )?,
+            }),
             other => Err(Error::config(format!(
                 "format '{other}' is not supported; use 'csv', 'json' or 'debezium-json'"
             ))),
@@ -173,10 +190,7 @@ impl LineDecoder {
                 let mut reader = builder.build(Cursor::new(text.as_bytes()))?;
                 reader.next().transpose()
             }
-            TextFormat::DebeziumJson => Err(arrow::error::ArrowError::InvalidArgumentError(
-                "reading 'debezium-json' is not supported yet".into(),
-            )),
-            TextFormat::Json { .. } => {
+            TextFormat::Json { .. } | TextFormat::DebeziumJson { .. } => {
                 let mut decoder = arrow::json::ReaderBuilder::new(Arc::clone(&self.schema))
                     .with_batch_size(rows.max(1))
                     .build_decoder()?;
@@ -192,7 +206,9 @@ impl LineDecoder {
             TextFormat::Json {
                 ignore_parse_errors,
             } => *ignore_parse_errors,
-            TextFormat::DebeziumJson => false,
+            TextFormat::DebeziumJson {
+                ignore_parse_errors,
+            } => *ignore_parse_errors,
         }
     }
 
@@ -267,6 +283,46 @@ impl LineDecoder {
         ))
     }
 
+    /// Debezium JSON envelopes into rows with their kinds of change.
+    ///
+    /// # Errors
+    /// A malformed envelope when the policy is to fail, naming it.
+    pub fn decode_changelog(&self, lines: &[String]) -> Result<Option<SqlBatch>> {
+        let mut rows: Vec<String> = Vec::with_capacity(lines.len());
+        let mut kinds = Vec::with_capacity(lines.len());
+        for line in lines.iter().filter(|l| !l.trim().is_empty()) {
+            match debezium_rows(line) {
+                Ok(changes) => {
+                    for (kind, row) in changes {
+                        rows.push(row);
+                        kinds.push(kind);
+                    }
+                }
+                Err(e) if self.ignore_errors() => {
+                    tracing::debug!(origin = %self.origin, error = %e, "skipping a malformed change");
+                    self.skip_record();
+                }
+                Err(e) => {
+                    return Err(Error::Execution(format!(
+                        "malformed Debezium change in {}: {e}: `{}` (set \
+                         'debezium-json.ignore-parse-errors' = 'true' to skip such lines)",
+                        self.origin,
+                        truncate(line)
+                    )))
+                }
+            }
+        }
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let (batch, kept) = self.decode_lines_kept(&rows)?;
+        let Some(batch) = batch else {
+            return Ok(None);
+        };
+        let kinds = kept.iter().map(|&i| kinds[i as usize]).collect();
+        Ok(Some(SqlBatch::with_kinds(batch, kinds)))
+    }
+
     /// Counts a record skipped by the policy (malformed before it became a line).
     pub fn skip_record(&self) {
         if let Some(c) = &self.skipped {
@@ -282,6 +338,31 @@ impl LineDecoder {
     /// Where the lines come from (for messages).
     pub fn origin(&self) -> &str {
         &self.origin
+    }
+}
+
+/// The changes of one Debezium envelope, as (kind, row as a JSON object).
+fn debezium_rows(line: &str) -> std::result::Result<Vec<(RowKind, String)>, String> {
+    let v: serde_json::Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
+    let envelope = match v.get("payload") {
+        Some(p) if p.get("op").is_some() => p,
+        _ => &v,
+    };
+    let side = |name: &str| -> std::result::Result<String, String> {
+        match envelope.get(name) {
+            Some(row @ serde_json::Value::Object(_)) => Ok(row.to_string()),
+            _ => Err(format!("no '{name}' row")),
+        }
+    };
+    match envelope.get("op").and_then(serde_json::Value::as_str) {
+        Some("c" | "r") => Ok(vec![(RowKind::Insert, side("after")?)]),
+        Some("u") => Ok(vec![
+            (RowKind::UpdateBefore, side("before")?),
+            (RowKind::UpdateAfter, side("after")?),
+        ]),
+        Some("d") => Ok(vec![(RowKind::Delete, side("before")?)]),
+        Some(other) => Err(format!("unknown op '{other}'")),
+        None => Err("no 'op'".into()),
     }
 }
 
@@ -303,6 +384,9 @@ impl RecordDecoder<String> for LineDecoder {
     }
 
     fn decode(&mut self, records: Vec<String>) -> RuntimeResult<Option<SqlBatch>> {
+        if self.format.is_changelog() {
+            return self.decode_changelog(&records).map_err(Error::into_runtime);
+        }
         self.decode_lines(&records)
             .map(|b| b.map(SqlBatch::new))
             .map_err(Error::into_runtime)

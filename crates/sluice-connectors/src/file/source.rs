@@ -27,6 +27,8 @@ pub struct TextFileSource {
     path: PathBuf,
     /// The split plan and the parallelism it was made for.
     plan: Mutex<Option<(u32, Arc<Vec<FileSplit>>)>>,
+    /// Whether each file is one split (read whole, in order, by one subtask).
+    whole_files: bool,
 }
 
 impl TextFileSource {
@@ -35,7 +37,18 @@ impl TextFileSource {
         TextFileSource {
             path: path.into(),
             plan: Mutex::new(None),
+            whole_files: false,
         }
+    }
+
+    /// Reads every file as one split, from start to end by one subtask, instead of cutting
+    /// large files into byte ranges: for files whose line order matters (a changelog).
+    /// Files are taken in name order, numbers compared by value (`part-0-2` before
+    /// `part-0-10`).
+    #[must_use]
+    pub fn whole_files(mut self) -> Self {
+        self.whole_files = true;
+        self
     }
 
     fn splits(&self, parallelism: u32) -> Result<Arc<Vec<FileSplit>>, Error> {
@@ -45,7 +58,21 @@ impl TextFileSource {
                 return Ok(Arc::clone(splits));
             }
         }
-        let splits = Arc::new(plan_splits(&list_files(&self.path)?, parallelism));
+        let files = list_files(&self.path)?;
+        let splits = if self.whole_files {
+            files
+                .into_iter()
+                .filter(|(_, len)| *len > 0)
+                .map(|(path, len)| FileSplit {
+                    path,
+                    start: 0,
+                    end: len,
+                })
+                .collect()
+        } else {
+            plan_splits(&files, parallelism)
+        };
+        let splits = Arc::new(splits);
         *plan = Some((parallelism, Arc::clone(&splits)));
         Ok(splits)
     }

@@ -44,8 +44,36 @@ pub(crate) fn list_files(path: &Path) -> Result<Vec<(PathBuf, u64)>, Error> {
             files.push((entry.path(), meta.len()));
         }
     }
-    files.sort();
+    files.sort_by(|a, b| natural_order(&a.0.to_string_lossy(), &b.0.to_string_lossy()));
     Ok(files)
+}
+
+/// Compares names with runs of digits compared by value (`part-0-2` before `part-0-10`).
+fn natural_order(a: &str, b: &str) -> std::cmp::Ordering {
+    let parts = |s: &str| -> Vec<(bool, String)> {
+        let mut out: Vec<(bool, String)> = Vec::new();
+        for c in s.chars() {
+            let digit = c.is_ascii_digit();
+            match out.last_mut() {
+                Some((d, run)) if *d == digit => run.push(c),
+                _ => out.push((digit, c.to_string())),
+            }
+        }
+        out
+    };
+    let (pa, pb) = (parts(a), parts(b));
+    for ((da, ra), (db, rb)) in pa.iter().zip(&pb) {
+        let ord = if *da && *db {
+            let (ta, tb) = (ra.trim_start_matches('0'), rb.trim_start_matches('0'));
+            ta.len().cmp(&tb.len()).then_with(|| ta.cmp(tb))
+        } else {
+            ra.cmp(rb)
+        };
+        if ord != std::cmp::Ordering::Equal {
+            return ord;
+        }
+    }
+    pa.len().cmp(&pb.len())
 }
 
 /// Cuts `files` into splits so that `parallelism` readers get similar amounts of bytes.
@@ -73,6 +101,13 @@ pub(crate) fn plan_splits(files: &[(PathBuf, u64)], parallelism: u32) -> Vec<Fil
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_in_names_are_ordered_by_value() {
+        let mut names = vec!["part-0-10", "part-0-2", "part-1-0", "part-0-0"];
+        names.sort_by(|a, b| natural_order(a, b));
+        assert_eq!(names, ["part-0-0", "part-0-2", "part-0-10", "part-1-0"]);
+    }
 
     #[test]
     fn splits_cover_each_file_without_overlap() {

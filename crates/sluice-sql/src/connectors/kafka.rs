@@ -229,6 +229,7 @@ pub struct KafkaDecoder {
     lines: LineDecoder,
     columns: Vec<KafkaColumn>,
     schema: SchemaRef,
+    changelog: bool,
 }
 
 impl KafkaDecoderSpec {
@@ -238,9 +239,14 @@ impl KafkaDecoderSpec {
     /// An unknown metadata key, or a bad format.
     pub fn new(table: &CatalogTable) -> Result<Self> {
         let format = value_format(table)?;
-        if matches!(format, TextFormat::DebeziumJson) {
+        let has_metadata = table
+            .def
+            .columns
+            .iter()
+            .any(|c| matches!(c.kind, ColumnKind::Metadata { .. }));
+        if format.is_changelog() && has_metadata {
             return Err(Error::unsupported(format!(
-                "table `{}`: reading 'debezium-json' (only writing it is supported)",
+                "table `{}`: METADATA columns with 'debezium-json' values",
                 table.def.name
             )));
         }
@@ -291,6 +297,7 @@ impl KafkaDecoderSpec {
             ),
             columns: self.columns.clone(),
             schema: Arc::clone(&self.schema),
+            changelog: self.format.is_changelog(),
         }
     }
 }
@@ -323,6 +330,21 @@ impl KafkaDecoder {
         } else {
             arrow::compute::cast(&taken, target)?
         })
+    }
+
+    /// Rows of `records`, with their kinds of change for a changelog format.
+    ///
+    /// # Errors
+    /// A malformed value when the table's policy is to fail.
+    pub fn decode(&self, records: &[KafkaRecord]) -> Result<Option<SqlBatch>> {
+        if self.changelog {
+            let lines: Vec<String> = records
+                .iter()
+                .filter_map(|r| r.value_str().ok().map(str::to_string))
+                .collect();
+            return self.lines.decode_changelog(&lines);
+        }
+        Ok(self.decode_records(records)?.map(SqlBatch::new))
     }
 
     /// Rows of `records`.
@@ -383,11 +405,11 @@ impl RecordDecoder<KafkaRecord> for KafkaDecoder {
         let split = records.first().map(|r| {
             sluice_core::stable_hash(format!("{}/{}", r.topic, r.partition).as_bytes()) as u32
         });
-        self.decode_records(&records)
+        KafkaDecoder::decode(self, &records)
             .map(|b| {
                 b.map(|b| match split {
-                    Some(s) => SqlBatch::new(b).with_split(s),
-                    None => SqlBatch::new(b),
+                    Some(s) => b.with_split(s),
+                    None => b,
                 })
             })
             .map_err(Error::into_runtime)

@@ -58,15 +58,16 @@ pub fn add_source(
         "filesystem" => {
             let path = required(table, "path")?.to_string();
             let format = TextFormat::from_options(&table.def.options)?;
-            if matches!(format, TextFormat::DebeziumJson) {
-                return Err(Error::unsupported(format!(
-                    "table `{name}`: reading 'debezium-json' (only writing it is supported)"
-                )));
-            }
+            // A changelog is read in order: every file whole, by one subtask.
+            let (parallelism, files) = if format.is_changelog() {
+                (1, TextFileSource::new(&path).whole_files())
+            } else {
+                (parallelism, TextFileSource::new(&path))
+            };
             let source = graph.source::<String>(
                 &format!("Source: {name} (filesystem {path})"),
                 parallelism,
-                Arc::new(TextFileSource::new(&path)),
+                Arc::new(files),
             );
             let schema = Arc::clone(&table.physical_schema);
             let origin = format!("table `{name}` ({path})");
@@ -181,7 +182,7 @@ pub fn add_sink(graph: &mut GraphBuilder, table: &CatalogTable, input: &Stream) 
             let writer = match TextFormat::from_options(&table.def.options)? {
                 TextFormat::Csv(o) => RowWriter::Csv(o),
                 TextFormat::Json { .. } => RowWriter::Json,
-                TextFormat::DebeziumJson => RowWriter::DebeziumJson,
+                TextFormat::DebeziumJson { .. } => RowWriter::DebeziumJson,
             };
             if !input.append_only && !writer.accepts_changelog() {
                 return Err(Error::plan(format!(
@@ -221,7 +222,7 @@ pub fn add_sink(graph: &mut GraphBuilder, table: &CatalogTable, input: &Stream) 
             let writer = match kafka::value_format(table)? {
                 TextFormat::Csv(o) => RowWriter::Csv(o),
                 TextFormat::Json { .. } => RowWriter::Json,
-                TextFormat::DebeziumJson => RowWriter::DebeziumJson,
+                TextFormat::DebeziumJson { .. } => RowWriter::DebeziumJson,
             };
             if !input.append_only && !writer.accepts_changelog() {
                 return Err(Error::plan(format!(

@@ -405,12 +405,15 @@ impl<'a> JobPlanner<'a> {
             .table(name)
             .ok_or_else(|| Error::plan(format!("table `{name}` vanished")))?;
         let (node, parallelism) = connectors::add_source(&mut self.graph, table, self.parallelism)?;
+        // A changelog format (`debezium-json`) makes the table an updating stream.
+        let changelog = crate::format::TextFormat::from_options(&table.def.options)
+            .is_ok_and(|f| f.is_changelog());
         let s = Stream {
             node,
             schema: Arc::clone(&table.physical_schema),
             parallelism,
             window: None,
-            append_only: true,
+            append_only: !changelog,
         };
         self.sources.insert(name.to_string(), s.clone());
         Ok(s)
