@@ -200,6 +200,15 @@ impl LineDecoder {
         }
     }
 
+    /// The option that makes this format skip malformed lines.
+    fn ignore_option(&self) -> &'static str {
+        match &self.format {
+            TextFormat::Csv(_) => "csv.ignore-parse-errors",
+            TextFormat::Json { .. } => "json.ignore-parse-errors",
+            TextFormat::DebeziumJson { .. } => "debezium-json.ignore-parse-errors",
+        }
+    }
+
     fn ignore_errors(&self) -> bool {
         match &self.format {
             TextFormat::Csv(o) => o.ignore_parse_errors,
@@ -266,10 +275,11 @@ impl LineDecoder {
                 }
                 Err(e) => {
                     return Err(Error::Execution(format!(
-                        "malformed line in {}: {e}: `{}` (set 'csv.ignore-parse-errors' \
-                         = 'true' to skip such lines)",
+                        "malformed line in {}: {e}: `{}` (set '{}' = 'true' to skip such \
+                         lines)",
                         self.origin,
-                        truncate(l)
+                        truncate(l),
+                        self.ignore_option()
                     )))
                 }
             }
@@ -351,6 +361,11 @@ fn debezium_rows(line: &str) -> std::result::Result<Vec<(RowKind, String)>, Stri
     let side = |name: &str| -> std::result::Result<String, String> {
         match envelope.get(name) {
             Some(row @ serde_json::Value::Object(_)) => Ok(row.to_string()),
+            _ if name == "before" => Err(
+                "no 'before' row in an update or delete (for Debezium's Postgres connector, set \
+                 the table's REPLICA IDENTITY to FULL)"
+                    .into(),
+            ),
             _ => Err(format!("no '{name}' row")),
         }
     };

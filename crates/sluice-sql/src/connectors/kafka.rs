@@ -338,10 +338,30 @@ impl KafkaDecoder {
     /// A malformed value when the table's policy is to fail.
     pub fn decode(&self, records: &[KafkaRecord]) -> Result<Option<SqlBatch>> {
         if self.changelog {
-            let lines: Vec<String> = records
-                .iter()
-                .filter_map(|r| r.value_str().ok().map(str::to_string))
-                .collect();
+            let mut lines = Vec::with_capacity(records.len());
+            for r in records {
+                // A record without a value (a tombstone) is no change.
+                if r.value.is_none() {
+                    continue;
+                }
+                match r.value_str() {
+                    Ok(v) => lines.push(v.to_string()),
+                    Err(e) if self.lines.skips_malformed() => {
+                        self.lines.skip_record();
+                        tracing::debug!(topic = %r.topic, partition = r.partition, offset = r.offset, error = %e, "skipping a malformed record");
+                    }
+                    Err(e) => {
+                        return Err(Error::Execution(format!(
+                            "malformed record in {} (topic `{}`, partition {}, offset {}): {e} \
+                             (set 'debezium-json.ignore-parse-errors' = 'true' to skip it)",
+                            self.lines.origin(),
+                            r.topic,
+                            r.partition,
+                            r.offset
+                        )))
+                    }
+                }
+            }
             return self.lines.decode_changelog(&lines);
         }
         Ok(self.decode_records(records)?.map(SqlBatch::new))

@@ -441,13 +441,11 @@ impl GroupAggregateOperator {
     /// On damaged state or state of another query.
     pub fn restore(&mut self, blob: &[u8]) -> Result<()> {
         let batch = decode_ipc(blob)?;
-        if batch.num_columns() != self.state_schema()?.fields().len() {
-            return Err(Error::Execution(
-                "the checkpoint's aggregation state does not match this query; start it \
-                 without the checkpoint"
-                    .into(),
-            ));
-        }
+        crate::operators::keyed_state::check_state_schema(
+            &batch,
+            &self.state_schema()?,
+            "aggregation",
+        )?;
         let k = self.key_types.len();
         let keys: Vec<ArrayRef> = batch.columns()[1..1 + k].to_vec();
         let groups = self.group_indices(&keys, batch.num_rows())?;

@@ -42,3 +42,29 @@ pub fn encode_by_key_group(
         .map(|(g, part)| Ok((g, crate::batch::encode_ipc(&part)?)))
         .collect()
 }
+
+/// Checks that a restored state batch has the columns and types this operator writes:
+/// `what` names the state in the error, which says how to go on.
+///
+/// # Errors
+/// When the checkpoint was written by another query.
+pub fn check_state_schema(
+    batch: &RecordBatch,
+    expected: &arrow::datatypes::SchemaRef,
+    what: &str,
+) -> Result<()> {
+    let matches = batch.num_columns() == expected.fields().len()
+        && batch
+            .schema()
+            .fields()
+            .iter()
+            .zip(expected.fields())
+            .all(|(a, b)| a.data_type() == b.data_type());
+    if matches {
+        return Ok(());
+    }
+    Err(crate::error::Error::Execution(format!(
+        "the checkpoint's {what} state does not match this query (the query changed since \
+         the checkpoint); start it without the checkpoint"
+    )))
+}

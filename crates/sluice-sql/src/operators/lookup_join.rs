@@ -219,37 +219,47 @@ impl LookupJoinOperator {
                 }
             }
         }
-        let mut joined = self.assemble(data, lookup, &left, &right)?;
-        let mut kept_left = left;
-        if let Some(f) = &self.spec.filter {
-            let mask = f.evaluate(&joined)?.into_array(joined.num_rows())?;
-            let mask = mask
-                .as_any()
-                .downcast_ref::<BooleanArray>()
-                .ok_or_else(|| Error::Execution("a join condition is not a boolean".into()))?;
-            joined = filter_record_batch(&joined, mask)?;
-            kept_left = kept_left
-                .iter()
-                .zip(mask.iter())
-                .filter(|(_, m)| m.unwrap_or(false))
-                .map(|(&l, _)| l)
-                .collect();
-        }
-        if self.spec.left_outer {
-            let mut matched = vec![false; data.num_rows()];
-            for &l in &kept_left {
-                matched[l as usize] = true;
+        // The pairs that pass the other conditions, still in input order.
+        let (left, right) = match &self.spec.filter {
+            None => (left, right),
+            Some(f) => {
+                let candidates = self.assemble(data, lookup, &left, &right)?;
+                let mask = f.evaluate(&candidates)?.into_array(candidates.num_rows())?;
+                let mask = mask
+                    .as_any()
+                    .downcast_ref::<BooleanArray>()
+                    .ok_or_else(|| Error::Execution("a join condition is not a boolean".into()))?;
+                let keep = |i: usize| mask.is_valid(i) && mask.value(i);
+                let kept_left = left.iter().enumerate().filter(|(i, _)| keep(*i));
+                let kept_right = right.iter().enumerate().filter(|(i, _)| keep(*i));
+                (
+                    kept_left.map(|(_, &l)| l).collect(),
+                    kept_right.map(|(_, &r)| r).collect(),
+                )
             }
-            let unmatched: Vec<u32> = (0..data.num_rows() as u32)
-                .filter(|&i| !matched[i as usize])
-                .collect();
-            if !unmatched.is_empty() {
-                let nones = vec![None; unmatched.len()];
-                let padded = self.assemble(data, lookup, &unmatched, &nones)?;
-                joined = concat_batches(&self.spec.schema, [&joined, &padded])?;
-                kept_left.extend(unmatched);
+        };
+        // Unmatched input rows padded with NULLs (LEFT JOIN), each in its place.
+        let (kept_left, right) = if self.spec.left_outer {
+            let mut l_out = Vec::with_capacity(left.len());
+            let mut r_out = Vec::with_capacity(right.len());
+            let mut next = 0;
+            for i in 0..data.num_rows() as u32 {
+                let first = next;
+                while next < left.len() && left[next] == i {
+                    l_out.push(i);
+                    r_out.push(right[next]);
+                    next += 1;
+                }
+                if next == first {
+                    l_out.push(i);
+                    r_out.push(None);
+                }
             }
-        }
+            (l_out, r_out)
+        } else {
+            (left, right)
+        };
+        let joined = self.assemble(data, lookup, &kept_left, &right)?;
         if joined.num_rows() == 0 {
             return Ok(None);
         }

@@ -104,6 +104,8 @@ pub struct RankOperator {
     late_rows_dropped: u64,
     /// Retractions of rows that were not kept (expired by the TTL, or never seen).
     unknown_retractions: u64,
+    late: Option<sluice_runtime::metrics::Counter>,
+    unknown: Option<sluice_runtime::metrics::Counter>,
     max_parallelism: u32,
     ttl: Option<StateTtl>,
     now: i64,
@@ -148,6 +150,8 @@ impl RankOperator {
             watermark: i64::MIN,
             late_rows_dropped: 0,
             unknown_retractions: 0,
+            late: None,
+            unknown: None,
             max_parallelism: 128,
         })
     }
@@ -224,6 +228,9 @@ impl RankOperator {
                     let end = e.value(i);
                     if end - 1 <= self.watermark {
                         self.late_rows_dropped += 1;
+                        if let Some(c) = &self.late {
+                            c.inc();
+                        }
                         continue;
                     }
                     end
@@ -245,6 +252,9 @@ impl RankOperator {
                 }
                 if !self.remove(key.as_ref(), sort.as_ref(), all.row(i).as_ref()) {
                     self.unknown_retractions += 1;
+                    if let Some(c) = &self.unknown {
+                        c.inc();
+                    }
                 }
                 continue;
             }
@@ -517,6 +527,8 @@ impl Operator for RankOperator {
     fn open(&mut self, ctx: &OperatorContext) -> RuntimeResult<()> {
         self.max_parallelism = ctx.max_parallelism;
         self.now = ctx.clock.now_ms();
+        self.late = Some(ctx.counter("late_records_dropped"));
+        self.unknown = Some(ctx.counter("retractions_of_unknown_rows"));
         if let Some(restored) = &ctx.restored {
             for (_, blob) in &restored.keyed {
                 exec(self.restore(blob))?;

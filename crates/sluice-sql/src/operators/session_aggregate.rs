@@ -9,7 +9,8 @@
 //! forgotten. A row whose merged session would already have fired is late: dropped and
 //! counted (`late_records_dropped`).
 //!
-//! State: per key, its sessions with a DataFusion `Accumulator` per aggregate. A
+//! State: per key, its sessions with a DataFusion `Accumulator` per aggregate. Keys
+//! without an open session are forgotten once they are most of the keys held. A
 //! checkpoint writes, per key group, the keys, session bounds and accumulator states as
 //! Arrow IPC, so a restore at another parallelism takes the key groups it owns.
 
@@ -290,7 +291,44 @@ impl SessionAggregateOperator {
         if fired.is_empty() {
             return Ok(None);
         }
-        self.output(fired).map(Some)
+        let out = self.output(fired)?;
+        self.drop_idle_keys();
+        Ok(Some(out))
+    }
+
+    /// Forgets the keys without an open session once they are most of the keys held
+    /// (so state does not grow with every key ever seen), renumbering the rest.
+    fn drop_idle_keys(&mut self) {
+        let idle = self.keys.iter().filter(|k| k.sessions.is_empty()).count();
+        if idle < 1024 || idle * 2 < self.keys.len() || self.key_types.is_empty() {
+            return;
+        }
+        let mut rows = self.converter.empty_rows(self.keys.len() - idle, 0);
+        let mut index = HashMap::with_capacity(self.keys.len() - idle);
+        let mut kept = Vec::with_capacity(self.keys.len() - idle);
+        let mut timers: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
+        for (k, key) in std::mem::take(&mut self.keys).into_iter().enumerate() {
+            if key.sessions.is_empty() {
+                continue;
+            }
+            let n = kept.len() as u32;
+            let row = self.rows.row(k);
+            index.insert(row.as_ref().into(), n);
+            rows.push(row);
+            for s in &key.sessions {
+                timers.entry(s.end).or_default().push(n);
+            }
+            kept.push(key);
+        }
+        self.rows = rows;
+        self.index = index;
+        self.keys = kept;
+        self.timers = timers;
+    }
+
+    /// The number of keys held (with or without open sessions).
+    pub fn key_count(&self) -> usize {
+        self.keys.len()
     }
 
     fn output(&self, mut fired: Vec<(u32, Session)>) -> Result<RecordBatch> {
@@ -438,13 +476,11 @@ impl SessionAggregateOperator {
     /// On damaged state or state of another query.
     pub fn restore(&mut self, blob: &[u8]) -> Result<()> {
         let batch = decode_ipc(blob)?;
-        if batch.num_columns() != self.state_schema()?.fields().len() {
-            return Err(Error::Execution(
-                "the checkpoint's session window state does not match this query; start it \
-                 without the checkpoint"
-                    .into(),
-            ));
-        }
+        crate::operators::keyed_state::check_state_schema(
+            &batch,
+            &self.state_schema()?,
+            "session window",
+        )?;
         let k = self.key_types.len();
         let keys = self.key_indices(&batch.columns()[3..3 + k], batch.num_rows())?;
         let starts = batch.column(1).as_primitive::<Int64Type>().clone();

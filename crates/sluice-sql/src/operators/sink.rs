@@ -53,6 +53,13 @@ impl SinkEncoder for PartitionedLines {
         let lines = self
             .writer
             .lines(&batch.with_data(data.project(&self.data_columns)?))?;
+        if lines.len() != data.num_rows() {
+            return Err(crate::error::Error::Execution(
+                "a value holds a line break, but a partitioned file sink writes one line per \
+                 row; remove line breaks (REPLACE(col, CHR(10), ' '))"
+                    .into(),
+            ));
+        }
         let mut values = Vec::with_capacity(self.partition_columns.len());
         for (c, _) in &self.partition_columns {
             let column = data.column(*c);

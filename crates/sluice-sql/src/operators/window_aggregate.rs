@@ -412,12 +412,7 @@ impl WindowAggregateOperator {
     pub fn restore(&mut self, blob: &[u8]) -> Result<()> {
         let batch = decode_ipc(blob)?;
         let k = self.key_types.len();
-        if batch.num_columns() != self.state_schema()?.fields().len() {
-            return Err(Error::Execution(
-                "the checkpoint's window state does not match this query; start it without the checkpoint"
-                    .into(),
-            ));
-        }
+        crate::operators::keyed_state::check_state_schema(&batch, &self.state_schema()?, "window")?;
         let starts = batch
             .column(1)
             .as_primitive::<arrow::datatypes::Int64Type>();

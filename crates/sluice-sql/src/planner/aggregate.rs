@@ -302,8 +302,10 @@ fn plan_window_aggregate(
     let (aggregates, aggregate_output) = aggregate_calls(a, &input.schema, group_window)?;
     output.extend(aggregate_output);
     let schema = arrow_schema(&a.schema);
+    // Windows of processing time are not event-time windows for the operators above.
+    let event_time = !matches!(window.mode, WindowMode::ProcessingTime(_));
     let out_window = {
-        let find = |w: WindowOutput| output.iter().position(|o| *o == w);
+        let find = |w: WindowOutput| output.iter().position(|o| *o == w).filter(|_| event_time);
         match (find(WindowOutput::Start), find(WindowOutput::End)) {
             (Some(start), Some(end)) => Some(WindowColumns {
                 start,

@@ -426,6 +426,13 @@ impl<'a> JobPlanner<'a> {
             let plan = self.catalog.view_plan(&w.input)?;
             self.plan(&plan)?
         };
+        if !input.append_only {
+            return Err(Error::unsupported(format!(
+                "a window table function over `{}`, which produces updates; window an \
+                 append-only table",
+                w.input
+            )));
+        }
         let time = input
             .schema
             .index_of(&w.time_column)

@@ -91,28 +91,38 @@ fn rank_range(f: &Filter, rn: usize) -> Result<(u64, u64, Vec<Expr>)> {
             rest.push(c.clone());
             continue;
         }
-        let mut bound = |op: Operator, v: i64| match op {
-            Operator::Lt => end = Some(end.map_or(v - 1, |e| e.min(v - 1))),
-            Operator::LtEq => end = Some(end.map_or(v, |e| e.min(v))),
-            Operator::Eq => {
-                start = start.max(v);
-                end = Some(end.map_or(v, |e| e.min(v)));
+        let unsupported = || {
+            Error::unsupported(format!(
+                "the condition `{c}` on a row number; a Top-N filters it with `rownum <= N`, \
+                 `rownum < N`, `rownum = N` or `rownum BETWEEN a AND b`"
+            ))
+        };
+        let mut bound = |op: Operator, v: i64| -> Result<()> {
+            match op {
+                Operator::Lt => end = Some(end.map_or(v - 1, |e| e.min(v - 1))),
+                Operator::LtEq => end = Some(end.map_or(v, |e| e.min(v))),
+                Operator::Eq => {
+                    start = start.max(v);
+                    end = Some(end.map_or(v, |e| e.min(v)));
+                }
+                Operator::Gt => start = start.max(v + 1),
+                Operator::GtEq => start = start.max(v),
+                _ => return Err(unsupported()),
             }
-            Operator::Gt => start = start.max(v + 1),
-            Operator::GtEq => start = start.max(v),
-            _ => {}
+            Ok(())
         };
         match c {
             Expr::BinaryExpr(BinaryExpr { left, op, right })
                 if is_rn(left) && int(right).is_some() =>
             {
-                bound(*op, int(right).unwrap_or_default());
+                bound(*op, int(right).unwrap_or_default())?;
             }
             Expr::BinaryExpr(BinaryExpr { left, op, right })
                 if is_rn(right) && int(left).is_some() =>
             {
-                if let Some(op) = op.swap() {
-                    bound(op, int(left).unwrap_or_default());
+                match op.swap() {
+                    Some(op) => bound(op, int(left).unwrap_or_default())?,
+                    None => return Err(unsupported()),
                 }
             }
             Expr::Between(b)
@@ -121,8 +131,8 @@ fn rank_range(f: &Filter, rn: usize) -> Result<(u64, u64, Vec<Expr>)> {
                     && int(&b.low).is_some()
                     && int(&b.high).is_some() =>
             {
-                bound(Operator::GtEq, int(&b.low).unwrap_or_default());
-                bound(Operator::LtEq, int(&b.high).unwrap_or_default());
+                bound(Operator::GtEq, int(&b.low).unwrap_or_default())?;
+                bound(Operator::LtEq, int(&b.high).unwrap_or_default())?;
             }
             other => {
                 return Err(Error::unsupported(format!(

@@ -93,3 +93,29 @@ fn debezium_envelopes_become_inserts_updates_and_deletes() {
         ]
     );
 }
+
+/// Plans that would silently give wrong results are refused at planning, saying why.
+#[test]
+fn unsupported_shapes_are_refused_at_planning() {
+    let ddl = "CREATE TABLE c (k INT, n BIGINT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts)
+                 WITH ('connector' = 'filesystem', 'path' = '/nonexistent', 'format' = 'debezium-json');
+               CREATE TABLE o (k INT, n BIGINT) WITH ('connector' = 'print');";
+    let plan = |query: &str| {
+        SqlSession::new()
+            .plan_script(&format!("{ddl} INSERT INTO o {query};"))
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    let err = plan(
+        "SELECT k, COUNT(*) FROM TABLE(TUMBLE(TABLE c, DESCRIPTOR(ts), INTERVAL '1' SECOND))
+         GROUP BY k, window_start, window_end",
+    )
+    .unwrap_err();
+    assert!(err.contains("produces updates"), "{err}");
+    let err = plan(
+        "SELECT k, n FROM (SELECT k, n, ROW_NUMBER() OVER (PARTITION BY k ORDER BY n) AS rn FROM c)
+         WHERE rn <= 3 AND rn <> 2",
+    )
+    .unwrap_err();
+    assert!(err.contains("rownum <= N"), "{err}");
+}

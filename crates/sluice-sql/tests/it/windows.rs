@@ -301,3 +301,37 @@ fn late_rows_are_dropped_and_counted_out_of_order_rows_are_not() {
     assert_eq!(crate::output::committed_lines(&out), expected);
     assert_eq!(late, 4);
 }
+
+/// Session windows over many keys that go idle and come back: keys without an open
+/// session are forgotten (their state compacted away) and start new sessions later.
+#[test]
+fn session_keys_that_go_idle_are_forgotten_and_can_come_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let lines: Vec<String> = (0..6_000i64)
+        .map(|i| format!("{},{},1", i % 3_000, i * 10))
+        .collect();
+    let input = dir.path().join("in.csv");
+    fs::write(&input, lines.join("\n")).unwrap();
+    let out = dir.path().join("out");
+    let sql = format!(
+        "SET 'parallelism.default' = '1';
+         CREATE TABLE t (k INT, ms BIGINT, v BIGINT,
+           ts AS CAST(TO_TIMESTAMP_LTZ(ms, 3) AS TIMESTAMP(3)),
+           WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)
+         WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'csv');
+         CREATE TABLE o (k INT, n BIGINT, s TIMESTAMP(3))
+         WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'csv');
+         INSERT INTO o SELECT k, COUNT(*), SESSION_START(ts, INTERVAL '1' SECOND)
+         FROM t GROUP BY k, SESSION(ts, INTERVAL '1' SECOND);",
+        input.display(),
+        out.display()
+    );
+    SqlSession::new()
+        .execute_script(&sql, JobControl::new())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut expected: Vec<String> = (0..6_000i64)
+        .map(|i| format!("{},1,{}", i % 3_000, ts(i * 10)))
+        .collect();
+    expected.sort();
+    assert_eq!(crate::output::committed_lines(&out), expected);
+}
