@@ -137,7 +137,11 @@ pub struct KafkaSource<T> {
     deserializer: Deserializer<T>,
     malformed: MalformedPolicy,
     timeout: Duration,
+    listener: Option<PartitionListener>,
 }
+
+/// Told of every partition a subtask starts reading: (subtask, topic, partition).
+pub type PartitionListener = Arc<dyn Fn(u32, &str, i32) + Send + Sync>;
 
 impl<T> std::fmt::Debug for KafkaSource<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -195,7 +199,21 @@ impl<T> KafkaSource<T> {
             deserializer: Arc::new(deserializer),
             malformed: MalformedPolicy::Fail,
             timeout: Duration::from_secs(10),
+            listener: None,
         }
+    }
+
+    /// Calls `listener` with (subtask, topic, partition) for every partition a subtask
+    /// starts reading (when its reader starts, and when discovery finds a new one), before
+    /// any of its records: a consumer of the records (per-partition watermarks) then knows
+    /// every partition, also the ones whose records come later.
+    #[must_use]
+    pub fn on_partition_assigned(
+        mut self,
+        listener: impl Fn(u32, &str, i32) + Send + Sync + 'static,
+    ) -> Self {
+        self.listener = Some(Arc::new(listener));
+        self
     }
 
     /// Reads every topic whose whole name matches `pattern` (a regular expression)
@@ -359,6 +377,11 @@ impl<T: Send + 'static> Source<T> for KafkaSource<T> {
         consumer
             .assign(&tpl)
             .map_err(|e| err("assigning partitions", e))?;
+        if let Some(listener) = &self.listener {
+            for p in partitions.iter().filter(|p| !p.finished) {
+                listener(owner.0, &p.topic, p.partition);
+            }
+        }
         tracing::info!(
             operator = %ctx.location.operator,
             subtask = owner.0,
@@ -384,6 +407,7 @@ impl<T: Send + 'static> Source<T> for KafkaSource<T> {
                 timeout: self.timeout,
                 clock: Arc::clone(&ctx.clock),
                 next_nanos: ctx.clock.monotonic_nanos() + interval.as_nanos() as u64,
+                listener: self.listener.clone(),
             }),
             _ => None,
         };
@@ -483,6 +507,7 @@ struct Discovery {
     timeout: Duration,
     clock: Arc<dyn sluice_core::Clock>,
     next_nanos: u64,
+    listener: Option<PartitionListener>,
 }
 
 impl<T: Send + 'static> KafkaReader<T> {
@@ -528,6 +553,9 @@ impl<T: Send + 'static> KafkaReader<T> {
             tpl.add_partition_offset(&topic, partition, Offset::Offset(low))
                 .map_err(|e| KafkaError::new(&self.bootstrap, "assigning a new partition", e))?;
             tracing::info!(operator = %self.operator, topic = %topic, partition, "new Kafka partition discovered");
+            if let Some(listener) = &d.listener {
+                listener(d.owner.0, &topic, partition);
+            }
             self.index
                 .insert((topic.clone(), partition), self.partitions.len());
             self.partitions.push(PartitionState {

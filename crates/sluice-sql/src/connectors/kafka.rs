@@ -157,6 +157,11 @@ fn starting_offsets(table: &CatalogTable, topics: &[String]) -> Result<StartingO
     })
 }
 
+/// The split id of a Kafka partition (per-partition watermarks).
+pub fn split_id(topic: &str, partition: i32) -> u32 {
+    sluice_core::stable_hash(format!("{topic}/{partition}").as_bytes()) as u32
+}
+
 /// The Kafka source of `table`: whole records, for [`KafkaDecoder`].
 ///
 /// # Errors
@@ -422,9 +427,7 @@ impl RecordDecoder<KafkaRecord> for KafkaDecoder {
     fn decode(&mut self, records: Vec<KafkaRecord>) -> RuntimeResult<Option<SqlBatch>> {
         // The source polls one partition per batch: its rows form one split, for
         // watermarks per partition.
-        let split = records.first().map(|r| {
-            sluice_core::stable_hash(format!("{}/{}", r.topic, r.partition).as_bytes()) as u32
-        });
+        let split = records.first().map(|r| split_id(&r.topic, r.partition));
         KafkaDecoder::decode(self, &records)
             .map(|b| {
                 b.map(|b| match split {

@@ -30,6 +30,7 @@ use crate::exchange::SqlPartitioning;
 use crate::format::{LineDecoder, RowWriter, TextFormat};
 use crate::operators::decode::DecodeOperator;
 use crate::operators::sink::{PartitionedLines, SinkEncoder, TableSinkOperator};
+use crate::operators::watermark::SplitRegistry;
 use crate::planner::graph::GraphBuilder;
 use crate::planner::Stream;
 
@@ -43,6 +44,16 @@ fn required<'a>(table: &'a CatalogTable, key: &str) -> Result<&'a str> {
     })
 }
 
+/// A table's source as planned.
+pub struct PlannedSource {
+    /// The node giving the rows of the physical schema (the decoder).
+    pub node: OperatorId,
+    /// Its parallelism.
+    pub parallelism: u32,
+    /// The splits each subtask reads, when the source tells them (Kafka partitions).
+    pub splits: Option<SplitRegistry>,
+}
+
 /// Adds the source of `table` and its decoder; returns the decoder's node (rows of the
 /// physical schema) and its parallelism.
 ///
@@ -52,8 +63,13 @@ pub fn add_source(
     graph: &mut GraphBuilder,
     table: &CatalogTable,
     parallelism: u32,
-) -> Result<(OperatorId, u32)> {
+) -> Result<PlannedSource> {
     let name = &table.def.name;
+    let plain = |(node, parallelism): (OperatorId, u32)| PlannedSource {
+        node,
+        parallelism,
+        splits: None,
+    };
     match table.connector() {
         "filesystem" => {
             let path = required(table, "path")?.to_string();
@@ -83,10 +99,20 @@ pub fn add_source(
                 },
             );
             graph.typed_forward::<String>(source, decoder);
-            Ok((decoder, parallelism))
+            Ok(plain((decoder, parallelism)))
         }
         "kafka" => {
-            let source = kafka::source(table)?;
+            let registry = SplitRegistry::default();
+            let announced = Arc::clone(&registry);
+            let source =
+                kafka::source(table)?.on_partition_assigned(move |subtask, topic, partition| {
+                    announced
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .entry(subtask)
+                        .or_default()
+                        .push(kafka::split_id(topic, partition));
+                });
             let spec = kafka::KafkaDecoderSpec::new(table)?;
             let topic = table.option("topic").unwrap_or("a topic pattern");
             let source = graph.source::<KafkaRecord>(
@@ -100,10 +126,14 @@ pub fn add_source(
                 move |_| Ok(DecodeOperator::new(Box::new(spec.decoder()))),
             );
             graph.typed_forward::<KafkaRecord>(source, decoder);
-            Ok((decoder, parallelism))
+            Ok(PlannedSource {
+                node: decoder,
+                parallelism,
+                splits: Some(registry),
+            })
         }
-        "nexmark" => nexmark::add_source(graph, table, parallelism),
-        "datagen" => datagen::add_source(graph, table, parallelism),
+        "nexmark" => nexmark::add_source(graph, table, parallelism).map(plain),
+        "datagen" => datagen::add_source(graph, table, parallelism).map(plain),
         "" => Err(Error::config(format!(
             "table `{name}` has no 'connector' option; add WITH ('connector' = 'filesystem', ...)"
         ))),

@@ -4,14 +4,15 @@
 //! source tells each batch's split (Kafka partitions), the largest value is kept per
 //! split and the watermark is the smallest of them, as Flink's per-partition watermarks:
 //! a partition that lags does not make the others' rows late. A split counts from its
-//! first batch on; with `table.exec.source.idle-timeout`, a split without rows for that
+//! first batch on, or from the start when the source announces its splits (the Kafka
+//! source tells its partitions as its readers start); with `table.exec.source.idle-timeout`, a split without rows for that
 //! long (processing time) stops holding the watermark back until its next row.
 //!
 //! Watermarks arriving from upstream are dropped except the final one, which a bounded
 //! source sends at its end so that every window fires.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use arrow::array::Array;
 use arrow::compute::kernels::aggregate::max;
@@ -23,6 +24,10 @@ use sluice_runtime::{Collector, Operator, Result as RuntimeResult};
 use crate::batch::SqlBatch;
 use crate::error::{exec, Error};
 
+/// The splits each subtask of a source reads, by subtask index, filled by the source as
+/// its readers start (before their records flow): the watermark waits for all of them.
+pub type SplitRegistry = Arc<Mutex<HashMap<u32, Vec<u32>>>>;
+
 /// Emits the watermark of a table.
 pub struct WatermarkAssigner {
     expr: Arc<dyn PhysicalExpr>,
@@ -32,6 +37,9 @@ pub struct WatermarkAssigner {
     splits: HashMap<Option<u32>, (i64, i64)>,
     idle_timeout_ms: Option<i64>,
     now: i64,
+    known: Option<SplitRegistry>,
+    known_seen: usize,
+    subtask: u32,
 }
 
 impl WatermarkAssigner {
@@ -44,7 +52,35 @@ impl WatermarkAssigner {
             splits: HashMap::new(),
             idle_timeout_ms,
             now: 0,
+            known: None,
+            known_seen: 0,
+            subtask: 0,
         }
+    }
+
+    /// Also waits for the splits `known` lists for this subtask before their first rows.
+    #[must_use]
+    pub fn with_known_splits(mut self, known: Option<SplitRegistry>) -> Self {
+        self.known = known;
+        self
+    }
+
+    /// Adds the splits the source announced since the last look, as not yet advanced.
+    fn sync_known(&mut self) {
+        let Some(known) = &self.known else { return };
+        let known = known.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(mine) = known.get(&self.subtask) else {
+            return;
+        };
+        if mine.len() == self.known_seen {
+            return;
+        }
+        for &split in &mine[self.known_seen..] {
+            self.splits
+                .entry(Some(split))
+                .or_insert((i64::MIN, self.now));
+        }
+        self.known_seen = mine.len();
     }
 
     /// The smallest per-split value among the active splits, if it advanced.
@@ -81,6 +117,7 @@ impl Operator for WatermarkAssigner {
     type Out = SqlBatch;
 
     fn on_data(&mut self, batch: SqlBatch, out: &mut Collector<'_, SqlBatch>) -> RuntimeResult<()> {
+        self.sync_known();
         let batch_max = exec(self.batch_max(&batch))?;
         let split = batch.split();
         out.collect(batch)?;
@@ -97,6 +134,7 @@ impl Operator for WatermarkAssigner {
 
     fn open(&mut self, ctx: &sluice_runtime::OperatorContext) -> RuntimeResult<()> {
         self.now = ctx.clock.now_ms();
+        self.subtask = ctx.location.subtask;
         Ok(())
     }
 

@@ -144,6 +144,8 @@ pub struct JobPlanner<'a> {
     sources: HashMap<String, Stream>,
     state_ttl: Option<StateTtl>,
     source_idle_timeout_ms: Option<i64>,
+    /// The splits of the sources that announce them, by table.
+    split_registries: HashMap<String, crate::operators::watermark::SplitRegistry>,
 }
 
 impl<'a> JobPlanner<'a> {
@@ -157,6 +159,7 @@ impl<'a> JobPlanner<'a> {
             sources: HashMap::new(),
             state_ttl: None,
             source_idle_timeout_ms: None,
+            split_registries: HashMap::new(),
         }
     }
 
@@ -378,11 +381,15 @@ impl<'a> JobPlanner<'a> {
                 .next()
                 .ok_or_else(|| Error::plan("watermark expression vanished"))?;
             let idle = self.source_idle_timeout_ms;
+            let known = self.split_registries.get(&name).cloned();
             let node = self.graph.operator(
                 &format!("WatermarkAssigner({name})"),
                 stream.parallelism,
                 NodeKind::Operator,
-                move |_| Ok(WatermarkAssigner::new(Arc::clone(&expr), idle)),
+                move |_| {
+                    Ok(WatermarkAssigner::new(Arc::clone(&expr), idle)
+                        .with_known_splits(known.clone()))
+                },
             );
             self.graph.connect(
                 stream.node,
@@ -404,7 +411,11 @@ impl<'a> JobPlanner<'a> {
             .catalog
             .table(name)
             .ok_or_else(|| Error::plan(format!("table `{name}` vanished")))?;
-        let (node, parallelism) = connectors::add_source(&mut self.graph, table, self.parallelism)?;
+        let planned = connectors::add_source(&mut self.graph, table, self.parallelism)?;
+        let (node, parallelism) = (planned.node, planned.parallelism);
+        if let Some(splits) = planned.splits {
+            self.split_registries.insert(name.to_string(), splits);
+        }
         // A changelog format (`debezium-json`) makes the table an updating stream.
         let changelog = crate::format::TextFormat::from_options(&table.def.options)
             .is_ok_and(|f| f.is_changelog());

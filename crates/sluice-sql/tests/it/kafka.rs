@@ -131,3 +131,30 @@ fn exactly_once_kafka_output_survives_a_failure() {
     got.sort();
     assert_eq!(got, expected, "restored from {:?}", result.restores);
 }
+
+/// Watermarks per partition from the start: every partition of the topic holds rows of
+/// the whole minute, and whichever the consumer reads first, none of the others' rows is
+/// late (the source announces its partitions before their records).
+#[test]
+fn a_partition_read_later_is_not_late() {
+    let _watchdog = Watchdog::start("kafka sql partitions", Duration::from_secs(180));
+    let broker = broker();
+    topic(&broker, "in", 4);
+    topic(&broker, "out", 1);
+    // Ten keys spread over the partitions, each with rows over the whole minute.
+    let rows: Vec<(Option<String>, String)> = (0..6_000u64)
+        .map(|i| {
+            let k = i % 10;
+            (Some(format!("key-{k}")), format!("{k},1,{}", i * 10))
+        })
+        .collect();
+    broker.produce("in", &rows).unwrap();
+    let sql = script(&broker, "", "", "v")
+        .replace("'parallelism.default' = '2'", "'parallelism.default' = '1'");
+    let result = run_failing(&sql, u64::MAX);
+    assert_eq!(result.counter_total("late_records_dropped"), 0);
+    let expected = reference(&rows);
+    let mut got = broker.read_committed("out", 1, expected.len()).unwrap();
+    got.sort();
+    assert_eq!(got, expected);
+}
