@@ -182,6 +182,7 @@ impl Catalog {
     /// Type errors and invalid plans.
     pub fn analyze_and_optimize(&self, plan: LogicalPlan) -> Result<LogicalPlan> {
         let analyzed = self.analyze(plan)?;
+        table::check_lookup_joins(&analyzed)?;
         let optimizer = Optimizer::new();
         let context = OptimizerContext::new_with_config_options(Arc::new(self.options.clone()));
         Ok(optimizer.optimize(analyzed, &context, |_, _| {})?)
@@ -459,8 +460,13 @@ impl ContextProvider for Catalog {
                      created with CREATE TABLE)"
                 ))
             })?;
+            let time_column = match args.get(1) {
+                Some(Expr::Literal(datafusion_common::ScalarValue::Utf8(Some(c)), _)) => c.clone(),
+                _ => String::new(),
+            };
             return Ok(Arc::new(LookupTableSource {
                 table: Arc::clone(table),
+                time_column,
             }));
         }
         Err(datafusion_common::DataFusionError::Plan(format!(

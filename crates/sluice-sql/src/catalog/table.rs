@@ -105,10 +105,64 @@ pub(crate) fn is_timestamp(t: &DataType) -> bool {
 pub struct LookupTableSource {
     /// The table.
     pub table: Arc<CatalogTable>,
+    /// The time column after `AS OF`, as written (`s.proc_time`).
+    pub time_column: String,
 }
 
 impl TableSource for LookupTableSource {
     fn schema(&self) -> SchemaRef {
         Arc::clone(&self.table.physical_schema)
+    }
+}
+
+/// Refuses lookup joins `AS OF` a column that is not a `PROCTIME()` attribute of the left
+/// input: Flink's lookup joins read the table as of processing time, and an event-time
+/// temporal join (a versioned table as of each row's event time) is another operator.
+/// Checked on the plan before optimization, which may prune the unused time column.
+///
+/// # Errors
+/// An `AS OF` column that is not a processing time attribute.
+pub fn check_lookup_joins(plan: &LogicalPlan) -> crate::error::Result<()> {
+    use datafusion_common::tree_node::{TreeNode, TreeNodeRecursion};
+    let mut problem = None;
+    plan.apply(|node| {
+        if let LogicalPlan::Join(j) = node {
+            if let Some(time) = lookup_time_column(&j.right) {
+                // Identifiers are case-sensitive, as in Flink.
+                let column = datafusion_common::Column::from_qualified_name_ignore_case(&time);
+                let schema = j.left.schema();
+                let proctime = schema
+                    .index_of_column(&column)
+                    .ok()
+                    .is_some_and(|i| crate::functions::proctime::is_proctime(schema.field(i)));
+                if !proctime {
+                    problem = Some(time);
+                    return Ok(TreeNodeRecursion::Stop);
+                }
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    match problem {
+        None => Ok(()),
+        Some(time) => Err(crate::error::Error::unsupported(format!(
+            "`FOR SYSTEM_TIME AS OF {time}`: Sluice joins lookup tables as of processing \
+             time; use a PROCTIME() column of the left input (an event-time temporal join \
+             is not supported)"
+        ))),
+    }
+}
+
+/// The `AS OF` column of the lookup table under `plan`, if it reads one.
+fn lookup_time_column(plan: &LogicalPlan) -> Option<String> {
+    match plan {
+        LogicalPlan::SubqueryAlias(a) => lookup_time_column(&a.input),
+        LogicalPlan::Projection(p) => lookup_time_column(&p.input),
+        LogicalPlan::Filter(f) => lookup_time_column(&f.input),
+        LogicalPlan::TableScan(scan) => scan
+            .source
+            .downcast_ref::<LookupTableSource>()
+            .map(|s| s.time_column.clone()),
+        _ => None,
     }
 }

@@ -1,6 +1,6 @@
 //! Lookup joins in Flink's syntax, `JOIN dim FOR SYSTEM_TIME AS OF s.proc_time AS d`,
 //! rewritten token by token into a table function DataFusion plans:
-//! `JOIN __lookup('dim') AS d`. The planner turns a join with such a side into a lookup
+//! `JOIN __lookup('dim', 's.proc_time') AS d`. The planner turns a join with such a side into a lookup
 //! join ([`crate::planner`]); the time is the processing time, as Flink's lookup joins
 //! use it.
 
@@ -70,10 +70,19 @@ pub fn rewrite(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
             continue;
         }
         let span = tokens[idx[first]].span;
+        // The time column, `alias.col` or `col`, as written.
+        let time: String = (k + 4..=last)
+            .map(|j| match &tokens[idx[j]].token {
+                Token::Word(w) => w.value.clone(),
+                other => other.to_string(),
+            })
+            .collect();
         let replacement = vec![
             TokenWithSpan::new(Token::make_word(LOOKUP_FUNCTION, None), span),
             TokenWithSpan::new(Token::LParen, span),
             TokenWithSpan::new(Token::SingleQuotedString(name.concat()), span),
+            TokenWithSpan::new(Token::Comma, span),
+            TokenWithSpan::new(Token::SingleQuotedString(time), span),
             TokenWithSpan::new(Token::RParen, span),
         ];
         edits.push((idx[first], idx[last], replacement));
@@ -109,11 +118,11 @@ mod tests {
     fn rewrites_lookup_tables_into_a_table_function() {
         assert_eq!(
             rewritten("FROM b JOIN side FOR SYSTEM_TIME AS OF b.p_time AS s ON b.k = s.k"),
-            "FROM b JOIN __lookup('side') AS s ON b.k = s.k"
+            "FROM b JOIN __lookup('side','b.p_time') AS s ON b.k = s.k"
         );
         assert_eq!(
             rewritten("JOIN db.side FOR SYSTEM_TIME AS OF p_time s ON x"),
-            "JOIN __lookup('db.side') s ON x"
+            "JOIN __lookup('db.side','p_time') s ON x"
         );
         assert_eq!(rewritten("SELECT 1 FOR x"), "SELECT 1 FOR x");
     }

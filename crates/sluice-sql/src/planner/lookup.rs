@@ -18,8 +18,9 @@ use crate::exchange::SqlPartitioning;
 use crate::format::TextFormat;
 use crate::operators::lookup_join::{LookupJoinOperator, LookupJoinSpec, LookupStep, LookupTable};
 
-/// The lookup table under `plan` and the plan nodes above its scan, top first.
-fn lookup_side(plan: &LogicalPlan) -> Option<(Arc<CatalogTable>, Vec<&LogicalPlan>)> {
+/// The lookup table under `plan` (with the time column after `AS OF`) and the plan nodes
+/// above its scan, top first.
+fn lookup_side(plan: &LogicalPlan) -> Option<(Arc<CatalogTable>, String, Vec<&LogicalPlan>)> {
     let mut above = Vec::new();
     let mut node = plan;
     loop {
@@ -36,7 +37,7 @@ fn lookup_side(plan: &LogicalPlan) -> Option<(Arc<CatalogTable>, Vec<&LogicalPla
             LogicalPlan::TableScan(scan) => {
                 let source = scan.source.downcast_ref::<LookupTableSource>()?;
                 above.push(node);
-                return Some((Arc::clone(&source.table), above));
+                return Some((Arc::clone(&source.table), source.time_column.clone(), above));
             }
             _ => return None,
         }
@@ -96,7 +97,7 @@ pub(super) fn try_plan_lookup_join(
              first: `FROM stream JOIN dim FOR SYSTEM_TIME AS OF stream.proc_time`",
         ));
     }
-    let Some((table, nodes)) = lookup_side(&j.right) else {
+    let Some((table, _, nodes)) = lookup_side(&j.right) else {
         return Ok(None);
     };
     let left_outer = match j.join_type {

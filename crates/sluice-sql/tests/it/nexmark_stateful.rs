@@ -413,3 +413,28 @@ fn interval_join_pairs_bids_with_recent_auctions() {
     assert!(expected.len() > 100, "{} pairs", expected.len());
     assert_eq!(committed_lines(&out), expected);
 }
+
+/// `FOR SYSTEM_TIME AS OF` an event-time column would be Flink's event-time temporal join,
+/// which Sluice does not run: it is refused at planning, naming the fix.
+#[test]
+fn a_lookup_as_of_event_time_is_refused() {
+    let mut script = String::new();
+    for f in ["ddl_gen.sql", "ddl_views.sql"] {
+        script.push_str(&fs::read_to_string(sql_dir().join(f)).unwrap());
+        script.push_str(";\n");
+    }
+    script.push_str(
+        "CREATE TABLE side_input (key BIGINT, v VARCHAR)
+           WITH ('connector' = 'filesystem', 'path' = '/nonexistent', 'format' = 'csv');
+         CREATE TABLE out (auction BIGINT, v VARCHAR) WITH ('connector' = 'blackhole');
+         INSERT INTO out SELECT B.auction, S.v FROM bid B
+           JOIN side_input FOR SYSTEM_TIME AS OF B.dateTime AS S ON B.auction = S.key;",
+    );
+    let mut vars = vars_at(1000);
+    vars.insert("SINK".into(), "blackhole".into());
+    let err = sluice_sql::SqlSession::new()
+        .plan_script(&sluice_sql::substitute(&script, &vars).unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("PROCTIME()"), "{err}");
+}
