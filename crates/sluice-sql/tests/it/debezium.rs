@@ -119,3 +119,57 @@ fn unsupported_shapes_are_refused_at_planning() {
     .unwrap_err();
     assert!(err.contains("rownum <= N"), "{err}");
 }
+
+/// A `LEFT` lookup join keeps its input's order: an update whose old row has no match and
+/// whose new row has one emits the retraction of the NULL-padded row first.
+#[test]
+fn a_left_lookup_join_keeps_the_order_of_a_changelog() {
+    let dir = tempfile::tempdir().unwrap();
+    let changes = dir.path().join("changes.json");
+    fs::write(
+        &changes,
+        [
+            r#"{"before":null,"after":{"id":1,"k":99},"op":"c"}"#,
+            r#"{"before":{"id":1,"k":99},"after":{"id":1,"k":7},"op":"u"}"#,
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    let side = dir.path().join("side.csv");
+    fs::write(&side, "7,seven\n").unwrap();
+    let out = dir.path().join("out");
+    run(&format!(
+        "CREATE TABLE c (id INT, k INT)
+           WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'debezium-json');
+         CREATE TABLE side (key INT, v STRING)
+           WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'csv');
+         CREATE TABLE o (id INT, v STRING)
+           WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'debezium-json');
+         INSERT INTO o SELECT C.id, S.v
+         FROM (SELECT *, PROCTIME() AS pt FROM c) C
+         LEFT JOIN side FOR SYSTEM_TIME AS OF C.pt AS S ON C.k = S.key;",
+        changes.display(),
+        side.display(),
+        out.display()
+    ))
+    .unwrap();
+    let lines: Vec<String> = sluice_connectors::committed_parts(&out)
+        .unwrap()
+        .into_iter()
+        .flat_map(|p| {
+            fs::read_to_string(p)
+                .unwrap()
+                .lines()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            r#"{"before":null,"after":{"id":1},"op":"c"}"#,
+            r#"{"before":{"id":1},"after":null,"op":"d"}"#,
+            r#"{"before":null,"after":{"id":1,"v":"seven"},"op":"c"}"#,
+        ]
+    );
+}
