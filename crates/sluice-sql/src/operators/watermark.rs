@@ -31,6 +31,10 @@ pub type SplitRegistry = Arc<Mutex<HashMap<u32, Vec<u32>>>>;
 /// Emits the watermark of a table.
 pub struct WatermarkAssigner {
     expr: Arc<dyn PhysicalExpr>,
+    /// `column ± fixed interval` (the usual `ts - INTERVAL '5' SECOND`): the largest value
+    /// is the column's largest plus the offset, without evaluating the expression row by
+    /// row (Arrow's interval arithmetic is calendar-aware, and slow).
+    shifted_column: Option<(usize, i64)>,
     current: i64,
     /// The largest value per split (`None`: batches without a split) and the processing
     /// time of its last batch.
@@ -47,6 +51,7 @@ impl WatermarkAssigner {
     /// without rows for `idle_timeout_ms` stop holding the watermark back.
     pub fn new(expr: Arc<dyn PhysicalExpr>, idle_timeout_ms: Option<i64>) -> Self {
         WatermarkAssigner {
+            shifted_column: column_plus_fixed_interval(&expr),
             expr,
             current: i64::MIN,
             splits: HashMap::new(),
@@ -100,6 +105,10 @@ impl WatermarkAssigner {
 
     /// The largest watermark value in `batch`, in milliseconds.
     fn batch_max(&self, batch: &SqlBatch) -> Result<Option<i64>, Error> {
+        if let Some((column, offset_ms)) = self.shifted_column {
+            let ms = super::timestamps_ms(batch.data().column(column), "the watermark column")?;
+            return Ok(max(&ms).map(|m| m.saturating_add(offset_ms)));
+        }
         let values = self
             .expr
             .evaluate(batch.data())?
@@ -109,6 +118,31 @@ impl WatermarkAssigner {
             return Ok(None);
         }
         Ok(max(&ms))
+    }
+}
+
+/// `(column, offset)` when `expr` is a column plus or minus an interval of a fixed
+/// number of milliseconds (no days or months, whose length depends on the calendar).
+fn column_plus_fixed_interval(expr: &Arc<dyn PhysicalExpr>) -> Option<(usize, i64)> {
+    use datafusion_common::ScalarValue;
+    use datafusion_expr::Operator as Op;
+    use datafusion_physical_expr::expressions::{BinaryExpr, Column, Literal};
+    let b = expr.downcast_ref::<BinaryExpr>()?;
+    let column = b.left().downcast_ref::<Column>()?;
+    let literal = b.right().downcast_ref::<Literal>()?;
+    let ms = match literal.value() {
+        ScalarValue::IntervalMonthDayNano(Some(v))
+            if v.months == 0 && v.days == 0 && v.nanoseconds % 1_000_000 == 0 =>
+        {
+            v.nanoseconds / 1_000_000
+        }
+        ScalarValue::IntervalDayTime(Some(v)) if v.days == 0 => i64::from(v.milliseconds),
+        _ => return None,
+    };
+    match b.op() {
+        Op::Minus => Some((column.index(), -ms)),
+        Op::Plus => Some((column.index(), ms)),
+        _ => None,
     }
 }
 
@@ -210,6 +244,38 @@ mod tests {
             Ok(WatermarkAssigner::new(Arc::new(Column::new("ts", 0)), idle))
         })
         .unwrap()
+    }
+
+    #[test]
+    fn a_column_minus_an_interval_is_computed_from_the_column_maximum() {
+        use arrow::datatypes::IntervalMonthDayNano;
+        use datafusion_common::ScalarValue;
+        use datafusion_expr::Operator as Op;
+        use datafusion_physical_expr::expressions::{BinaryExpr, Literal};
+        let minus_4s = |ns: i64| -> Arc<dyn PhysicalExpr> {
+            Arc::new(BinaryExpr::new(
+                Arc::new(Column::new("ts", 0)),
+                Op::Minus,
+                Arc::new(Literal::new(ScalarValue::IntervalMonthDayNano(Some(
+                    IntervalMonthDayNano::new(0, 0, ns),
+                )))),
+            ))
+        };
+        let fast = WatermarkAssigner::new(minus_4s(4_000_000_000), None);
+        assert_eq!(fast.shifted_column, Some((0, -4_000)));
+        let batch = rows(1, &[1_000, 9_000, 5_000]);
+        assert_eq!(fast.batch_max(&batch).unwrap(), Some(5_000));
+        // A whole day is calendar arithmetic: evaluated row by row.
+        let day: Arc<dyn PhysicalExpr> = Arc::new(BinaryExpr::new(
+            Arc::new(Column::new("ts", 0)),
+            Op::Minus,
+            Arc::new(Literal::new(ScalarValue::IntervalMonthDayNano(Some(
+                IntervalMonthDayNano::new(0, 1, 0),
+            )))),
+        ));
+        let slow = WatermarkAssigner::new(day, None);
+        assert_eq!(slow.shifted_column, None);
+        assert_eq!(slow.batch_max(&batch).unwrap(), Some(9_000 - 86_400_000));
     }
 
     #[test]
