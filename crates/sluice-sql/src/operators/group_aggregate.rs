@@ -484,7 +484,7 @@ impl GroupAggregateOperator {
 }
 
 /// `indices` where `filter` (a boolean column over the batch) is true.
-fn select(indices: &[u32], filter: Option<&ArrayRef>) -> Result<Vec<u32>> {
+pub(crate) fn select(indices: &[u32], filter: Option<&ArrayRef>) -> Result<Vec<u32>> {
     let Some(filter) = filter else {
         return Ok(indices.to_vec());
     };

@@ -482,21 +482,7 @@ impl RankOperator {
     /// On damaged state or state of another query.
     pub fn restore(&mut self, blob: &[u8]) -> Result<()> {
         let batch = decode_ipc(blob)?;
-        let expected = self.state_schema();
-        let matches = batch.num_columns() == expected.fields().len()
-            && batch
-                .schema()
-                .fields()
-                .iter()
-                .zip(expected.fields())
-                .all(|(a, b)| a.data_type() == b.data_type());
-        if !matches {
-            return Err(Error::Execution(
-                "the checkpoint's Top-N state does not match this query; start it without the \
-                 checkpoint"
-                    .into(),
-            ));
-        }
+        crate::operators::keyed_state::check_state_schema(&batch, &self.state_schema(), "Top-N")?;
         let seqs = batch.column(1).as_primitive::<UInt64Type>().clone();
         let mut order: Vec<usize> = (0..batch.num_rows()).collect();
         order.sort_by_key(|&i| seqs.value(i));

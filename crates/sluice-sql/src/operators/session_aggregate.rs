@@ -17,10 +17,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow::array::{
-    Array, ArrayRef, AsArray, Int64Array, RecordBatch, TimestampMillisecondArray, UInt32Array,
-};
-use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
+use arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch, UInt32Array};
+use arrow::datatypes::{DataType, Int64Type, SchemaRef};
 use arrow::row::{RowConverter, Rows, SortField};
 use datafusion_common::ScalarValue;
 use datafusion_expr::Accumulator;
@@ -33,8 +31,9 @@ use sluice_runtime::{Collector, Operator, OperatorContext, Result as RuntimeResu
 use crate::batch::{decode_ipc, SqlBatch};
 use crate::error::{exec, Error, Result};
 use crate::exchange::key_group_of_row;
+use crate::operators::group_aggregate::select;
 use crate::operators::keyed_state::encode_by_key_group;
-use crate::operators::window_aggregate::{WindowAggregateSpec, WindowOutput};
+use crate::operators::window_aggregate::{window_rows, window_state_schema, WindowAggregateSpec};
 use crate::operators::{accumulator_state, timestamps_ms};
 
 struct Session {
@@ -255,7 +254,7 @@ impl SessionAggregateOperator {
                 }
                 let pending = std::mem::take(&mut session.pending);
                 for ((args, filter), acc) in inputs.iter().zip(&mut session.accumulators) {
-                    let rows = selected(&pending, filter.as_ref())?;
+                    let rows = select(&pending, filter.as_ref())?;
                     if rows.is_empty() {
                         continue;
                     }
@@ -346,59 +345,17 @@ impl SessionAggregateOperator {
                 results[a].push(acc.evaluate()?);
             }
         }
-        let tz_of = |i: usize| match self.spec.schema.field(i).data_type() {
-            DataType::Timestamp(_, tz) => tz.clone(),
-            _ => None,
-        };
-        let times = |f: &dyn Fn(&Session) -> i64, i: usize| -> ArrayRef {
-            Arc::new(
-                TimestampMillisecondArray::from_iter_values(fired.iter().map(|(_, s)| f(s)))
-                    .with_timezone_opt(tz_of(i)),
-            )
-        };
-        let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.spec.output.len());
-        for (i, out) in self.spec.output.iter().enumerate() {
-            let column: ArrayRef = match *out {
-                WindowOutput::Key(k) => Arc::clone(&keys[k]),
-                WindowOutput::Start => times(&|s| s.start, i),
-                WindowOutput::End => times(&|s| s.end, i),
-                WindowOutput::Time => times(&|s| s.end - 1, i),
-                WindowOutput::Aggregate(a) => {
-                    ScalarValue::iter_to_array(std::mem::take(&mut results[a]))?
-                }
-            };
-            let target = self.spec.schema.field(i).data_type();
-            columns.push(if column.data_type() == target {
-                column
-            } else {
-                arrow::compute::cast(&column, target)?
-            });
-        }
-        Ok(RecordBatch::try_new(
-            Arc::clone(&self.spec.schema),
-            columns,
-        )?)
+        let results = results
+            .into_iter()
+            .map(ScalarValue::iter_to_array)
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let starts: Vec<i64> = fired.iter().map(|(_, s)| s.start).collect();
+        let ends: Vec<i64> = fired.iter().map(|(_, s)| s.end).collect();
+        window_rows(&self.spec, &keys, &starts, &ends, &results)
     }
 
     fn state_schema(&self) -> Result<SchemaRef> {
-        let mut fields = vec![
-            Field::new("__key_group", DataType::UInt32, false),
-            Field::new("__start", DataType::Int64, false),
-            Field::new("__end", DataType::Int64, false),
-        ];
-        for (i, t) in self.key_types.iter().enumerate() {
-            fields.push(Field::new(format!("__key{i}"), t.clone(), true));
-        }
-        for (a, call) in self.spec.aggregates.iter().enumerate() {
-            for (s, f) in call.function.state_fields()?.iter().enumerate() {
-                fields.push(Field::new(
-                    format!("__agg{a}_{s}"),
-                    f.data_type().clone(),
-                    true,
-                ));
-            }
-        }
-        Ok(Arc::new(Schema::new(fields)))
+        window_state_schema(&self.key_types, &self.spec.aggregates)
     }
 
     /// The open sessions, one Arrow IPC blob per key group.
@@ -532,21 +489,6 @@ fn merge_into(target: &mut Session, mut other: Session) -> Result<()> {
     }
     target.pending.append(&mut other.pending);
     Ok(())
-}
-
-/// The rows of `pending` that pass `filter` (a boolean column over the batch).
-fn selected(pending: &[u32], filter: Option<&ArrayRef>) -> Result<Vec<u32>> {
-    let Some(filter) = filter else {
-        return Ok(pending.to_vec());
-    };
-    let mask = filter
-        .as_boolean_opt()
-        .ok_or_else(|| Error::Execution("a FILTER condition is not a boolean".into()))?;
-    Ok(pending
-        .iter()
-        .copied()
-        .filter(|&i| mask.is_valid(i as usize) && mask.value(i as usize))
-        .collect())
 }
 
 impl Operator for SessionAggregateOperator {

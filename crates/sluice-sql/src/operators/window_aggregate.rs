@@ -99,6 +99,73 @@ pub struct WindowAggregateOperator {
     clock: Arc<dyn Clock>,
 }
 
+/// The output rows of windows: one per entry of `starts`/`ends`, with the keys' columns
+/// and the aggregates' results, in the order `spec.output` gives.
+///
+/// # Errors
+/// When a column cannot be cast to the output type.
+pub(crate) fn window_rows(
+    spec: &WindowAggregateSpec,
+    keys: &[ArrayRef],
+    starts: &[i64],
+    ends: &[i64],
+    results: &[ArrayRef],
+) -> Result<RecordBatch> {
+    let times = |values: Vec<i64>, i: usize| -> ArrayRef {
+        let tz = match spec.schema.field(i).data_type() {
+            DataType::Timestamp(_, tz) => tz.clone(),
+            _ => None,
+        };
+        Arc::new(TimestampMillisecondArray::from(values).with_timezone_opt(tz))
+    };
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(spec.output.len());
+    for (i, out) in spec.output.iter().enumerate() {
+        let column: ArrayRef = match *out {
+            WindowOutput::Key(k) => Arc::clone(&keys[k]),
+            WindowOutput::Start => times(starts.to_vec(), i),
+            WindowOutput::End => times(ends.to_vec(), i),
+            WindowOutput::Time => times(ends.iter().map(|e| e - 1).collect(), i),
+            WindowOutput::Aggregate(a) => Arc::clone(&results[a]),
+        };
+        let target = spec.schema.field(i).data_type();
+        columns.push(if column.data_type() == target {
+            column
+        } else {
+            arrow::compute::cast(&column, target)?
+        });
+    }
+    Ok(RecordBatch::try_new(Arc::clone(&spec.schema), columns)?)
+}
+
+/// The schema of windows' checkpointed state: key group, window bounds, keys, and the
+/// aggregates' state fields.
+///
+/// # Errors
+/// When an aggregate cannot tell its state fields.
+pub(crate) fn window_state_schema(
+    key_types: &[DataType],
+    aggregates: &[AggregateCall],
+) -> Result<SchemaRef> {
+    let mut fields = vec![
+        Field::new("__key_group", DataType::UInt32, false),
+        Field::new("__start", DataType::Int64, false),
+        Field::new("__end", DataType::Int64, false),
+    ];
+    for (i, t) in key_types.iter().enumerate() {
+        fields.push(Field::new(format!("__key{i}"), t.clone(), true));
+    }
+    for (a, call) in aggregates.iter().enumerate() {
+        for (s, f) in call.function.state_fields()?.iter().enumerate() {
+            fields.push(Field::new(
+                format!("__agg{a}_{s}"),
+                f.data_type().clone(),
+                true,
+            ));
+        }
+    }
+    Ok(Arc::new(Schema::new(fields)))
+}
+
 fn accumulator(call: &AggregateCall) -> Result<Box<dyn GroupsAccumulator>> {
     let f = &call.function;
     if f.groups_accumulator_supported() {
@@ -289,38 +356,14 @@ impl WindowAggregateOperator {
         for acc in &mut window.accumulators {
             results.push(acc.evaluate(EmitTo::All)?);
         }
-        let tz_of = |i: usize| match self.spec.schema.field(i).data_type() {
-            DataType::Timestamp(_, tz) => tz.clone(),
-            _ => None,
-        };
-        let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.spec.output.len());
-        for (i, out) in self.spec.output.iter().enumerate() {
-            let column: ArrayRef = match *out {
-                WindowOutput::Key(k) => Arc::clone(&keys[k]),
-                WindowOutput::Start => Arc::new(
-                    TimestampMillisecondArray::from(vec![window.start; n])
-                        .with_timezone_opt(tz_of(i)),
-                ),
-                WindowOutput::End => Arc::new(
-                    TimestampMillisecondArray::from(vec![end; n]).with_timezone_opt(tz_of(i)),
-                ),
-                WindowOutput::Time => Arc::new(
-                    TimestampMillisecondArray::from(vec![end - 1; n]).with_timezone_opt(tz_of(i)),
-                ),
-                WindowOutput::Aggregate(a) => Arc::clone(&results[a]),
-            };
-            let target = self.spec.schema.field(i).data_type();
-            let column = if column.data_type() == target {
-                column
-            } else {
-                arrow::compute::cast(&column, target)?
-            };
-            columns.push(column);
-        }
-        Ok(Some(RecordBatch::try_new(
-            Arc::clone(&self.spec.schema),
-            columns,
-        )?))
+        let batch = window_rows(
+            &self.spec,
+            &keys,
+            &vec![window.start; n],
+            &vec![end; n],
+            &results,
+        )?;
+        Ok(Some(batch))
     }
 
     /// Fires every window whose end the watermark passed, in end order.
@@ -344,24 +387,7 @@ impl WindowAggregateOperator {
     }
 
     fn state_schema(&self) -> Result<SchemaRef> {
-        let mut fields = vec![
-            Field::new("__key_group", DataType::UInt32, false),
-            Field::new("__start", DataType::Int64, false),
-            Field::new("__end", DataType::Int64, false),
-        ];
-        for (i, t) in self.key_types.iter().enumerate() {
-            fields.push(Field::new(format!("__key{i}"), t.clone(), true));
-        }
-        for (a, call) in self.spec.aggregates.iter().enumerate() {
-            for (s, f) in call.function.state_fields()?.iter().enumerate() {
-                fields.push(Field::new(
-                    format!("__agg{a}_{s}"),
-                    f.data_type().clone(),
-                    true,
-                ));
-            }
-        }
-        Ok(Arc::new(Schema::new(fields)))
+        window_state_schema(&self.key_types, &self.spec.aggregates)
     }
 
     /// The open windows' state, one Arrow IPC blob per key group.
