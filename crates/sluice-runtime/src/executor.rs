@@ -15,6 +15,7 @@ use sluice_core::{CheckpointId, KeyGroup, KeyGroupRange, OperatorId};
 use crate::checkpoint::coordinator::{
     CheckpointCoordinator, CheckpointStats, CoordinatorReport, JobFacts,
 };
+use crate::checkpoint::remote::WorkerCheckpointing;
 use crate::checkpoint::restart::FailureHistory;
 use crate::checkpoint::storage::{self, CheckpointMetadata, CheckpointStorage};
 use crate::checkpoint::{
@@ -31,6 +32,7 @@ use crate::graph::{
 use crate::metrics::{MetricRegistry, MetricValue};
 use crate::operator::side_output::SideOutputs;
 use crate::operator::OperatorContext;
+use crate::placement::{ChannelId, InProcess, Placement};
 use crate::plan::{plan, PhysicalPlan};
 use crate::task::Task;
 
@@ -342,7 +344,7 @@ impl LocalExecutor {
             .map(|c| c.0)
             .max()
             .unwrap_or(0);
-        let mut channels = self.create_channels(graph, plan, control, spin);
+        let mut channels = self.create_channels(graph, plan, control, spin, &InProcess)?;
         channels.metrics = Arc::clone(metrics);
         channels.restored = restored;
         let existing = match storage {
@@ -353,32 +355,7 @@ impl LocalExecutor {
             (Some(config), Some(storage)) => {
                 let signals = Arc::new(CheckpointSignals::default());
                 let (tx, rx) = std::sync::mpsc::channel();
-                // Tasks are numbered chain by chain, subtask by subtask (as built below).
-                let mut sources = std::collections::HashSet::new();
-                let mut index = 0usize;
-                for chain in &plan.chains {
-                    let is_source = chain
-                        .nodes
-                        .first()
-                        .is_some_and(|&head| graph.inputs(head).next().is_none());
-                    for _ in 0..chain.parallelism {
-                        if is_source {
-                            sources.insert(index);
-                        }
-                        index += 1;
-                    }
-                }
-                let facts = JobFacts {
-                    sources,
-                    job: graph.name.clone(),
-                    tasks: task_count as usize,
-                    max_parallelism: self.config.max_parallelism,
-                    parallelism: graph
-                        .nodes
-                        .iter()
-                        .map(|n| (n.id.0, n.parallelism))
-                        .collect(),
-                };
+                let facts = job_facts(graph, plan, &self.config);
                 let last = existing.last().map_or(0, |id| id.0).max(restored_id);
                 let link = TaskCheckpointing {
                     task: 0,
@@ -454,9 +431,68 @@ impl LocalExecutor {
         })
     }
 
+    /// Builds the tasks of `plan` that `placement` puts in this process, connected to the
+    /// others through it, for one attempt of the job: what a cluster worker runs. The
+    /// tasks are returned unstarted, for [`run_tasks`].
+    ///
+    /// # Errors
+    /// As for [`LocalExecutor::execute`] while deploying, and what `placement` returns.
+    #[allow(clippy::too_many_arguments)]
+    pub fn deploy_part(
+        &self,
+        graph: &JobGraph,
+        plan: &PhysicalPlan,
+        placement: &dyn Placement,
+        control: &Arc<JobControl>,
+        metrics: &Arc<MetricRegistry>,
+        restored: HashMap<(OperatorId, u32), Arc<RestoredState>>,
+        checkpointing: Option<&WorkerCheckpointing>,
+    ) -> Result<Vec<Box<dyn Task>>> {
+        let local: u32 = plan
+            .chains
+            .iter()
+            .enumerate()
+            .map(|(c, chain)| {
+                (0..chain.parallelism)
+                    .filter(|&s| placement.is_local(c, s))
+                    .count() as u32
+            })
+            .sum();
+        let spin = match self.config.spin_before_park {
+            Some(spin) => spin,
+            None => local as usize <= available_cores(),
+        };
+        let mut channels = self.create_channels(graph, plan, control, spin, placement)?;
+        channels.metrics = Arc::clone(metrics);
+        channels.restored = restored;
+        let mut tasks = Vec::new();
+        let mut index = 0usize;
+        for (c, chain) in plan.chains.iter().enumerate() {
+            for subtask in 0..chain.parallelism {
+                if placement.is_local(c, subtask) {
+                    let link = checkpointing.map(|w| w.task_link(index));
+                    tasks.push(self.build_task(
+                        graph,
+                        chain,
+                        subtask,
+                        &mut channels,
+                        control,
+                        link,
+                    )?);
+                }
+                index += 1;
+            }
+        }
+        Ok(tasks)
+    }
+
     /// What each operator subtask restores from checkpoint `meta`: the key groups of its
     /// range from whichever subtask wrote them, and its own subtask state.
-    fn restored_states(
+    ///
+    /// # Errors
+    /// [`Error::InvalidJob`] when the checkpoint's key groups or an operator's subtask
+    /// state do not fit the job; [`Error::Checkpoint`] when a state file is unreadable.
+    pub fn restored_states(
         &self,
         graph: &JobGraph,
         storage: &CheckpointStorage,
@@ -527,7 +563,8 @@ impl LocalExecutor {
         plan: &PhysicalPlan,
         control: &Arc<JobControl>,
         spin: bool,
-    ) -> Channels {
+        placement: &dyn Placement,
+    ) -> Result<Channels> {
         let mut channels = Channels {
             writers: HashMap::new(),
             receivers: HashMap::new(),
@@ -535,9 +572,24 @@ impl LocalExecutor {
             metrics: MetricRegistry::new(),
             restored: HashMap::new(),
         };
+        let chain_of: HashMap<OperatorId, usize> = plan
+            .chains
+            .iter()
+            .enumerate()
+            .flat_map(|(c, chain)| chain.nodes.iter().map(move |&n| (n, c)))
+            .collect();
+        let settings = ChannelSettings {
+            capacity: self.config.channel_capacity,
+            batch_size: self.config.batch_size,
+        };
         for &e in &plan.network_edges {
             let edge = &graph.edges[e];
             let (Some(up), Some(down)) = (graph.node(edge.from), graph.node(edge.to)) else {
+                continue;
+            };
+            let (Some(&up_chain), Some(&down_chain)) =
+                (chain_of.get(&edge.from), chain_of.get(&edge.to))
+            else {
                 continue;
             };
             let all_to_all = edge.factory.partitioning().is_all_to_all();
@@ -547,22 +599,42 @@ impl LocalExecutor {
                 } else {
                     vec![i]
                 };
+                let up_local = placement.is_local(up_chain, i);
                 for j in targets {
+                    let down_local = placement.is_local(down_chain, j);
+                    let id = ChannelId {
+                        edge: e as u32,
+                        from: i,
+                        to: j,
+                    };
+                    if !down_local {
+                        if up_local {
+                            let link = placement.link_to(id)?;
+                            let w = edge.factory.create_remote_writer(link, control)?;
+                            channels.writers.entry((e, i)).or_default().push(w);
+                        }
+                        continue;
+                    }
                     let signal = Arc::clone(
                         channels
                             .signals
                             .entry((edge.to, j))
                             .or_insert_with(|| GateSignal::with_spin(spin)),
                     );
-                    let (w, r) = edge.factory.create_channel(
-                        ChannelSettings {
-                            capacity: self.config.channel_capacity,
-                            batch_size: self.config.batch_size,
-                        },
-                        signal,
-                        control,
-                    );
-                    channels.writers.entry((e, i)).or_default().push(w);
+                    let r = if up_local {
+                        let (w, r) = edge.factory.create_channel(settings, signal, control);
+                        channels.writers.entry((e, i)).or_default().push(w);
+                        r
+                    } else {
+                        let (inbox, r) = edge.factory.create_remote_receiver(
+                            settings,
+                            signal,
+                            control,
+                            placement.credit_return(id)?,
+                        )?;
+                        placement.accept(id, inbox)?;
+                        r
+                    };
                     channels
                         .receivers
                         .entry((edge.to, j))
@@ -571,7 +643,7 @@ impl LocalExecutor {
                 }
             }
         }
-        channels
+        Ok(channels)
     }
 
     fn context(
@@ -703,8 +775,42 @@ fn available_cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// Runs every task on its own thread; returns the root cause of the first failure.
-fn run_tasks(tasks: Vec<Box<dyn Task>>, control: &Arc<JobControl>) -> Result<()> {
+/// The facts a checkpoint coordinator needs about the job: tasks are numbered chain by
+/// chain, subtask by subtask, in plan order (as every deployment builds them).
+pub fn job_facts(graph: &JobGraph, plan: &PhysicalPlan, config: &JobConfig) -> JobFacts {
+    let mut sources = std::collections::HashSet::new();
+    let mut index = 0usize;
+    for chain in &plan.chains {
+        let is_source = chain
+            .nodes
+            .first()
+            .is_some_and(|&head| graph.inputs(head).next().is_none());
+        for _ in 0..chain.parallelism {
+            if is_source {
+                sources.insert(index);
+            }
+            index += 1;
+        }
+    }
+    JobFacts {
+        sources,
+        job: graph.name.clone(),
+        tasks: index,
+        max_parallelism: config.max_parallelism,
+        parallelism: graph
+            .nodes
+            .iter()
+            .map(|n| (n.id.0, n.parallelism))
+            .collect(),
+    }
+}
+
+/// Runs every task on its own thread until all ended; returns the root cause of the
+/// first failure (the other tasks are cancelled through `control`).
+///
+/// # Errors
+/// The root cause of the first task failure.
+pub fn run_tasks(tasks: Vec<Box<dyn Task>>, control: &Arc<JobControl>) -> Result<()> {
     let (done_tx, done_rx) = std::sync::mpsc::channel::<Result<()>>();
     let mut handles = Vec::with_capacity(tasks.len());
     let mut spawn_error = None;

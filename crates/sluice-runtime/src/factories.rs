@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sluice_core::{Batch, Records, TwoInputBatch};
 
+use crate::channel::remote::{remote_receiver, remote_writer, RemoteInbox, RemoteLink};
 use crate::channel::{
     local_channel, ChannelReceiver, ChannelWriter, GateInput, GateSignal, InputGate, MappedInput,
 };
@@ -73,9 +74,37 @@ impl<T> RecordsEdge<T> {
     }
 }
 
-impl<T: Clone + Send + 'static> EdgeFactory for RecordsEdge<T> {
+impl<T: Clone + Send + Serialize + DeserializeOwned + 'static> EdgeFactory for RecordsEdge<T> {
     fn partitioning(&self) -> Partitioning {
         self.strategy.partitioning()
+    }
+
+    fn create_remote_writer(
+        &self,
+        link: Arc<dyn RemoteLink>,
+        control: &Arc<JobControl>,
+    ) -> Result<ErasedWriter> {
+        Ok(remote_writer::<Records<T>>(
+            link,
+            ChannelStateCodec::serde(),
+            control,
+        ))
+    }
+
+    fn create_remote_receiver(
+        &self,
+        settings: ChannelSettings,
+        gate: Arc<GateSignal>,
+        control: &Arc<JobControl>,
+        on_take: Arc<dyn Fn() + Send + Sync>,
+    ) -> Result<(Box<dyn RemoteInbox>, ErasedReceiver)> {
+        Ok(remote_receiver::<Records<T>>(
+            settings,
+            gate,
+            control,
+            ChannelStateCodec::serde(),
+            on_take,
+        ))
     }
 
     fn create_channel(

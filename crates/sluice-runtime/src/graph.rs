@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use sluice_core::OperatorId;
 
+use crate::channel::remote::{RemoteInbox, RemoteLink};
 use crate::channel::GateSignal;
 use crate::checkpoint::TaskCheckpointing;
 use crate::control::JobControl;
@@ -94,6 +95,39 @@ pub trait EdgeFactory: Send + Sync {
         control: &Arc<JobControl>,
     ) -> (ErasedWriter, ErasedReceiver);
 
+    /// The writer of a channel whose receiver runs in another process, sending through
+    /// `link`. The default refuses: the edge's batches cannot cross processes.
+    ///
+    /// # Errors
+    /// [`crate::Error::InvalidJob`] when the batches cannot be sent to another process.
+    fn create_remote_writer(
+        &self,
+        link: Arc<dyn RemoteLink>,
+        control: &Arc<JobControl>,
+    ) -> Result<ErasedWriter> {
+        let _ = (link, control);
+        Err(not_remote())
+    }
+
+    /// The receiving side of a channel whose writer runs in another process: the inbox
+    /// the transport feeds, and the receiver the task reads; `on_take` is called for each
+    /// event the task takes (to return a credit). The default refuses, as
+    /// [`EdgeFactory::create_remote_writer`] does.
+    ///
+    /// # Errors
+    /// [`crate::Error::InvalidJob`] when the batches cannot be received from another
+    /// process.
+    fn create_remote_receiver(
+        &self,
+        settings: ChannelSettings,
+        gate: Arc<GateSignal>,
+        control: &Arc<JobControl>,
+        on_take: Arc<dyn Fn() + Send + Sync>,
+    ) -> Result<(Box<dyn RemoteInbox>, ErasedReceiver)> {
+        let _ = (settings, gate, control, on_take);
+        Err(not_remote())
+    }
+
     /// The side output `id` of one upstream subtask, writing to `routers` (built by
     /// [`EdgeFactory::build_router`] of the edges leaving that side output).
     ///
@@ -110,6 +144,12 @@ pub trait EdgeFactory: Send + Sync {
         writers: Vec<ErasedWriter>,
         settings: RouterSettings,
     ) -> Result<ErasedSink>;
+}
+
+fn not_remote() -> crate::Error {
+    crate::Error::InvalidJob(
+        "an edge of this job carries batches that cannot be sent between processes; run the job embedded".into(),
+    )
 }
 
 /// Settings of one channel.

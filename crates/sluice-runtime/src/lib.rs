@@ -3,7 +3,9 @@
 //! - **[`graph`]**: the logical [`JobGraph`] of nodes and edges, type-erased behind
 //!   [`graph::NodeFactory`] and [`graph::EdgeFactory`].
 //! - **[`plan`]**: validation and operator chaining into a [`PhysicalPlan`].
-//! - **[`executor`]**: [`LocalExecutor`], the embedded deployment (one thread per task).
+//! - **[`executor`]**: [`LocalExecutor`], the embedded deployment (one thread per task),
+//!   and the partial deployment a cluster worker runs.
+//! - **[`placement`]**: which tasks run in this process; channels to the others.
 //! - **[`task`]**: source tasks and input tasks, their run loops.
 //! - **[`operator`]**: the [`Operator`] trait, [`operator::Collector`] and chains.
 //! - **[`operators`]**: built-in operators (map, filter, flat map, keyed reduce, keyed
@@ -40,6 +42,7 @@ pub mod metrics;
 pub mod operator;
 pub mod operators;
 pub mod partition;
+pub mod placement;
 pub mod plan;
 pub mod sink;
 pub mod source;

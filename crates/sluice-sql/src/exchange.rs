@@ -12,7 +12,9 @@ use arrow::compute::{concat_batches, take_record_batch};
 use arrow::datatypes::SchemaRef;
 use arrow::row::{RowConverter, SortField};
 use sluice_core::{key_group_for_hash, operator_index_for_key_group, stable_hash, StreamEvent};
+use sluice_runtime::channel::remote::{remote_receiver, remote_writer, RemoteInbox, RemoteLink};
 use sluice_runtime::channel::{local_channel, ChannelWriter, GateSignal};
+use sluice_runtime::checkpoint::ChannelStateCodec;
 use sluice_runtime::control::JobControl;
 use sluice_runtime::factories::erase_sink;
 use sluice_runtime::graph::{
@@ -115,6 +117,34 @@ impl EdgeFactory for SqlEdge {
             local_channel::<SqlBatch>(settings.capacity, settings.batch_size, gate, control);
         let writer: Box<dyn ChannelWriter<SqlBatch>> = Box::new(w);
         (Box::new(writer), Box::new(r))
+    }
+
+    fn create_remote_writer(
+        &self,
+        link: Arc<dyn RemoteLink>,
+        control: &Arc<JobControl>,
+    ) -> RuntimeResult<ErasedWriter> {
+        Ok(remote_writer::<SqlBatch>(
+            link,
+            ChannelStateCodec::serde(),
+            control,
+        ))
+    }
+
+    fn create_remote_receiver(
+        &self,
+        settings: ChannelSettings,
+        gate: Arc<GateSignal>,
+        control: &Arc<JobControl>,
+        on_take: Arc<dyn Fn() + Send + Sync>,
+    ) -> RuntimeResult<(Box<dyn RemoteInbox>, ErasedReceiver)> {
+        Ok(remote_receiver::<SqlBatch>(
+            settings,
+            gate,
+            control,
+            ChannelStateCodec::serde(),
+            on_take,
+        ))
     }
 
     fn build_side_output(

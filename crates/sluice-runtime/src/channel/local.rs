@@ -130,6 +130,8 @@ struct Shared<B> {
     batch_size: usize,
     gate: Arc<GateSignal>,
     spin: bool,
+    /// Told of every event the receiver takes (a remote channel returns credits so).
+    on_take: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
 impl<B> Shared<B> {
@@ -147,6 +149,19 @@ pub fn local_channel<B: Batch>(
     gate: Arc<GateSignal>,
     control: &Arc<JobControl>,
 ) -> (LocalChannelWriter<B>, LocalChannelReceiver<B>) {
+    local_channel_observed(capacity, batch_size, gate, control, None)
+}
+
+/// [`local_channel`] whose receiver calls `on_take` after taking each event, outside the
+/// queue's lock. A network reader feeds such a channel and returns one credit to the
+/// remote sender per event taken.
+pub fn local_channel_observed<B: Batch>(
+    capacity: usize,
+    batch_size: usize,
+    gate: Arc<GateSignal>,
+    control: &Arc<JobControl>,
+    on_take: Option<Arc<dyn Fn() + Send + Sync>>,
+) -> (LocalChannelWriter<B>, LocalChannelReceiver<B>) {
     let shared = Arc::new(Shared {
         state: Mutex::new(State {
             queue: VecDeque::with_capacity(capacity.max(1)),
@@ -160,6 +175,7 @@ pub fn local_channel<B: Batch>(
         batch_size,
         spin: gate.spins(),
         gate,
+        on_take,
     });
     (
         LocalChannelWriter {
@@ -252,6 +268,36 @@ impl<B: Batch> ChannelWriter<B> for LocalChannelWriter<B> {
     }
 }
 
+impl<B: Batch> LocalChannelWriter<B> {
+    /// Appends `event` even when the queue is full. For a network reader feeding a remote
+    /// channel: the sender's credits already keep the queue within its capacity (except
+    /// for what an unaligned barrier let through), and a reader that blocked on one
+    /// channel would stall every channel sharing its connection.
+    ///
+    /// # Errors
+    /// [`Error::ChannelClosed`] if the receiving task is gone.
+    pub fn push_without_waiting(&mut self, event: StreamEvent<B>) -> Result<()> {
+        let urgent = match &event {
+            StreamEvent::Data(batch) => batch.len() < self.shared.batch_size,
+            _ => true,
+        };
+        let mut state = self.shared.lock();
+        if !state.receiver_alive {
+            return Err(Error::ChannelClosed);
+        }
+        state.queue.push_back(event);
+        self.shared
+            .queued
+            .store(state.queue.len(), Ordering::Release);
+        let wake = urgent || state.queue.len() * 2 >= self.shared.capacity;
+        drop(state);
+        if wake {
+            self.shared.gate.notify();
+        }
+        Ok(())
+    }
+}
+
 impl<B> Drop for LocalChannelWriter<B> {
     fn drop(&mut self) {
         self.shared.lock().sender_alive = false;
@@ -293,6 +339,10 @@ impl<B> LocalChannelReceiver<B> {
                 if state.sender_waiting && state.queue.is_empty() {
                     state.sender_waiting = false;
                     self.shared.not_full.notify_one();
+                }
+                drop(state);
+                if let Some(on_take) = &self.shared.on_take {
+                    on_take();
                 }
                 TryRecv::Event(event)
             }

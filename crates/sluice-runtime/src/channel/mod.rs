@@ -15,12 +15,13 @@
 
 mod input_gate;
 mod local;
+pub mod remote;
 
 pub use input_gate::{GateEvent, InputGate};
 
 pub use local::{
-    local_channel, next_poll, spin_until, GateSignal, LocalChannelReceiver, LocalChannelWriter,
-    TryRecv, POLL_MAX, POLL_MIN,
+    local_channel, local_channel_observed, next_poll, spin_until, GateSignal, LocalChannelReceiver,
+    LocalChannelWriter, TryRecv, POLL_MAX, POLL_MIN,
 };
 
 use sluice_core::{CheckpointBarrier, StreamEvent};

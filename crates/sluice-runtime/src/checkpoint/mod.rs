@@ -16,6 +16,7 @@
 
 pub mod alignment;
 pub mod coordinator;
+pub mod remote;
 pub mod restart;
 pub mod storage;
 
