@@ -73,6 +73,13 @@ pub enum Error {
     /// A channel's other end went away without an end-of-stream: the peer task failed.
     #[error("channel closed by a failed peer task")]
     ChannelClosed,
+    /// The connection to a task in another process was lost (its worker failed or the
+    /// network broke): a root cause, unlike [`Error::ChannelClosed`].
+    #[error("lost the connection to {peer} (a worker failed or the network broke); the job restarts from its latest checkpoint")]
+    PeerLost {
+        /// The other process's address.
+        peer: String,
+    },
     /// The runtime could not start a task thread.
     #[error("could not start task thread for {location}: {source}")]
     Spawn {
@@ -102,7 +109,9 @@ impl Error {
                 ErrorKind::User
             }
             Error::InvalidJob(_) => ErrorKind::User,
-            Error::Spawn { .. } | Error::Checkpoint { .. } => ErrorKind::External,
+            Error::Spawn { .. } | Error::Checkpoint { .. } | Error::PeerLost { .. } => {
+                ErrorKind::External
+            }
             Error::Cancelled | Error::ChannelClosed | Error::Internal(_) => ErrorKind::Internal,
         }
     }

@@ -5,6 +5,12 @@
 //! the `-D` values, every `INSERT INTO` runs as one job, bounded sources run to
 //! completion, unbounded ones until Ctrl-C (the first stops the sources and drains the
 //! job, the second cancels it). `EXPLAIN` statements print plans.
+//!
+//! Cluster mode: `sluice coordinator`, `sluice worker`, then `sluice submit FILE.sql`,
+//! `sluice list`, `sluice cancel JOB` and `sluice savepoint JOB` against the coordinator
+//! (see `docs/cluster.md`).
+
+mod cluster;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -40,6 +46,84 @@ enum Command {
         #[arg(long)]
         explain: bool,
     },
+    /// Run a cluster coordinator: workers register with it, jobs are submitted to it.
+    Coordinator {
+        /// Address to listen on for workers and clients (port 0 picks one).
+        #[arg(long, default_value = "127.0.0.1:6123")]
+        listen: String,
+        /// Where jobs are persisted (and checkpoints of jobs that set no directory).
+        #[arg(long, default_value = "sluice-coordinator")]
+        state_dir: PathBuf,
+        /// A worker silent for this long is declared lost and its jobs restart.
+        #[arg(long, default_value_t = 5000)]
+        heartbeat_timeout_ms: u64,
+    },
+    /// Run a worker offering task slots to a coordinator.
+    Worker {
+        /// The coordinator's address.
+        #[arg(long, default_value = "127.0.0.1:6123")]
+        coordinator: String,
+        /// Task slots: each runs one subtask of every operator chain of a job.
+        #[arg(long, default_value_t = 1)]
+        slots: u32,
+        /// Where the data plane listens for other workers (port 0 picks one).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        data_listen: String,
+        /// The address other workers dial (needed when listening on 0.0.0.0).
+        #[arg(long)]
+        data_advertise: Option<String>,
+        /// A name for logs and listings.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Submit SQL scripts as a job to a cluster.
+    Submit {
+        /// Script files, read in order as one script.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Replace `${KEY}` in the scripts by VALUE.
+        #[arg(short = 'D', value_name = "KEY=VALUE")]
+        define: Vec<String>,
+        /// The coordinator's address.
+        #[arg(long, default_value = "127.0.0.1:6123")]
+        coordinator: String,
+    },
+    /// List the jobs of a cluster.
+    List {
+        /// The coordinator's address.
+        #[arg(long, default_value = "127.0.0.1:6123")]
+        coordinator: String,
+    },
+    /// Cancel a job of a cluster.
+    Cancel {
+        /// The job's id (see `sluice list`).
+        job: u64,
+        /// The coordinator's address.
+        #[arg(long, default_value = "127.0.0.1:6123")]
+        coordinator: String,
+    },
+    /// Take a savepoint of a running job of a cluster.
+    Savepoint {
+        /// The job's id (see `sluice list`).
+        job: u64,
+        /// Directory to write it under (reachable by every worker and the coordinator).
+        #[arg(long)]
+        dir: String,
+        /// The coordinator's address.
+        #[arg(long, default_value = "127.0.0.1:6123")]
+        coordinator: String,
+    },
+}
+
+fn read_script(files: &[PathBuf]) -> Result<String> {
+    let mut script = String::new();
+    for f in files {
+        let text =
+            std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?;
+        script.push_str(&text);
+        script.push_str("\n;\n");
+    }
+    Ok(script)
 }
 
 fn defines(pairs: &[String]) -> Result<BTreeMap<String, String>> {
@@ -69,14 +153,7 @@ fn main() -> Result<()> {
             explain,
         } => {
             let vars = defines(&define)?;
-            let mut script = String::new();
-            for f in &files {
-                let text = std::fs::read_to_string(f)
-                    .with_context(|| format!("cannot read {}", f.display()))?;
-                script.push_str(&text);
-                script.push_str("\n;\n");
-            }
-            let script = sluice_sql::substitute(&script, &vars)?;
+            let script = sluice_sql::substitute(&read_script(&files)?, &vars)?;
             let control = JobControl::new();
             let c = Arc::clone(&control);
             ctrlc::set_handler(move || {
@@ -104,5 +181,29 @@ fn main() -> Result<()> {
                 Err(e) => bail!("{e}"),
             }
         }
+        Command::Coordinator {
+            listen,
+            state_dir,
+            heartbeat_timeout_ms,
+        } => cluster::coordinator(listen, state_dir, heartbeat_timeout_ms),
+        Command::Worker {
+            coordinator,
+            slots,
+            data_listen,
+            data_advertise,
+            name,
+        } => cluster::worker(coordinator, slots, data_listen, data_advertise, name),
+        Command::Submit {
+            files,
+            define,
+            coordinator,
+        } => cluster::submit(&coordinator, read_script(&files)?, defines(&define)?),
+        Command::List { coordinator } => cluster::list(&coordinator),
+        Command::Cancel { job, coordinator } => cluster::cancel(&coordinator, job),
+        Command::Savepoint {
+            job,
+            dir,
+            coordinator,
+        } => cluster::savepoint(&coordinator, job, &dir),
     }
 }

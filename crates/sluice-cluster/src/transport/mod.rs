@@ -336,7 +336,9 @@ impl RemoteLink for TcpLink {
             if self.cell.closed.load(Ordering::Acquire)
                 || !self.writer.alive.load(Ordering::Acquire)
             {
-                return Err(sluice_runtime::Error::ChannelClosed);
+                return Err(sluice_runtime::Error::PeerLost {
+                    peer: self.writer.peer.clone(),
+                });
             }
             if *credits > 0 || !wait {
                 *credits -= 1;
@@ -362,7 +364,9 @@ impl RemoteLink for TcpLink {
         };
         self.writer.send(kind, self.key, frame).map_err(|e| {
             tracing::warn!(peer = %self.writer.peer, channel = %self.key, error = %e, "data connection lost");
-            sluice_runtime::Error::ChannelClosed
+            sluice_runtime::Error::PeerLost {
+                peer: self.writer.peer.clone(),
+            }
         })
     }
 }
@@ -457,17 +461,22 @@ fn serve_connection(stream: TcpStream, peer: &str, shared: &Arc<Shared>) -> std:
     };
     // The writer is gone: the channels it fed end without an end of stream, so their
     // tasks fail and the job restarts (unless the channels had ended already).
-    let mut inboxes = lock(&shared.inboxes);
-    for key in opened {
-        let ours = inboxes
-            .get(&key)
-            .and_then(|s| s.opened_on.as_ref())
-            .is_some_and(|c| Arc::ptr_eq(c, &conn));
-        if ours {
-            inboxes.remove(&key);
+    let mut lost = Vec::new();
+    {
+        let mut inboxes = lock(&shared.inboxes);
+        for key in opened {
+            let ours = inboxes
+                .get(&key)
+                .and_then(|s| s.opened_on.as_ref())
+                .is_some_and(|c| Arc::ptr_eq(c, &conn));
+            if ours {
+                lost.extend(inboxes.remove(&key).and_then(|s| s.inbox));
+            }
         }
     }
-    drop(inboxes);
+    for inbox in lost {
+        lock(&inbox).connection_lost(peer);
+    }
     let _ = lock(&conn.stream).0.flush();
     result
 }

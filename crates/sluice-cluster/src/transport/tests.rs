@@ -2,7 +2,9 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use sluice_core::{Clock, SystemClock};
 
 use sluice_core::{Records, StreamEvent};
 use sluice_runtime::channel::{ChannelReceiver, ChannelWriter, GateSignal, TryRecv};
@@ -59,11 +61,12 @@ fn channel(
 }
 
 fn recv(r: &ChannelReceiver<Batch>) -> StreamEvent<Batch> {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let clock = SystemClock;
+    let deadline = clock.monotonic_nanos() + 10_000_000_000;
     loop {
         match r.try_recv() {
             TryRecv::Event(e) => return e,
-            TryRecv::Empty if Instant::now() < deadline => std::thread::yield_now(),
+            TryRecv::Empty if clock.monotonic_nanos() < deadline => std::thread::yield_now(),
             other => panic!("no event: {other:?}"),
         }
     }
@@ -116,7 +119,7 @@ fn a_slow_receiver_holds_the_sender_to_the_channel_capacity() {
         w.send(StreamEvent::EndOfStream).unwrap();
     });
     // Nothing is read: the sender stops once the receiver's queue is full.
-    std::thread::sleep(Duration::from_millis(300));
+    SystemClock.sleep(Duration::from_millis(300));
     assert_eq!(sent.load(Ordering::SeqCst), capacity);
     assert_eq!(r.len(), capacity);
     // Reading slowly lets it go on, never more than the capacity ahead.
@@ -152,7 +155,7 @@ fn a_channel_whose_writer_connected_first_gets_credits_when_the_receiver_registe
         w.send(StreamEvent::Data(Records::from(vec![7]))).unwrap();
         w.send(StreamEvent::EndOfStream).unwrap();
     });
-    std::thread::sleep(Duration::from_millis(100));
+    SystemClock.sleep(Duration::from_millis(100));
     let on_take = b.credit_return(k, 2);
     let (inbox, receiver) = edge
         .create_remote_receiver(
@@ -184,7 +187,7 @@ fn a_cancelled_writer_waiting_for_credits_gives_up() {
     let mut w = *writer.downcast::<Box<dyn ChannelWriter<Batch>>>().unwrap();
     let canceller = Arc::clone(&control);
     std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(50));
+        SystemClock.sleep(Duration::from_millis(50));
         canceller.cancel();
     });
     let err = w.send(StreamEvent::EndOfStream).unwrap_err();

@@ -139,7 +139,12 @@ impl<B: Send + 'static> InputGate<B> {
                     return Ok(Some(GateEvent { channel: i, event }));
                 }
                 TryRecv::Empty => {}
-                TryRecv::Disconnected => return Err(Error::ChannelClosed),
+                TryRecv::Disconnected => {
+                    return Err(match self.channels[i].lost_peer() {
+                        Some(peer) => Error::PeerLost { peer },
+                        None => Error::ChannelClosed,
+                    })
+                }
             }
         }
         Ok(None)

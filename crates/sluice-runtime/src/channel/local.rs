@@ -132,6 +132,8 @@ struct Shared<B> {
     spin: bool,
     /// Told of every event the receiver takes (a remote channel returns credits so).
     on_take: Option<Arc<dyn Fn() + Send + Sync>>,
+    /// Set when a remote writer's connection was lost: its address.
+    lost_peer: Mutex<Option<String>>,
 }
 
 impl<B> Shared<B> {
@@ -176,6 +178,7 @@ pub fn local_channel_observed<B: Batch>(
         spin: gate.spins(),
         gate,
         on_take,
+        lost_peer: Mutex::new(None),
     });
     (
         LocalChannelWriter {
@@ -265,6 +268,19 @@ impl<B: Batch> ChannelWriter<B> for LocalChannelWriter<B> {
         drop(state);
         self.shared.gate.notify();
         Ok(())
+    }
+}
+
+impl<B> LocalChannelWriter<B> {
+    /// Records that the remote writer feeding this channel is gone (its connection to
+    /// `peer` was lost); the receiving task then fails with [`Error::PeerLost`] once the
+    /// queue is drained and this writer dropped.
+    pub fn mark_peer_lost(&self, peer: &str) {
+        *self
+            .shared
+            .lost_peer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(peer.to_string());
     }
 }
 
@@ -362,6 +378,16 @@ impl<B> LocalChannelReceiver<B> {
     ) -> Result<()> {
         let state = self.shared.lock();
         state.queue.iter().take(n).try_for_each(visit)
+    }
+
+    /// The address of a remote writer whose connection was lost, if that is why the
+    /// channel disconnected.
+    pub fn lost_peer(&self) -> Option<String> {
+        self.shared
+            .lost_peer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Number of queued events.

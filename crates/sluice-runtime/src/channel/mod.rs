@@ -67,6 +67,11 @@ pub trait GateInput<B>: Send {
     /// # Errors
     /// What `visit` returns.
     fn visit_queued(&self, n: usize, visit: &mut dyn FnMut(&B) -> Result<()>) -> Result<()>;
+    /// When the channel's writer is in another process whose connection was lost: its
+    /// address (the gate then reports [`crate::Error::PeerLost`], a root cause).
+    fn lost_peer(&self) -> Option<String> {
+        None
+    }
 }
 
 impl<B: Send> GateInput<B> for LocalChannelReceiver<B> {
@@ -75,6 +80,9 @@ impl<B: Send> GateInput<B> for LocalChannelReceiver<B> {
     }
     fn has_queued(&self) -> bool {
         LocalChannelReceiver::has_queued(self)
+    }
+    fn lost_peer(&self) -> Option<String> {
+        LocalChannelReceiver::lost_peer(self)
     }
     fn visit_queued(&self, n: usize, visit: &mut dyn FnMut(&B) -> Result<()>) -> Result<()> {
         LocalChannelReceiver::visit_queued(self, n, &mut |event| match event {
@@ -113,6 +121,9 @@ impl<A: Clone + Send, B: Send> GateInput<B> for MappedInput<A, B> {
     }
     fn has_queued(&self) -> bool {
         self.receiver.has_queued()
+    }
+    fn lost_peer(&self) -> Option<String> {
+        self.receiver.lost_peer()
     }
     fn visit_queued(&self, n: usize, visit: &mut dyn FnMut(&B) -> Result<()>) -> Result<()> {
         self.receiver.visit_queued(n, &mut |event| match event {

@@ -62,6 +62,10 @@ pub trait RemoteInbox: Send {
     /// [`Error::Internal`] on a frame that does not decode (a transport bug or a version
     /// mismatch between workers), and [`Error::ChannelClosed`] when the task is gone.
     fn deliver(&mut self, frame: &[u8], priority: bool) -> Result<()>;
+
+    /// The connection to the writer, at `peer`, was lost: the task reading the channel
+    /// fails with [`Error::PeerLost`] (unless the channel had ended).
+    fn connection_lost(&mut self, peer: &str);
 }
 
 const DATA: u8 = 0;
@@ -211,6 +215,10 @@ impl<B: Batch> RemoteInbox for TypedInbox<B> {
             StreamEvent::Barrier(barrier) if priority => self.writer.send_overtaking(barrier, None),
             event => self.writer.push_without_waiting(event),
         }
+    }
+
+    fn connection_lost(&mut self, peer: &str) {
+        self.writer.mark_peer_lost(peer);
     }
 }
 

@@ -129,7 +129,13 @@ impl GraphBuilder {
     }
 
     /// A forward edge of typed records (source to decoder).
-    pub fn typed_forward<T: Clone + Send + 'static>(&mut self, from: OperatorId, to: OperatorId) {
+    pub fn typed_forward<
+        T: Clone + Send + serde::Serialize + serde::de::DeserializeOwned + 'static,
+    >(
+        &mut self,
+        from: OperatorId,
+        to: OperatorId,
+    ) {
         self.edges.push(EdgeSpec {
             from,
             to,
