@@ -177,7 +177,7 @@ fn attempts(
         let workers: BTreeSet<u64> = slots.iter().map(|(w, _)| *w).collect();
         let payload = serde_json::to_string(&d)
             .map_err(|e| crate::Error::Internal(format!("cannot encode a deployment: {e}")))?;
-        {
+        let unreached: Vec<u64> = {
             let mut state = cluster.state();
             state.deployments.insert(
                 deployment,
@@ -186,33 +186,44 @@ fn attempts(
                     endpoint: endpoint.clone(),
                 },
             );
-            for &w in &workers {
-                state.send(
-                    w,
-                    Command {
-                        kind: CommandKind::Deploy as i32,
-                        deployment,
-                        payload_json: payload.clone(),
-                        ..Command::default()
-                    },
-                );
-            }
-        }
+            workers
+                .iter()
+                .copied()
+                .filter(|&w| {
+                    !state.send(
+                        w,
+                        Command {
+                            kind: CommandKind::Deploy as i32,
+                            deployment,
+                            payload_json: payload.clone(),
+                            ..Command::default()
+                        },
+                    )
+                })
+                .collect()
+        };
         tracing::info!(job = id, deployment, attempt, restore = restore.unwrap_or(0), workers = ?workers, "deployed attempt {attempt}");
         cluster.update_job(id, |info| {
             info.state = JobState::Running;
             info.message = None;
         });
         let mut running_on = workers.clone();
-        let outcome = watch(
-            cluster,
-            id,
-            deployment,
-            &mut running_on,
-            endpoint.as_deref(),
-            last_completed,
-            events,
-        );
+        let outcome = if unreached.is_empty() {
+            watch(
+                cluster,
+                id,
+                deployment,
+                &mut running_on,
+                endpoint.as_deref(),
+                last_completed,
+                events,
+            )
+        } else {
+            Outcome::Failed {
+                error: format!("workers {unreached:?} went away before taking the deployment"),
+                retryable: true,
+            }
+        };
         if !matches!(outcome, Outcome::Finished) {
             cancel_and_wait(cluster, deployment, &running_on, events);
         }

@@ -166,7 +166,10 @@ pub fn run_coordinator(
         store,
     });
     for job in stored {
-        cluster.state().next_job = cluster.state().next_job.max(job.info.id + 1);
+        {
+            let mut state = cluster.state();
+            state.next_job = state.next_job.max(job.info.id + 1);
+        }
         if job.info.state.is_terminal() {
             continue;
         }

@@ -27,7 +27,12 @@ pub(crate) struct WorkerEntry {
 }
 
 impl WorkerEntry {
+    /// Slots not allocated; none until the worker opened its command stream (a
+    /// deployment sent before would be lost).
     pub(crate) fn free(&self) -> u32 {
+        if self.commands.as_ref().is_none_or(|c| c.is_closed()) {
+            return 0;
+        }
         self.slots
             .saturating_sub(self.allocated.values().sum::<u32>())
     }
@@ -118,12 +123,15 @@ mod tests {
     use super::*;
 
     fn worker(slots: u32, addr: &str) -> WorkerEntry {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        // The receiving end stays open for the test's duration.
+        std::mem::forget(rx);
         WorkerEntry {
             name: addr.into(),
             slots,
             data_address: addr.into(),
             last_heartbeat_ms: 0,
-            commands: None,
+            commands: Some(tx),
             allocated: BTreeMap::new(),
         }
     }
@@ -146,5 +154,11 @@ mod tests {
         assert_eq!(state.free_slots(), 3);
         state.release(7);
         assert_eq!(state.free_slots(), 6);
+        state.workers.get_mut(&3).unwrap().commands = None;
+        assert_eq!(
+            state.free_slots(),
+            4,
+            "a worker without a command stream offers nothing"
+        );
     }
 }

@@ -154,7 +154,8 @@ pub fn run_worker(
             r.control.cancel();
         }
         if !shutdown.load(Ordering::Acquire) {
-            runtime.block_on(tokio::time::sleep(Duration::from_secs(1)));
+            // The timer must be created inside the runtime.
+            runtime.block_on(async { tokio::time::sleep(Duration::from_secs(1)).await });
         }
     }
     Ok(())
