@@ -3,6 +3,9 @@
 //! Failures are injected with `kill -9` (a worker, the coordinator); the committed output
 //! must equal the embedded run's exactly (every window once, no window twice).
 
+// Helpers outside `#[test]` functions unwrap too: a test fails loudly on a broken setup.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
