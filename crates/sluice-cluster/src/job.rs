@@ -68,6 +68,9 @@ pub struct CheckpointSettings {
     pub directory: Option<String>,
     /// Unaligned checkpoints.
     pub unaligned: bool,
+    /// A savepoint (or retained checkpoint) directory to start from while the job has
+    /// no checkpoint of its own (`execution.savepoint.path`).
+    pub restore_from: Option<String>,
     /// Restarts allowed without a completed checkpoint in between (fixed delay).
     pub restart_attempts: u32,
     /// Wait before a restart.
@@ -94,6 +97,10 @@ impl CheckpointSettings {
             retained: config.retained,
             directory: config.directory.as_ref().map(|d| d.display().to_string()),
             unaligned: config.unaligned,
+            restore_from: config
+                .restore_from
+                .as_ref()
+                .map(|d| d.display().to_string()),
             restart_attempts,
             restart_delay_ms,
         }
@@ -224,6 +231,8 @@ pub struct DeployCheckpoint {
     pub directory: String,
     /// The checkpoint to restore, if any.
     pub restore: Option<u64>,
+    /// The storage directory holding it (the job's own, or a savepoint's).
+    pub restore_directory: String,
     /// The latest checkpoint completed before this attempt (checkpoint ids go on after
     /// it; tasks have been told of it).
     pub last_completed: u64,

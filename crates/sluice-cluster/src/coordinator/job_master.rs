@@ -113,14 +113,9 @@ fn attempts(
         let Some(slots) = wait_for_slots(cluster, id, plan.slots_needed(), events) else {
             return Ok(Outcome::Cancelled);
         };
-        let (restore, last_completed) = match &storage {
-            Some((_, s)) => {
-                let latest = s.latest()?;
-                let newest = s.completed()?.last().map_or(0, |c| c.0);
-                let restore = latest.map(|m| m.id);
-                (restore, newest.max(restore.unwrap_or(0)))
-            }
-            None => (None, 0),
+        let (restore, restore_directory, last_completed) = match &storage {
+            Some((dir, s)) => restore_point(plan, dir, s)?,
+            None => (None, String::new(), 0),
         };
         let deployment = {
             let mut state = cluster.state();
@@ -170,6 +165,7 @@ fn attempts(
             checkpoint: storage.as_ref().map(|(dir, _)| DeployCheckpoint {
                 directory: dir.display().to_string(),
                 restore,
+                restore_directory: restore_directory.clone(),
                 last_completed,
                 exactly_once: plan.checkpoint.as_ref().is_none_or(|c| c.exactly_once),
             }),
@@ -270,6 +266,39 @@ fn attempts(
             }
         }
     }
+}
+
+/// Where an attempt starts: the latest completed checkpoint of the job, else the
+/// savepoint it names (`execution.savepoint.path`); with the directory holding it and
+/// the id checkpoints go on after.
+fn restore_point(
+    plan: &PlanSummary,
+    dir: &std::path::Path,
+    storage: &CheckpointStorage,
+) -> Result<(Option<u64>, String, u64)> {
+    let newest = storage.completed()?.last().map_or(0, |c| c.0);
+    if let Some(meta) = storage.latest()? {
+        return Ok((
+            Some(meta.id),
+            dir.display().to_string(),
+            newest.max(meta.id),
+        ));
+    }
+    let savepoint = plan
+        .checkpoint
+        .as_ref()
+        .and_then(|c| c.restore_from.as_ref());
+    if let Some(sp) = savepoint {
+        let sp_storage = CheckpointStorage::local(std::path::Path::new(sp), &plan.name)?;
+        let meta = sp_storage.latest()?.ok_or_else(|| {
+            crate::Error::InvalidJob(format!(
+                "no complete savepoint of job `{}` in {sp}; pass the directory a savepoint was written to",
+                plan.name
+            ))
+        })?;
+        return Ok((Some(meta.id), sp.clone(), newest.max(meta.id)));
+    }
+    Ok((None, dir.display().to_string(), newest))
 }
 
 fn finish_coordinator(running: RunningCoordinator) -> Vec<u64> {

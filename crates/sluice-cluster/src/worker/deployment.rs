@@ -199,7 +199,7 @@ fn deploy_and_run(
     let restored = match (&d.checkpoint, d.checkpoint.as_ref().and_then(|c| c.restore)) {
         (Some(c), Some(id)) => {
             let storage =
-                CheckpointStorage::local(std::path::Path::new(&c.directory), &graph.name)?;
+                CheckpointStorage::local(std::path::Path::new(&c.restore_directory), &graph.name)?;
             let meta = storage.metadata(CheckpointId(id))?;
             tracing::info!(
                 deployment = d.deployment,
