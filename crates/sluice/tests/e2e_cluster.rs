@@ -176,8 +176,13 @@ impl Cluster {
     }
 
     fn submit(&self, out: &Path) -> u64 {
-        let file = self.path("job.sql");
-        std::fs::write(&file, script(out, &self.path("checkpoints"))).unwrap();
+        self.submit_script(&script(out, &self.path("checkpoints")))
+    }
+
+    fn submit_script(&self, text: &str) -> u64 {
+        let n = std::fs::read_dir(self.root()).unwrap().count();
+        let file = self.path(&format!("job-{n}.sql"));
+        std::fs::write(&file, text).unwrap();
         let output = Command::new(SLUICE)
             .args(["submit", "--coordinator", &self.address])
             .arg(&file)
@@ -365,5 +370,64 @@ fn a_job_waits_for_slots_until_a_worker_is_added() {
     );
     cluster.add_worker(1);
     cluster.wait_finished(id);
+    assert_eq!(&committed_lines(&out).unwrap(), expected);
+}
+
+/// Runs `sluice ARGS --coordinator ADDR` and returns its standard output.
+fn client(cluster: &Cluster, args: &[&str]) -> String {
+    let output = Command::new(SLUICE)
+        .args(args)
+        .args(["--coordinator", &cluster.address])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "sluice {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn a_savepoint_of_a_cancelled_job_starts_its_successor_exactly_where_it_was() {
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _watchdog = Watchdog::start("savepoint and cancel", Duration::from_secs(240));
+    let expected = reference();
+    let cluster = Cluster::start(2, 1);
+    let out = cluster.path("out");
+    let id = cluster.submit(&out);
+    cluster.wait_for(id, Duration::from_secs(60), "a checkpoint", |j| {
+        j.state == JobState::Running && j.last_checkpoint >= 1
+    });
+    let savepoints = cluster.path("savepoints");
+    let said = client(
+        &cluster,
+        &[
+            "savepoint",
+            &id.to_string(),
+            "--dir",
+            &savepoints.display().to_string(),
+        ],
+    );
+    assert!(said.starts_with("savepoint written to "), "{said}");
+    client(&cluster, &["cancel", &id.to_string()]);
+    let cancelled = cluster.wait_for(id, Duration::from_secs(60), "the cancel", |j| {
+        j.state.is_terminal()
+    });
+    assert_eq!(cancelled.state, JobState::Cancelled);
+    assert!(
+        committed_lines(&out).unwrap().len() < expected.len(),
+        "the job ended before it was cancelled; nothing is tested"
+    );
+    // The successor checkpoints elsewhere and starts from the savepoint.
+    let successor = format!(
+        "SET 'execution.savepoint.path' = '{}';\n{}",
+        savepoints.display(),
+        script(&out, &cluster.path("checkpoints-2"))
+    );
+    let id2 = cluster.submit_script(&successor);
+    cluster.wait_finished(id2);
     assert_eq!(&committed_lines(&out).unwrap(), expected);
 }
