@@ -6,6 +6,7 @@
 //! - **[`client`]**: submit, list, cancel, savepoint.
 //! - **[`job`]**: what travels about a job: its spec, plan summary and deployments.
 //! - **[`worker`]**: the worker process: registration, heartbeats, running deployments.
+//! - **[`registry`]**: Rust DataStream jobs on a cluster: the job binary is the worker.
 //! - **[`rpc`]**: the control plane, a gRPC service between coordinator, workers and
 //!   clients.
 //! - **[`transport`]**: the data plane, channels between workers over TCP with
@@ -18,6 +19,7 @@ pub mod client;
 pub mod coordinator;
 pub mod error;
 pub mod job;
+pub mod registry;
 pub mod rpc;
 pub mod transport;
 pub mod worker;
