@@ -17,6 +17,7 @@
 //! Each run ends with one line
 //! `RESULT workload=<name> parallelism=<n> events=<n> seconds=<s> events_per_sec=<x>`.
 
+mod exchange;
 mod kafka;
 mod latency;
 mod micro;
@@ -225,6 +226,16 @@ enum Workload {
         #[arg(long, default_value_t = 4)]
         channels: usize,
     },
+    /// Records through one remote channel between two processes (the cluster's data plane).
+    Exchange {
+        #[arg(long, default_value_t = 100_000_000)]
+        events: u64,
+        #[arg(long, default_value_t = 1024)]
+        batch: usize,
+    },
+    /// The receiving process of `exchange` (started by it).
+    #[command(hide = true)]
+    ExchangeReceive,
     /// Micro: batches through one channel between two threads.
     MicroChannel {
         #[arg(long, default_value_t = 200_000_000)]
@@ -606,6 +617,8 @@ fn main() -> anyhow::Result<()> {
         Workload::MicroState { events, keys } => micro::state(events, keys.max(1)),
         Workload::MicroPartition { events, channels } => micro::partition(events, channels.max(1)),
         Workload::MicroChannel { events, batch } => micro::channel(events, batch.max(1)),
+        Workload::Exchange { events, batch } => exchange::exchange(events, batch.max(1)),
+        Workload::ExchangeReceive => exchange::receive(),
         Workload::GenText {
             lines,
             output,
