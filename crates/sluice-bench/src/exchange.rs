@@ -58,7 +58,10 @@ pub(crate) fn receive() -> anyhow::Result<()> {
         match receiver.try_recv() {
             TryRecv::Event(StreamEvent::Data(batch)) => {
                 count += batch.len() as u64;
-                checksum = batch.values().iter().fold(checksum, |a, v| a.wrapping_add(*v));
+                checksum = batch
+                    .values()
+                    .iter()
+                    .fold(checksum, |a, v| a.wrapping_add(*v));
             }
             TryRecv::Event(StreamEvent::EndOfStream) => break,
             TryRecv::Event(_) | TryRecv::Empty => std::hint::spin_loop(),
