@@ -142,6 +142,24 @@ impl<B> Shared<B> {
     }
 }
 
+impl<B: Batch> Shared<B> {
+    /// Appends `event` under the held lock, then wakes the receiver when it is urgent (a
+    /// control event or a partial batch) or the queue is half full.
+    fn push(&self, mut state: MutexGuard<'_, State<B>>, event: StreamEvent<B>) {
+        let urgent = match &event {
+            StreamEvent::Data(batch) => batch.len() < self.batch_size,
+            _ => true,
+        };
+        state.queue.push_back(event);
+        self.queued.store(state.queue.len(), Ordering::Release);
+        let wake = urgent || state.queue.len() * 2 >= self.capacity;
+        drop(state);
+        if wake {
+            self.gate.notify();
+        }
+    }
+}
+
 /// Creates an in-process channel of at most `capacity` events, whose receiver is read by
 /// the gate woken through `gate` (whose spin setting the sender shares). `batch_size` tells full data batches (which may wait for
 /// company before waking the receiver) from partial ones (which wake it at once).
@@ -205,10 +223,6 @@ impl<B> std::fmt::Debug for LocalChannelWriter<B> {
 
 impl<B: Batch> ChannelWriter<B> for LocalChannelWriter<B> {
     fn send(&mut self, event: StreamEvent<B>) -> Result<()> {
-        let urgent = match &event {
-            StreamEvent::Data(batch) => batch.len() < self.shared.batch_size,
-            _ => true,
-        };
         let capacity = self.shared.capacity;
         if self.shared.spin && self.shared.queued.load(Ordering::Acquire) >= capacity {
             spin_until(|| self.shared.queued.load(Ordering::Acquire) < capacity);
@@ -235,15 +249,7 @@ impl<B: Batch> ChannelWriter<B> for LocalChannelWriter<B> {
             poll = next_poll(poll);
         }
         state.sender_waiting = false;
-        state.queue.push_back(event);
-        self.shared
-            .queued
-            .store(state.queue.len(), Ordering::Release);
-        let wake = urgent || state.queue.len() * 2 >= self.shared.capacity;
-        drop(state);
-        if wake {
-            self.shared.gate.notify();
-        }
+        self.shared.push(state, event);
         Ok(())
     }
 
@@ -293,23 +299,11 @@ impl<B: Batch> LocalChannelWriter<B> {
     /// # Errors
     /// [`Error::ChannelClosed`] if the receiving task is gone.
     pub fn push_without_waiting(&mut self, event: StreamEvent<B>) -> Result<()> {
-        let urgent = match &event {
-            StreamEvent::Data(batch) => batch.len() < self.shared.batch_size,
-            _ => true,
-        };
-        let mut state = self.shared.lock();
+        let state = self.shared.lock();
         if !state.receiver_alive {
             return Err(Error::ChannelClosed);
         }
-        state.queue.push_back(event);
-        self.shared
-            .queued
-            .store(state.queue.len(), Ordering::Release);
-        let wake = urgent || state.queue.len() * 2 >= self.shared.capacity;
-        drop(state);
-        if wake {
-            self.shared.gate.notify();
-        }
+        self.shared.push(state, event);
         Ok(())
     }
 }
